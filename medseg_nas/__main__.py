@@ -1,0 +1,5 @@
+import sys
+
+from medseg_nas.cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""`medseg-nas <stage>`: one subcommand per pipeline stage, no business logic here.
+
+Each stage lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`;
+this file only wires them. A stage whose module is `None` below is not built yet: it says so
+and exits 2 instead of pretending.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from medseg_nas.errors import MedsegError
+
+# subcommand -> (module implementing it, one-line help)
+STAGES: dict[str, tuple[str | None, str]] = {
+    "prepare": (None, "convert a raw dataset download (MSD, ACDC, PROMISE12) or build the embedded default into MSD layout"),
+    "search": (None, "run the architecture search (SaMEA, DMLS, random, NSGA-II) into a run directory"),
+    "retrain": (None, "retrain the chosen network of a run with the full budget"),
+    "evaluate": (None, "Dice / HD95 per class of the retrained network on the held-out test split"),
+    "export": (None, "export the retrained network as TorchScript, ONNX and a MONAI bundle"),
+    "predict": (None, "segment NIfTI volumes with an exported or retrained model"),
+    "report": (None, "write report.html for a run directory"),
+    "run": (None, "the whole job: prepare, search, retrain, evaluate, export, report"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medseg-nas", description="Neural architecture search for 3D medical image segmentation.")
+    sub = parser.add_subparsers(dest="stage", metavar="STAGE")
+    sub.required = True
+    for name, (module, help_text) in STAGES.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if module is not None:
+            importlib.import_module(module).add_arguments(p)
+        else:
+            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module, _ = STAGES[args.stage]
+    if module is None:
+        print(f"medseg-nas {args.stage}: not implemented yet", file=sys.stderr)
+        return 2
+    try:
+        return int(importlib.import_module(module).main(args) or 0)
+    except MedsegError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

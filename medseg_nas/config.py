@@ -1,0 +1,321 @@
+"""The one typed configuration of a run, loaded from YAML and resolved once.
+
+Every tunable lives here (ARCHITECTURE: "everything the user can tune lives in the YAML
+config; the CLI only overrides it"). Unknown keys are rejected by name with a suggestion, so a
+typo never silently falls back to a default. The resolved config is saved in the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medseg_nas.errors import ConfigError
+from medseg_nas.space.genome import OPS
+
+
+@dataclass
+class PrepareConfig:
+    """How `data.root` is produced when it does not exist yet ("" = it must already exist)."""
+
+    source: str = ""  # "", "mni152-tissue", "synthetic", "msd", "acdc", "promise12"
+    src: str = ""  # raw download folder (msd / acdc / promise12)
+    cases: int = 0  # generated datasets only
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # MSD-layout folder: imagesTr/, labelsTr/, dataset.json
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    n_folds: int = 0  # >1: k-fold cross-validation over the non-test cases
+    fold: int = 0
+    target_spacing: list[float] | None = None  # None: the fingerprint's median spacing
+    patch_size: list[int] | None = None  # None: planned from the fingerprint
+    max_patch_voxels: int = 96 * 96 * 64  # upper bound for the planned patch
+    pos_fraction: float = 0.67  # share of patches centred on foreground
+    augment: str = "full"  # "none" | "light" (flips + intensity) | "full" (+ affine)
+    cache_rate: float = 1.0
+    num_workers: int = 0
+
+
+@dataclass
+class SpaceConfig:
+    """Restricts the EMONAS choices; defaults are the full published space."""
+
+    n_c: list[int] = field(default_factory=lambda: [2, 3, 4])
+    n_f: list[int] = field(default_factory=lambda: [3, 4, 5])
+    ops: list[str] = field(default_factory=lambda: list(OPS))
+    lr_min: float = 1e-5
+    lr_max: float = 9e-3
+    lr_grid: int = 10  # number of log-spaced learning rates the search moves on
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50  # E, the per-trial epoch budget
+    iters_per_epoch: int = 50
+    batch_size: int = 2
+    val_every: int = 1
+    patience: int = 10  # epochs without validation improvement before stopping
+    weight_decay: float = 3e-5
+    grad_clip: float = 12.0
+    amp: bool = True  # CUDA only; CPU always trains in fp32
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    seed: int = 0
+    sw_batch_size: int = 2
+    sw_overlap: float = 0.25
+
+
+@dataclass
+class ObjectivesConfig:
+    """f1 = alpha(C - MCDice_train) + (C - MCDice_val) + beta(E - e_max)/E."""
+
+    alpha: float = 0.25
+    beta: float = 0.1
+    C: float = 1.0
+
+
+@dataclass
+class SaMEAConfig:
+    n_subproblems: int = 10  # N weight vectors = population size
+    neighbourhood: int = 3  # T
+    theta: float = 5.0  # PBI penalty
+    learning_generations: int = 2
+    screen_candidates: int = 30  # offspring screened by the surrogate per subproblem
+    surrogate_trees: int = 200
+
+
+@dataclass
+class DMLSConfig:
+    initial_archive_size: int = 7
+    neighbour_order: str = "random"  # "random" | "surrogate"
+
+
+@dataclass
+class NSGA2Config:
+    pop_size: int = 10
+
+
+@dataclass
+class SearchConfig:
+    strategy: str = "samea"  # "samea" | "dmls" | "random" | "nsga2"
+    budget_trials: int = 50
+    budget_hours: float = 0.0  # 0: no wall-clock limit
+    seed: int = 0
+    max_consecutive_failures: int = 3
+    samea: SaMEAConfig = field(default_factory=SaMEAConfig)
+    dmls: DMLSConfig = field(default_factory=DMLSConfig)
+    nsga2: NSGA2Config = field(default_factory=NSGA2Config)
+
+
+@dataclass
+class ExecutorConfig:
+    kind: str = "local"  # "local" | "ray"
+    address: str = ""  # ray: cluster address ("" starts a local instance)
+    workers: int = 1  # ray: trials in flight at once
+    gpus_per_trial: float = 1.0  # ray, when GPUs are present
+    cpus_per_trial: float = 1.0  # ray, when no GPU is present
+
+
+@dataclass
+class RetrainConfig:
+    pick: str = "knee"  # "knee" | "best" | "smallest" | "<trial id>"
+    epochs: int = 100
+    iters_per_epoch: int = 100
+    patience: int = 30
+    include_val: bool = True  # train on train+val cases (test stays held out)
+
+
+@dataclass
+class ExportConfig:
+    formats: list[str] = field(default_factory=lambda: ["torchscript", "onnx", "bundle"])
+
+
+@dataclass
+class PredictConfig:
+    tta: bool = False  # mirror test-time augmentation
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    run_root: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    objectives: ObjectivesConfig = field(default_factory=ObjectivesConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+
+
+_CHOICES = {
+    "data.prepare.source": {"", "mni152-tissue", "synthetic", "msd", "acdc", "promise12"},
+    "data.augment": {"none", "light", "full"},
+    "search.strategy": {"samea", "dmls", "random", "nsga2"},
+    "search.dmls.neighbour_order": {"random", "surrogate"},
+    "executor.kind": {"local", "ray"},
+}
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp`, converting only lossless cases."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    raise ConfigError(f"{where}: unsupported type {tp!r}")
+
+
+def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"section '{prefix or 'top level'}' in {source} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
+            raise ConfigError(f"unknown key '{where}' in {source}{hint}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, f"{where}.", source)
+            continue
+        coerced = _coerce(value, tp, f"key '{where}' in {source}")
+        allowed = _CHOICES.get(where)
+        if allowed is not None and coerced not in allowed:
+            raise ConfigError(
+                f"key '{where}' in {source}: {coerced!r} is not one of {sorted(allowed)}"
+            )
+        kwargs[key] = coerced
+    return cls(**kwargs)
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{dotted}': '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def config_from_dict(data: dict, source: str = "<dict>", overrides: list[str] | None = None) -> Config:
+    """Build a validated Config; `overrides` are "dotted.key=yaml-value" strings."""
+    data = dict(data or {})
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value (e.g. train.epochs=5)")
+        key, raw = item.split("=", 1)
+        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+    cfg = _build(Config, data, "", source)
+    validate(cfg, source)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return config_from_dict(data or {}, str(path), overrides)
+
+
+def validate(cfg: Config, source: str) -> None:
+    """Cross-field checks that types alone cannot express."""
+    sp = cfg.space
+    for n in sp.n_c:
+        if n not in (2, 3, 4):
+            raise ConfigError(f"key 'space.n_c' in {source}: {n} is outside {{2, 3, 4}}")
+    for n in sp.n_f:
+        if n not in (3, 4, 5):
+            raise ConfigError(f"key 'space.n_f' in {source}: {n} is outside {{3, 4, 5}}")
+    for op in sp.ops:
+        if op not in OPS:
+            close = difflib.get_close_matches(op, OPS, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"key 'space.ops' in {source}: unknown op '{op}'{hint}")
+    if not (sp.n_c and sp.n_f and sp.ops):
+        raise ConfigError(f"section 'space' in {source}: n_c, n_f and ops must be non-empty")
+    if not (1e-5 <= sp.lr_min <= sp.lr_max <= 9e-3) or sp.lr_grid < 2:
+        raise ConfigError(
+            f"section 'space' in {source}: need 1e-5 <= lr_min <= lr_max <= 9e-3 and lr_grid >= 2"
+        )
+    d = cfg.data
+    if not (0 <= d.val_fraction < 1 and 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1):
+        raise ConfigError(f"section 'data' in {source}: val_fraction + test_fraction must be < 1")
+    for key in ("epochs", "iters_per_epoch", "batch_size", "val_every"):
+        if getattr(cfg.train, key) < 1:
+            raise ConfigError(f"key 'train.{key}' in {source} must be >= 1")
+    if cfg.search.budget_trials < 1 and cfg.search.budget_hours <= 0:
+        raise ConfigError(f"section 'search' in {source}: set budget_trials >= 1 or budget_hours > 0")
+    for fmt in cfg.export.formats:
+        if fmt not in ("torchscript", "onnx", "bundle"):
+            raise ConfigError(f"key 'export.formats' in {source}: unknown format '{fmt}'")
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

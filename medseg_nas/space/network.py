@@ -1,0 +1,77 @@
+"""Decode a Genome into the U-shaped EMONAS-Net.
+
+    level 0:  cell(in_ch → F) ─────────────────────────────── skip ──► cell(2F → F) → 1×1×1 → logits
+                 │ down (strided conv)                                     ▲ up (transposed conv)
+    level 1:  cell(2F) ───────────────────────────── skip ──► cell(4F → 2F)
+                 │                                                 ▲
+                ...                 bottleneck cell(2^n_c · F)    ...
+
+n_c encoder cells, one bottleneck cell and n_c decoder cells: 2·n_c + 1 copies of the same cell
+(one genome). Filters double at every lower level. Downsampling is a learned strided
+convolution (kernel = stride), upsampling its transpose, both with the plan's per-axis strides
+so anisotropic data keep their thick axis. Skips are concatenated, then the decoder cell's
+1×1×1 projection brings 2F back to F.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from medseg_nas.space.cell import Cell
+from medseg_nas.space.genome import Genome
+from medseg_nas.space.plan import NetworkPlan
+
+
+class EMONASNet(nn.Module):
+    def __init__(self, genome: Genome, in_channels: int, n_classes: int, plan: NetworkPlan | None = None) -> None:
+        super().__init__()
+        plan = plan or NetworkPlan()
+        self.genome = genome
+        self.strides = plan.strides[: genome.n_c]
+        widths = [genome.filters * 2**level for level in range(genome.n_c + 1)]
+        self.encoder = nn.ModuleList()
+        self.down = nn.ModuleList()
+        cin = in_channels
+        for level in range(genome.n_c):
+            self.encoder.append(Cell(genome, cin, widths[level]))
+            stride = self.strides[level]
+            self.down.append(
+                nn.Sequential(
+                    nn.Conv3d(widths[level], widths[level + 1], stride, stride=stride, bias=False),
+                    nn.InstanceNorm3d(widths[level + 1], affine=True),
+                    nn.LeakyReLU(0.01, inplace=True),
+                )
+            )
+            cin = widths[level + 1]
+        self.bottleneck = Cell(genome, widths[-1], widths[-1])
+        self.up = nn.ModuleList()
+        self.decoder = nn.ModuleList()
+        for level in reversed(range(genome.n_c)):
+            stride = self.strides[level]
+            self.up.append(nn.ConvTranspose3d(widths[level + 1], widths[level], stride, stride=stride, bias=False))
+            self.decoder.append(Cell(genome, 2 * widths[level], widths[level]))
+        self.head = nn.Conv3d(widths[0], n_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for cell, down in zip(self.encoder, self.down):
+            x = cell(x)
+            skips.append(x)
+            x = down(x)
+        x = self.bottleneck(x)
+        for up, cell in zip(self.up, self.decoder):
+            x = cell(torch.cat([up(x), skips.pop()], dim=1))
+        return self.head(x)
+
+
+def build_network(genome: Genome, in_channels: int, n_classes: int, plan: NetworkPlan | None = None) -> nn.Module:
+    """The trainable network for `genome`; patch sizes must be multiples of plan.divisor(n_c)."""
+    return EMONASNet(genome, in_channels, n_classes, plan)
+
+
+def count_parameters(genome: Genome, in_channels: int, n_classes: int, plan: NetworkPlan | None = None) -> int:
+    """Exact trainable-parameter count, built on the meta device (no memory, ~ms)."""
+    with torch.device("meta"):
+        net = build_network(genome, in_channels, n_classes, plan)
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
