@@ -1,0 +1,104 @@
+"""`prepare promise12`: PROMISE12 MetaImage files (`CaseXX.mhd/.raw`, `CaseXX_segmentation.mhd/.raw`)
+to MSD-layout NIfTI. SimpleITK reads the MetaImage and writes NIfTI, so spacing, origin and
+direction carry over (LPS → RAS handled by ITK). Labels {0 background, 1 prostate}; cases
+without a `_segmentation` file go to `imagesTs/`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from medseg_nas.errors import DataError
+
+from data_prep.common import is_hidden, make_msd_dirs, staged_output, write_dataset_json
+
+LABELS = {0: "background", 1: "prostate"}
+
+
+def _read(path: Path, what: str):
+    import SimpleITK as sitk
+
+    try:
+        img = sitk.ReadImage(str(path))
+        arr = sitk.GetArrayViewFromImage(img)
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()
+        detail = next((m for m in msg if "rror" in m or "ead" in m), msg[-1] if msg else type(exc).__name__)
+        raise DataError(f"{what} file {path} is unreadable or truncated ({detail.strip()[:200]})") from None
+    if img.GetDimension() != 3:
+        raise DataError(f"{what} file {path} is {img.GetDimension()}D; expected a 3D volume")
+    return img, np.asarray(arr)
+
+
+def _same_geometry(a, b) -> bool:
+    return (a.GetSize() == b.GetSize()
+            and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-4, atol=1e-4)
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-2)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-3))
+
+
+def find_cases(src: Path) -> list[str]:
+    if not src.is_dir():
+        raise DataError(f"source folder {src} does not exist")
+    names = sorted(p.name[:-4] for p in src.glob("*.mhd")
+                   if not is_hidden(p) and not p.name.endswith("_segmentation.mhd"))
+    if not names:
+        if not any(p for p in src.iterdir() if not is_hidden(p)):
+            raise DataError(f"source folder {src} is empty")
+        raise DataError(f"source folder {src} has no CaseXX.mhd files (expected the PROMISE12 folder)")
+    return names
+
+
+def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 0) -> dict:
+    import SimpleITK as sitk
+
+    src, dst = Path(src), Path(dst)
+    names = find_cases(src)
+    if cases and cases > 0:
+        names = names[:cases]
+    orphan = sorted(p for p in src.glob("*_segmentation.mhd")
+                    if not is_hidden(p) and not (src / (p.name[: -len("_segmentation.mhd")] + ".mhd")).is_file())
+    if orphan:
+        raise DataError(f"segmentation {orphan[0]} has no image {orphan[0].name.replace('_segmentation', '')} next to it")
+    with staged_output(dst, src, force) as tmp:
+        training, tests = [], []
+        has_test = any(not (src / f"{n}_segmentation.mhd").is_file() for n in names)
+        make_msd_dirs(tmp, with_test=has_test)
+        for name in names:
+            ipath, lpath = src / f"{name}.mhd", src / f"{name}_segmentation.mhd"
+            img, _ = _read(ipath, "image")
+            case = re.sub(r"[^A-Za-z0-9_-]", "_", name)
+            if not lpath.is_file():
+                sitk.WriteImage(img, str(tmp / "imagesTs" / f"{case}.nii.gz"), True)
+                tests.append(f"./imagesTs/{case}.nii.gz")
+                continue
+            lab, larr = _read(lpath, "segmentation")
+            if not _same_geometry(img, lab):
+                raise DataError(
+                    f"segmentation {lpath} does not match its image {ipath}: size {lab.GetSize()} vs {img.GetSize()}, "
+                    f"spacing {tuple(round(s, 4) for s in lab.GetSpacing())} vs {tuple(round(s, 4) for s in img.GetSpacing())}"
+                )
+            vals = np.unique(larr)
+            if np.issubdtype(vals.dtype, np.floating) and np.abs(vals - np.rint(vals)).max(initial=0) > 1e-3:
+                raise DataError(f"segmentation {lpath} contains non-integer values")
+            bad = sorted(set(np.rint(vals).astype(int).tolist()) - set(LABELS))
+            if bad:
+                raise DataError(f"segmentation {lpath} contains values {bad} outside the declared labels [0, 1]")
+            lab_u8 = sitk.Cast(sitk.Round(lab) if lab.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64) else lab,
+                               sitk.sitkUInt8)
+            lab_u8.CopyInformation(img)
+            sitk.WriteImage(img, str(tmp / "imagesTr" / f"{case}.nii.gz"), True)
+            sitk.WriteImage(lab_u8, str(tmp / "labelsTr" / f"{case}.nii.gz"), True)
+            training.append({"image": f"./imagesTr/{case}.nii.gz", "label": f"./labelsTr/{case}.nii.gz"})
+        if not training:
+            raise DataError(f"source folder {src} has no CaseXX_segmentation.mhd files: nothing to train on")
+        meta = write_dataset_json(
+            tmp, name="PROMISE12", description="Prostate MR segmentation (MICCAI 2012 challenge)",
+            modality={0: "MRI"}, labels=LABELS, training=training, test=tests,
+            stamp={"source": "promise12", "src": str(src), "cases": int(cases or 0)},
+            extra={"reference": "Litjens et al., Medical Image Analysis 2014 (PROMISE12)"},
+        )
+    return meta
