@@ -1,0 +1,189 @@
+"""The retrained-model checkpoint `best/model.pt` and loading any model file we write.
+
+Format (docs/ARCHITECTURE.md, "Pipeline"): a plain dict saved with `torch.save`
+
+    {"format": "medseg-nas/1", "genome": dict, "in_channels": int, "n_classes": int,
+     "network_plan": dict, "data_plan": dict, "labels": {int: str}, "state_dict": {...},
+     "extra": {...}}          # optional: pick, trial id, history summary, ...
+
+Only tensors and plain Python values are stored, so `torch.load(weights_only=True)` reads it
+and no class of ours is pickled: a checkpoint survives refactors of the package.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from medseg_nas.errors import MedsegError
+from medseg_nas.space import Genome, NetworkPlan, build_network
+
+FORMAT = "medseg-nas/1"
+REQUIRED = ("genome", "in_channels", "n_classes", "network_plan", "data_plan", "labels", "state_dict")
+# name of the JSON metadata file embedded in TorchScript exports (torch.jit _extra_files)
+TS_META = "medseg_nas.json"
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference plus everything needed to reproduce its preprocessing."""
+
+    network: nn.Module
+    genome: Genome | None
+    in_channels: int
+    n_classes: int
+    network_plan: NetworkPlan
+    data_plan: dict
+    labels: dict[int, str]
+    extra: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def metadata(self) -> dict:
+        """JSON-able description (no weights): embedded in exports."""
+        return {
+            "format": FORMAT,
+            "genome": self.genome.to_dict() if self.genome is not None else None,
+            "in_channels": self.in_channels,
+            "n_classes": self.n_classes,
+            "network_plan": self.network_plan.to_dict(),
+            "data_plan": self.data_plan,
+            "labels": {str(k): v for k, v in self.labels.items()},
+        }
+
+
+def _plan_dict(plan: Any) -> dict:
+    if plan is None:
+        return {}
+    if isinstance(plan, dict):
+        return json.loads(json.dumps(plan))
+    if hasattr(plan, "to_dict"):
+        return json.loads(json.dumps(plan.to_dict()))
+    raise TypeError(f"cannot serialise plan of type {type(plan).__name__}")
+
+
+def save_model(
+    path: str | Path,
+    network_or_state: nn.Module | dict,
+    genome: Genome,
+    in_channels: int,
+    n_classes: int,
+    network_plan: NetworkPlan | dict | None,
+    data_plan: Any,
+    labels: dict | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write a checkpoint in the documented format (atomically: tmp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = network_or_state.state_dict() if isinstance(network_or_state, nn.Module) else network_or_state
+    state = {k: v.detach().cpu().clone() for k, v in state.items()}
+    if network_plan is None:
+        network_plan = NetworkPlan()
+    data_plan_d = _plan_dict(data_plan)
+    if labels is None:
+        labels = data_plan_d.get("labels") or {i: f"class_{i}" for i in range(n_classes)}
+    ckpt = {
+        "format": FORMAT,
+        "genome": genome.to_dict(),
+        "in_channels": int(in_channels),
+        "n_classes": int(n_classes),
+        "network_plan": _plan_dict(network_plan),
+        "data_plan": data_plan_d,
+        "labels": {int(k): str(v) for k, v in labels.items()},
+        "state_dict": state,
+        "extra": json.loads(json.dumps(extra or {})),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict, validated; MedsegError naming the file when it is not ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise MedsegError(f"model file {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # zip/pickle errors, unsafe globals, truncated files
+        raise MedsegError(
+            f"{path} is not a medseg-nas checkpoint (torch.load failed: {str(exc).splitlines()[0][:200]}); "
+            "expected best/model.pt written by `medseg-nas retrain`"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        fmt = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise MedsegError(f"{path} is not a medseg-nas checkpoint (format {fmt!r}, expected {FORMAT!r})")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise MedsegError(f"{path}: checkpoint is missing {', '.join(missing)}")
+    return ckpt
+
+
+def _labels(d: dict | None, n_classes: int) -> dict[int, str]:
+    if not d:
+        return {i: ("background" if i == 0 else f"class_{i}") for i in range(n_classes)}
+    return {int(k): str(v) for k, v in d.items()}
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load `best/model.pt` (our checkpoint) or a TorchScript `model.ts` we exported, in eval mode."""
+    path = Path(path)
+    if path.is_dir():
+        for cand in (path / "best" / "model.pt", path / "model.pt"):
+            if cand.is_file():
+                path = cand
+                break
+        else:
+            raise MedsegError(f"{path} is a folder without best/model.pt or model.pt")
+    if path.suffix == ".ts":
+        return load_torchscript(path, device)
+    ckpt = read_checkpoint(path)
+    genome = Genome.from_dict(ckpt["genome"])
+    plan = NetworkPlan.from_dict(ckpt["network_plan"]) if ckpt["network_plan"] else NetworkPlan()
+    net = build_network(genome, int(ckpt["in_channels"]), int(ckpt["n_classes"]), plan)
+    try:
+        net.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise MedsegError(f"{path}: weights do not match genome {genome.describe()}: {str(exc)[:300]}") from None
+    net.to(device).eval()
+    return LoadedModel(
+        network=net,
+        genome=genome,
+        in_channels=int(ckpt["in_channels"]),
+        n_classes=int(ckpt["n_classes"]),
+        network_plan=plan,
+        data_plan=dict(ckpt["data_plan"]),
+        labels=_labels(ckpt["labels"], int(ckpt["n_classes"])),
+        extra=dict(ckpt.get("extra") or {}),
+        path=path,
+    )
+
+
+def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """A TorchScript export carrying our metadata (TS_META extra file)."""
+    path = Path(path)
+    files = {TS_META: ""}
+    try:
+        net = torch.jit.load(str(path), map_location=device, _extra_files=files)
+    except Exception as exc:
+        raise MedsegError(f"{path} is not a TorchScript model: {str(exc).splitlines()[0][:200]}") from None
+    if not files[TS_META]:
+        raise MedsegError(f"{path} is TorchScript but carries no medseg-nas metadata; export it with `medseg-nas export`")
+    meta = json.loads(files[TS_META])
+    n_classes = int(meta["n_classes"])
+    return LoadedModel(
+        network=net.eval(),
+        genome=Genome.from_dict(meta["genome"]) if meta.get("genome") else None,
+        in_channels=int(meta["in_channels"]),
+        n_classes=n_classes,
+        network_plan=NetworkPlan.from_dict(meta["network_plan"]) if meta.get("network_plan") else NetworkPlan(),
+        data_plan=dict(meta.get("data_plan") or {}),
+        labels=_labels(meta.get("labels"), n_classes),
+        path=path,
+    )
