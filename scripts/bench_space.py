@@ -1,0 +1,111 @@
+"""Speed of decoded EMONAS-Nets vs MONAI's UNet of comparable size (issue 2 benchmark).
+
+Trains each published genome and a MONAI UNet for a few steps on a fixed 1×1×64×64×32 patch
+(batch 2) and writes ms/step, parameters and ms/step per million parameters to a JSON file.
+Timings on a shared CPU are noisy: compare rows of the same run, not across runs.
+
+    python scripts/bench_space.py --out benchmarks/results/space_cpu.json [--steps 5] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+from monai.networks.nets import DynUNet, UNet
+from torch.utils.flop_counter import FlopCounterMode
+
+from medseg_nas.space import PUBLISHED_GENOMES, build_network
+
+
+def time_steps(net: torch.nn.Module, device: str, steps: int, patch=(64, 64, 32), batch=2) -> float:
+    net = net.to(device).train()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    x = torch.randn(batch, 1, *patch, device=device)
+    y = torch.randint(0, 3, (batch, *patch), device=device)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up (allocator, kernels)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps * 1000
+
+
+def step_gflop(net: torch.nn.Module, patch=(64, 64, 32), batch=2) -> float:
+    """Forward + backward FLOPs of one training step (architecture cost, machine-independent)."""
+    x = torch.randn(batch, 1, *patch)
+    with FlopCounterMode(display=False) as counter:
+        net(x).sum().backward()
+    net.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="benchmarks/results/space_cpu.json")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--filters", type=int, default=32, help="first-level filters of the published genomes")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    n_f = {8: 3, 16: 4, 32: 5}[args.filters]
+    nets = {f"emonas_{k}": build_network(g.with_value("n_f", n_f), 1, 3) for k, g in PUBLISHED_GENOMES.items()}
+    # a standard MONAI UNet (4 downsamplings, residual units), widths chosen for ~7.6M parameters
+    nets["monai_unet"] = UNet(3, 1, 3, channels=(24, 48, 96, 192, 256), strides=(2, 2, 2, 2), num_res_units=2)
+    # nnU-Net's plan for this patch: full-resolution first stage, like EMONAS-Net's level 0
+    nets["monai_dynunet"] = DynUNet(
+        3, 1, 3, kernel_size=[3] * 5, strides=[1, 2, 2, 2, (2, 2, 1)], upsample_kernel_size=[2, 2, 2, (2, 2, 1)],
+        filters=(16, 32, 64, 128, 256), norm_name="instance", res_block=False,
+    )
+    rows = {}
+    for name, net in nets.items():
+        params = sum(p.numel() for p in net.parameters())
+        gflop = step_gflop(net)
+        ms = time_steps(net, args.device, args.steps)
+        rows[name] = {
+            "params": params,
+            "gflop_per_step": round(gflop, 1),
+            "ms_per_step": round(ms, 1),
+            "ms_per_step_per_Mparam": round(ms / (params / 1e6), 2),
+            "ms_per_gflop": round(ms / gflop, 2),
+        }
+        print(f"{name:22s} {params / 1e6:6.2f}M params {gflop:7.1f} GFLOP {ms:8.1f} ms/step "
+              f"{ms / (params / 1e6):7.2f} ms/step/M {ms / gflop:6.2f} ms/GFLOP")
+    for ref_name in ("monai_unet", "monai_dynunet"):
+        ref = rows[ref_name]
+        for row in rows.values():
+            row[f"per_Mparam_vs_{ref_name}"] = round(row["ms_per_step_per_Mparam"] / ref["ms_per_step_per_Mparam"], 2)
+            row[f"per_gflop_vs_{ref_name}"] = round(row["ms_per_gflop"] / ref["ms_per_gflop"], 2)
+    out = {
+        "benchmark": "bench_space",
+        "patch": [1, 1, 64, 64, 32],
+        "batch": 2,
+        "steps": args.steps,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "results": rows,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
