@@ -19,8 +19,8 @@ STAGES: dict[str, tuple[str | None, str]] = {
     "search": (None, "run the architecture search (SaMEA, DMLS, random, NSGA-II) into a run directory"),
     "retrain": (None, "retrain the chosen network of a run with the full budget"),
     "evaluate": (None, "Dice / HD95 per class of the retrained network on the held-out test split"),
-    "export": (None, "export the retrained network as TorchScript, ONNX and a MONAI bundle"),
-    "predict": (None, "segment NIfTI volumes with an exported or retrained model"),
+    "export": ("medseg_nas.export", "export the retrained network as TorchScript, ONNX and a MONAI bundle"),
+    "predict": ("medseg_nas.predict", "segment NIfTI volumes with an exported or retrained model"),
     "report": (None, "write report.html for a run directory"),
     "run": (None, "the whole job: prepare, search, retrain, evaluate, export, report"),
 }
