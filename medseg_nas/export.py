@@ -203,7 +203,7 @@ def bundle_metadata(model: LoadedModel) -> dict:
         "monai_version": monai.__version__,
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": np.__version__,
-        "optional_packages_version": {"nibabel": _version("nibabel")},
+        "required_packages_version": {"nibabel": _version("nibabel")},
         "name": "medseg-nas EMONAS-Net segmentation",
         "task": "3D segmentation",
         "description": (

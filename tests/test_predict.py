@@ -30,7 +30,9 @@ def test_predict_keeps_affine_and_shape(tmp_path):
         assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1, 2}
     # refuses to overwrite without --force
     assert cli(["predict", str(model), "-i", str(img), "-o", str(tmp_path / "out")]) == 1
-    assert cli(["predict", str(model), "-i", str(img), "-o", str(tmp_path / "out"), "--force", "--tta"]) == 0
+    assert cli(["predict", str(model), "-i", str(img), "-o", str(tmp_path / "out"), "--force"]) == 0
+    small = write_nifti(tmp_path / "small.nii.gz", blob_volume((20, 20, 8)))
+    assert cli(["predict", str(model), "-i", str(small), "-o", str(tmp_path / "out"), "--tta"]) == 0
 
 
 class Threshold(nn.Module):
