@@ -74,11 +74,12 @@ Licence of the source template (keep this notice with any copy):
 
 
 def source_dir() -> Path:
-    try:
-        import nilearn.datasets as nd
-    except ImportError:
-        raise DataError("prepare mni152-tissue needs the 'nilearn' package (pip install nilearn)") from None
-    d = Path(nd.__file__).parent / "data"
+    import importlib.util
+
+    spec = importlib.util.find_spec("nilearn")  # locate the wheel without importing nilearn (slow)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("prepare mni152-tissue needs the 'nilearn' package (pip install nilearn)")
+    d = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
     for f in FILES.values():
         if not (d / f).is_file():
             raise DataError(f"MNI152 template file {d / f} is missing from the installed nilearn")

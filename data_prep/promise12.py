@@ -18,9 +18,39 @@ from data_prep.common import is_hidden, make_msd_dirs, staged_output, write_data
 LABELS = {0: "background", 1: "prostate"}
 
 
+_ELEMENT_BYTES = {"MET_UCHAR": 1, "MET_CHAR": 1, "MET_USHORT": 2, "MET_SHORT": 2, "MET_UINT": 4, "MET_INT": 4,
+                  "MET_FLOAT": 4, "MET_DOUBLE": 8, "MET_ULONG": 8, "MET_LONG": 8}
+
+
+def _check_mhd(path: Path, what: str) -> None:
+    """Catch the common MetaImage problems (missing / truncated .raw) with a readable message."""
+    try:
+        header = dict(line.split("=", 1) for line in path.read_text(errors="replace").splitlines() if "=" in line)
+    except OSError as exc:
+        raise DataError(f"{what} file {path} is unreadable ({exc})") from None
+    header = {k.strip(): v.strip() for k, v in header.items()}
+    data_file = header.get("ElementDataFile", "")
+    if not data_file or data_file == "LOCAL" or header.get("CompressedData", "False").lower() == "true":
+        return
+    raw = path.parent / data_file
+    if not raw.is_file():
+        raise DataError(f"{what} file {path} points to data file {raw}, which does not exist")
+    try:
+        n = int(np.prod([int(v) for v in header.get("DimSize", "").split()]))
+        channels = int(header.get("ElementNumberOfChannels", "1"))
+        expected = n * channels * _ELEMENT_BYTES[header.get("ElementType", "")]
+    except (ValueError, KeyError):
+        return  # unusual header: let SimpleITK judge
+    if raw.stat().st_size < expected:
+        raise DataError(f"{what} file {path} is truncated: its data file {raw.name} has {raw.stat().st_size} bytes, "
+                        f"expected {expected}")
+
+
 def _read(path: Path, what: str):
     import SimpleITK as sitk
 
+    if path.suffix == ".mhd":
+        _check_mhd(path, what)
     try:
         img = sitk.ReadImage(str(path))
         arr = sitk.GetArrayViewFromImage(img)

@@ -1,0 +1,143 @@
+"""`prepare msd`: a downloaded MSD task (with macOS ._* files) → clean MSD copy; every bad input
+gives one DataError naming the file."""
+
+import gzip
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from data_prep import msd
+from data_prep.synthetic import write_msd_fixture
+from medseg_nas.errors import DataError
+
+HIPPO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Task04_Hippocampus"
+
+
+@pytest.fixture
+def raw(tmp_path):
+    return write_msd_fixture(tmp_path / "Task99_Phantom", cases=3, seed=1)
+
+
+def test_converts_and_ignores_appledouble(raw, tmp_path):
+    meta = msd.convert(raw, tmp_path / "out")
+    out = tmp_path / "out"
+    assert meta["numTraining"] == 3 and meta["numTest"] == 1
+    assert not any(p.name.startswith("._") for p in out.rglob("*"))
+    assert sorted(p.name for p in (out / "imagesTr").iterdir()) == [f"phantom_00{i}.nii.gz" for i in range(3)]
+    saved = json.loads((out / "dataset.json").read_text())
+    assert saved["labels"]["0"] == "background" and saved["training"][0]["image"].startswith("./imagesTr/")
+    assert (out / "imagesTs" / "phantom_003.nii.gz").is_file()
+    assert not list(tmp_path.glob(".out.tmp-*"))  # staging folder moved into place
+
+
+def test_cases_limit(raw, tmp_path):
+    assert msd.convert(raw, tmp_path / "out", cases=2)["numTraining"] == 2
+
+
+@pytest.mark.skipif(not HIPPO.is_dir(), reason="real Task04_Hippocampus not available")
+def test_real_hippocampus_handful(tmp_path):
+    """Real cases read in place: 001 (uint8 image), 003 (float32 image and float32 label)."""
+    meta = msd.convert(HIPPO, tmp_path / "hip", cases=5)
+    assert meta["numTraining"] == 5 and meta["labels"] == {"0": "background", "1": "Anterior", "2": "Posterior"}
+    lab = nib.load(str(tmp_path / "hip" / "labelsTr" / "hippocampus_003.nii.gz"))
+    assert lab.get_data_dtype() == np.uint8  # float32 label rewritten as integers
+    src = np.asarray(nib.load(str(HIPPO / "labelsTr" / "hippocampus_003.nii.gz")).dataobj)
+    np.testing.assert_array_equal(np.asarray(lab.dataobj), np.rint(src))
+    # images are copied byte for byte
+    assert (tmp_path / "hip" / "imagesTr" / "hippocampus_001.nii.gz").read_bytes() == \
+        (HIPPO / "imagesTr" / "hippocampus_001.nii.gz").read_bytes()
+
+
+def _resave(path, data, affine):
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+
+
+def test_shape_mismatch(raw, tmp_path):
+    lab = raw / "labelsTr" / "phantom_001.nii.gz"
+    img = nib.load(str(lab))
+    _resave(lab, np.zeros((10, 10, 5), np.uint8), img.affine)
+    with pytest.raises(DataError, match="phantom_001.nii.gz.*shape"):
+        msd.convert(raw, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_affine_mismatch(raw, tmp_path):
+    lab = raw / "labelsTr" / "phantom_000.nii.gz"
+    img = nib.load(str(lab))
+    aff = img.affine.copy()
+    aff[0, 3] += 5.0
+    _resave(lab, np.asarray(img.dataobj), aff)
+    with pytest.raises(DataError, match="phantom_000.nii.gz.*affine"):
+        msd.convert(raw, tmp_path / "out")
+
+
+def test_label_outside_declared(raw, tmp_path):
+    lab = raw / "labelsTr" / "phantom_002.nii.gz"
+    img = nib.load(str(lab))
+    data = np.asarray(img.dataobj).copy()
+    data[0, 0, 0] = 7
+    _resave(lab, data, img.affine)
+    with pytest.raises(DataError, match=r"phantom_002.nii.gz.*\[7\]"):
+        msd.convert(raw, tmp_path / "out")
+
+
+def test_non_integer_float_label(raw, tmp_path):
+    lab = raw / "labelsTr" / "phantom_002.nii.gz"
+    img = nib.load(str(lab))
+    data = np.asarray(img.dataobj).astype(np.float32)
+    data[0, 0, 0] = 0.5
+    _resave(lab, data, img.affine)
+    with pytest.raises(DataError, match="phantom_002.nii.gz.*non-integer"):
+        msd.convert(raw, tmp_path / "out")
+
+
+def test_truncated_file(raw, tmp_path):
+    img = raw / "imagesTr" / "phantom_001.nii.gz"
+    img.write_bytes(img.read_bytes()[: len(img.read_bytes()) // 2])
+    with pytest.raises(DataError, match="phantom_001.nii.gz.*(unreadable|truncated)"):
+        msd.convert(raw, tmp_path / "out")
+
+
+def test_missing_label_file(raw, tmp_path):
+    (raw / "labelsTr" / "phantom_001.nii.gz").unlink()
+    with pytest.raises(DataError, match="phantom_001.nii.gz.*does not exist"):
+        msd.convert(raw, tmp_path / "out")
+
+
+def test_empty_source(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty"):
+        msd.convert(tmp_path / "empty", tmp_path / "out")
+
+
+def test_bad_dataset_json(raw, tmp_path):
+    (raw / "dataset.json").write_text("{not json")
+    with pytest.raises(DataError, match="dataset.json.*JSON"):
+        msd.convert(raw, tmp_path / "out")
+
+
+def test_dst_inside_src(raw):
+    with pytest.raises(DataError, match="inside --src"):
+        msd.convert(raw, raw / "clean")
+
+
+def test_non_empty_dst_needs_force_and_failure_keeps_old(raw, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(DataError, match="not empty.*--force"):
+        msd.convert(raw, out)
+    # a failing conversion with --force leaves the old content untouched
+    bad = raw / "imagesTr" / "phantom_002.nii.gz"
+    good_bytes = bad.read_bytes()
+    bad.write_bytes(b"garbage")
+    with pytest.raises(DataError, match="phantom_002"):
+        msd.convert(raw, out, force=True)
+    assert (out / "keep.txt").read_text() == "precious"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    bad.write_bytes(good_bytes)
+    msd.convert(raw, out, force=True)
+    assert not (out / "keep.txt").exists() and (out / "dataset.json").is_file()
