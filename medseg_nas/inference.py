@@ -1,15 +1,13 @@
 """Whole-volume inference shared by `predict`, `evaluate` and the MONAI bundle export.
 
-One source of truth for inference-time preprocessing: `preprocess_spec(data_plan)` is a list of
-MONAI transform configs (`{"_target_": "Spacingd", ...}`) built from the saved DataPlan dict.
-`predict`/`evaluate` instantiate it with MONAI's ConfigParser and the bundle's inference.json
-embeds the very same list, so the bundle (MONAI only, no medseg-nas) and `medseg-nas predict`
-run identical transforms:
+`predict`/`evaluate` preprocess with the training code's own `medseg_nas.data.inference_transforms`
+(rebuilt from the DataPlan dict saved in the checkpoint). The MONAI bundle cannot import
+medseg-nas, so `preprocess_spec(data_plan)` spells the same pipeline as MONAI transform configs
+(`{"_target_": "Spacingd", ...}`) for inference.json; tests check both give the same output:
 
-    LoadImaged (channel first) → EnsureTyped(float32) → Orientationd(RAS) → Spacingd(target,
-    bilinear) → intensity normalisation (CT: clip to the dataset's 0.5/99.5 percentiles then
-    z-score with the foreground mean/std; other modalities: per-image, per-channel z-score over
-    non-zero voxels)
+    LoadImaged → channel first → Orientationd(plan.axcodes) → Spacingd(target, bilinear) → crop
+    to the above-minimum foreground → normalisation (CT: clip to the dataset's 0.5/99.5
+    percentiles, z-score with the foreground mean/std; others: per-image z-score per channel)
 
 then sliding-window inference over `patch_size` windows (Gaussian blending), softmax, optional
 mirror TTA, MONAI `Invertd` back to the original grid (bilinear on probabilities, so labels
@@ -60,54 +58,64 @@ def patch_of(dp: dict) -> list[int]:
 
 
 def normalisation_spec(dp: dict, keys: str | list[str] = "image") -> list[dict]:
-    """Intensity normalisation as MONAI transform configs, from the DataPlan dict.
+    """Intensity normalisation as MONAI transform configs, equal to medseg_nas.data's NormalizeByPlan.
 
-    Reads (first found): `normalization`/`normalisation`/`norm` sub-dict or top-level keys
-    `clip` / `clip_range` / (`percentile_00_5`, `percentile_99_5`), `mean`, `std`.
+    DataPlan format: `normalization` = one dict per channel, `{"scheme": "zscore"}` (per-image
+    z-score over all voxels) or `{"scheme": "ct", "clip": [lo, hi], "mean", "std"}` (clip, then
+    z-score with dataset statistics). A plan without that list (hand-written) gets per-image z-score.
     """
-    norm = _first(dp, "normalization", "normalisation", "norm", default={})
-    if not isinstance(norm, dict):
-        norm = {"scheme": norm}
-    src = {**dp, **norm}
-    scheme = str(_first(src, "scheme", "kind", "type", default="")).lower()
-    is_ct = _modality(dp) in CT_NAMES or scheme in ("ct", "clip_zscore", "global")
-    if scheme in ("zscore", "nonzero", "per_image", "mri"):
-        is_ct = False
-    if is_ct:
-        clip = _first(src, "clip", "clip_range")
-        lo = hi = None
-        if clip:
-            lo, hi = float(clip[0]), float(clip[1])
-        else:
-            lo = _first(src, "percentile_00_5", "p005", "lower")
-            hi = _first(src, "percentile_99_5", "p995", "upper")
-        mean = _first(src, "mean", "fg_mean")
-        std = _first(src, "std", "fg_std")
-        out = []
-        if lo is not None and hi is not None:
-            out.append({"_target_": "ScaleIntensityRanged", "keys": keys, "a_min": float(lo), "a_max": float(hi),
-                        "b_min": float(lo), "b_max": float(hi), "clip": True})
-        if mean is not None and std is not None:
-            out.append({"_target_": "NormalizeIntensityd", "keys": keys, "subtrahend": float(mean),
-                        "divisor": max(float(std), 1e-8)})
-            return out
-        return out + [{"_target_": "NormalizeIntensityd", "keys": keys, "nonzero": False, "channel_wise": True}]
-    nonzero = bool(_first(src, "nonzero", default=True))
-    return [{"_target_": "NormalizeIntensityd", "keys": keys, "nonzero": nonzero, "channel_wise": True}]
+    norms = dp.get("normalization")
+    if isinstance(norms, dict):
+        norms = [norms]
+    if not norms:
+        norms = [{"scheme": "zscore"}]
+    schemes = {str(n.get("scheme", "zscore")).lower() for n in norms}
+    if schemes <= {"zscore"}:
+        return [{"_target_": "NormalizeIntensityd", "keys": keys, "nonzero": False, "channel_wise": True}]
+    if schemes == {"ct"} and all(n == norms[0] for n in norms) and "clip" in norms[0]:
+        n = norms[0]
+        lo, hi = float(n["clip"][0]), float(n["clip"][1])
+        return [
+            {"_target_": "ScaleIntensityRanged", "keys": keys, "a_min": lo, "a_max": hi, "b_min": lo, "b_max": hi,
+             "clip": True},
+            {"_target_": "NormalizeIntensityd", "keys": keys, "subtrahend": float(n["mean"]),
+             "divisor": max(float(n["std"]), 1e-8)},
+        ]
+    raise MedsegError(f"no MONAI-only equivalent for the per-channel normalisation {norms}")
 
 
 def preprocess_spec(dp: dict, keys: str = "image") -> list[dict]:
-    """Inference preprocessing (image only) as MONAI transform configs; see the module doc."""
+    """Inference preprocessing (image only) as MONAI transform configs, mirroring
+    medseg_nas.data.inference_transforms (load, channel first, orientation, spacing, crop to the
+    image's above-minimum foreground, normalisation)."""
     spec: list[dict] = [
-        {"_target_": "LoadImaged", "keys": keys, "ensure_channel_first": True, "image_only": True},
-        {"_target_": "EnsureTyped", "keys": keys, "dtype": "$torch.float32"},
-        {"_target_": "Orientationd", "keys": keys, "axcodes": "RAS"},
+        {"_target_": "LoadImaged", "keys": keys, "image_only": True},
+        {"_target_": "EnsureChannelFirstd", "keys": keys},
+        {"_target_": "Orientationd", "keys": keys, "axcodes": str(dp.get("axcodes", "RAS")),
+         "labels": [["L", "R"], ["P", "A"], ["I", "S"]]},
     ]
     sp = spacing_of(dp)
     if sp:
         spec.append({"_target_": "Spacingd", "keys": keys, "pixdim": sp, "mode": "bilinear"})
+    spec.append({"_target_": "CropForegroundd", "keys": keys, "source_key": keys if isinstance(keys, str) else keys[0],
+                 "select_fn": "$lambda x: x > x.min()", "allow_smaller": True,
+                 "start_coord_key": None, "end_coord_key": None})
     spec += normalisation_spec(dp, keys)
+    spec.append({"_target_": "EnsureTyped", "keys": keys, "dtype": "$torch.float32"})
     return spec
+
+
+def inference_compose(dp: dict):
+    """The training code's own inference transforms when `dp` is a full DataPlan dict, else the
+    MONAI-only spec (identical by construction; tests/test_export.py checks the two agree)."""
+    if "normalization" in dp and "network_plan" in dp:
+        try:
+            from medseg_nas.data import DataPlan, inference_transforms
+        except ImportError:
+            pass
+        else:
+            return inference_transforms(DataPlan.from_dict(dp))
+    return build_transforms(preprocess_spec(dp))
 
 
 def build_transforms(spec: list[dict]):
@@ -175,7 +183,7 @@ class Predictor:
         self.sw_batch_size = sw_batch_size
         self.overlap = overlap
         self.spec = preprocess_spec(model.data_plan)
-        self.transforms = build_transforms(self.spec)
+        self.transforms = inference_compose(model.data_plan)
         self.patch = patch_of(model.data_plan)
 
     def preprocess(self, path: str | Path) -> dict:

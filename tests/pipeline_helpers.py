@@ -12,8 +12,11 @@ from medseg_nas.model_io import save_model
 from medseg_nas.space import Genome, NetworkPlan, build_network
 
 GENOME = Genome(inputs=(0, 1, 1), ops=("conv3d_3", "conv2d_3", "identity", "p3d_3"), n_c=2, n_f=3, lr=1e-3)
-PLAN = {"target_spacing": [1.5, 1.5, 2.0], "patch_size": [32, 32, 16], "modality": "MRI",
-        "labels": {"0": "background", "1": "a", "2": "b"}}
+# a DataPlan.to_dict() as medseg_nas.data writes it
+PLAN = {"target_spacing": [1.5, 1.5, 2.0], "patch_size": [32, 32, 16], "network_plan": NetworkPlan().to_dict(),
+        "in_channels": 1, "n_classes": 3, "labels": {"0": "background", "1": "a", "2": "b"},
+        "modality": {"0": "MRI"}, "normalization": [{"scheme": "zscore"}], "axcodes": "RAS",
+        "median_shape": [30, 30, 24], "version": 1}
 # an oblique, anisotropic, left-handed grid: exercises orientation + spacing inversion
 AFFINE = np.array([[-1.2, 0.0, 0.0, 30.0], [0.0, 1.1, 0.05, -20.0], [0.0, 0.0, 2.5, 10.0], [0, 0, 0, 1]])
 

@@ -87,3 +87,20 @@ def test_export_stage_cli(tmp_path):
     assert (tmp_path / "run" / "best" / "model.onnx").is_file()
     assert not (tmp_path / "run" / "best" / "model.ts").exists()
     assert cli(["export", str(tmp_path / "nowhere")]) == 1
+
+
+@pytest.mark.parametrize("norm", [{"scheme": "zscore"}, {"scheme": "ct", "clip": [120.0, 380.0], "mean": 200.0, "std": 80.0}])
+@pytest.mark.parametrize("axcodes", ["RAS", "ASR"])
+def test_bundle_preprocessing_equals_training_preprocessing(tmp_path, norm, axcodes):
+    """The MONAI-only spec in inference.json reproduces medseg_nas.data's inference transforms."""
+    data = pytest.importorskip("medseg_nas.data")
+    from medseg_nas.inference import build_transforms, preprocess_spec
+    from pipeline_helpers import PLAN
+
+    plan = dict(PLAN, normalization=[norm], axcodes=axcodes)
+    img = write_nifti(tmp_path / "c.nii.gz", blob_volume())
+    ours = build_transforms(preprocess_spec(plan))({"image": str(img)})["image"]
+    theirs = data.inference_transforms(data.DataPlan.from_dict(plan))({"image": str(img)})["image"]
+    assert ours.shape == theirs.shape
+    assert torch.allclose(torch.as_tensor(ours), torch.as_tensor(theirs), atol=1e-3)
+    assert np.allclose(ours.affine, theirs.affine)
