@@ -1,0 +1,256 @@
+"""The trials store: one sqlite row per trained genome, written before and after training.
+
+A row is inserted as `running` before its trial starts and updated to `done` / `failed` when it
+ends; every write is its own committed transaction in WAL mode with `synchronous=FULL`, so a
+`kill -9` of the search at any moment loses nothing that had finished. A `running` row left
+behind by a killed search is re-run (same id) when the search resumes.
+
+Columns: id, key (Genome.key()), genome (JSON), status, f1, f2, history (JSON list, one dict
+per epoch), error, seconds, seed, host, started, finished (ISO-8601 UTC), n_params, plus
+`attempts` (how many times the trial was started) and `result` (the whole TrialResult as JSON,
+weights excluded) for the later stages.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+STATUSES = ("running", "done", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    genome TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    f1 REAL,
+    f2 REAL,
+    history TEXT,
+    error TEXT,
+    seconds REAL,
+    seed INTEGER,
+    host TEXT,
+    started TEXT,
+    finished TEXT,
+    n_params INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS trials_key ON trials (key);
+CREATE INDEX IF NOT EXISTS trials_status ON trials (status);
+"""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class TrialRow:
+    """One row of the `trials` table, with JSON columns decoded."""
+
+    id: int
+    key: str
+    genome: dict
+    status: str
+    f1: float | None
+    f2: float | None
+    history: list
+    error: str | None
+    seconds: float | None
+    seed: int | None
+    host: str | None
+    started: str | None
+    finished: str | None
+    n_params: int | None
+    attempts: int
+    result: dict | None
+
+    @property
+    def objectives(self) -> tuple[float, float] | None:
+        """(f1, f2) of a done trial, None for a failed or running one."""
+        if self.status != "done" or self.f1 is None or self.f2 is None:
+            return None
+        return (self.f1, self.f2)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _finite_or_none(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _json_default(obj: Any) -> Any:
+    """Numpy scalars/arrays and tensors in histories become plain JSON values."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_json_default, allow_nan=True)
+
+
+class TrialStore:
+    """`TrialStore(path)`: open (creating if needed) the sqlite trials table at `path`."""
+
+    def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # autocommit mode: each statement below is its own transaction, committed on return
+        self._db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> "TrialStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _write(self, sql: str, args: tuple) -> sqlite3.Cursor:
+        for attempt in range(20):
+            try:
+                return self._db.execute(sql, args)
+            except sqlite3.OperationalError as exc:  # another reader/writer holds the lock
+                if "locked" not in str(exc) or attempt == 19:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    # -- writes --------------------------------------------------------------------------------
+    def start(self, key: str, genome_json: str, seed: int, host: str | None = None, trial_id: int | None = None) -> int:
+        """Record a trial as `running` (a new row, or re-using `trial_id` on a rerun); its id."""
+        if trial_id is not None:
+            self._write(
+                "UPDATE trials SET status='running', f1=NULL, f2=NULL, history=NULL, error=NULL, seconds=NULL,"
+                " seed=?, host=?, started=?, finished=NULL, attempts=attempts+1, result=NULL WHERE id=?",
+                (seed, host, utc_now(), trial_id),
+            )
+            return trial_id
+        cur = self._write(
+            "INSERT INTO trials (key, genome, status, seed, host, started) VALUES (?, ?, 'running', ?, ?, ?)",
+            (key, genome_json, seed, host, utc_now()),
+        )
+        return int(cur.lastrowid)
+
+    def finish(
+        self,
+        trial_id: int,
+        status: str,
+        f1: float | None = None,
+        f2: float | None = None,
+        history: list | None = None,
+        error: str | None = None,
+        seconds: float | None = None,
+        host: str | None = None,
+        n_params: int | None = None,
+        result: dict | None = None,
+    ) -> None:
+        """Record the outcome of trial `trial_id` (`done` needs finite f1 and f2)."""
+        if status not in ("done", "failed"):
+            raise ValueError(f"finish: status must be 'done' or 'failed', got {status!r}")
+        f1, f2 = _finite_or_none(f1), _finite_or_none(f2)
+        if status == "done" and (f1 is None or f2 is None):
+            raise ValueError(f"trial {trial_id}: a done trial needs finite f1 and f2, got {f1}, {f2}")
+        self._write(
+            "UPDATE trials SET status=?, f1=?, f2=?, history=?, error=?, seconds=?, host=COALESCE(?, host),"
+            " finished=?, n_params=?, result=? WHERE id=?",
+            (
+                status,
+                f1,
+                f2,
+                dumps(history or []),
+                error,
+                seconds,
+                host,
+                utc_now(),
+                None if n_params is None else int(n_params),
+                None if result is None else dumps(result),
+                trial_id,
+            ),
+        )
+
+    # -- reads ---------------------------------------------------------------------------------
+    @staticmethod
+    def _row(r: sqlite3.Row) -> TrialRow:
+        return TrialRow(
+            id=r["id"],
+            key=r["key"],
+            genome=json.loads(r["genome"]),
+            status=r["status"],
+            f1=r["f1"],
+            f2=r["f2"],
+            history=json.loads(r["history"]) if r["history"] else [],
+            error=r["error"],
+            seconds=r["seconds"],
+            seed=r["seed"],
+            host=r["host"],
+            started=r["started"],
+            finished=r["finished"],
+            n_params=r["n_params"],
+            attempts=r["attempts"],
+            result=json.loads(r["result"]) if r["result"] else None,
+        )
+
+    def get(self, trial_id: int) -> TrialRow | None:
+        r = self._db.execute("SELECT * FROM trials WHERE id=?", (trial_id,)).fetchone()
+        return None if r is None else self._row(r)
+
+    def rows(self, status: str | tuple[str, ...] | None = None) -> list[TrialRow]:
+        """All rows (or those with `status`), in id order."""
+        if status is None:
+            cur = self._db.execute("SELECT * FROM trials ORDER BY id")
+        else:
+            wanted = (status,) if isinstance(status, str) else tuple(status)
+            marks = ",".join("?" * len(wanted))
+            cur = self._db.execute(f"SELECT * FROM trials WHERE status IN ({marks}) ORDER BY id", wanted)
+        return [self._row(r) for r in cur.fetchall()]
+
+    def __iter__(self) -> Iterator[TrialRow]:
+        return iter(self.rows())
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+
+    def count(self, status: str | tuple[str, ...] | None = None) -> int:
+        if status is None:
+            return len(self)
+        wanted = (status,) if isinstance(status, str) else tuple(status)
+        marks = ",".join("?" * len(wanted))
+        return int(self._db.execute(f"SELECT COUNT(*) FROM trials WHERE status IN ({marks})", wanted).fetchone()[0])
+
+    def finished_by_key(self, key: str) -> TrialRow | None:
+        """The finished (done, else failed) trial of genome `key`, if any: never trained twice."""
+        r = self._db.execute(
+            "SELECT * FROM trials WHERE key=? AND status IN ('done', 'failed')"
+            " ORDER BY status='done' DESC, id LIMIT 1",
+            (key,),
+        ).fetchone()
+        return None if r is None else self._row(r)
+
+    def running_by_key(self, key: str) -> TrialRow | None:
+        """A `running` row of genome `key` (left behind by a killed search), if any."""
+        r = self._db.execute("SELECT * FROM trials WHERE key=? AND status='running' ORDER BY id LIMIT 1", (key,)).fetchone()
+        return None if r is None else self._row(r)

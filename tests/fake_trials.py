@@ -1,0 +1,103 @@
+"""Trial functions for the runner/executor tests: cheap, deterministic, and torch-free.
+
+They run inside worker processes and Ray workers, which then start in well under a second
+(nothing here imports torch). Not collected by pytest (no test_ prefix).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_OP_WEIGHT = {"identity": 0, "conv3d_1": 1, "conv3d_3": 27, "conv3d_5": 125, "conv2d_3": 9, "conv2d_5": 25,
+              "conv2d_7": 49, "p3d_3": 12, "p3d_5": 30, "p3d_7": 56}
+
+
+@dataclass
+class _Result:
+    status: str = "done"
+    error: str | None = None
+    history: list = field(default_factory=list)
+    train_dice: float = 0.0
+    val_dice: float = 0.0
+    e_max: int = 0
+    epochs_run: int = 0
+    epochs_budget: int = 0
+    seconds: float = 0.0
+    peak_mem_mb: float = 0.0
+    n_params: int = 0
+    state_dict: Any = None
+
+
+def make_result(**kw):
+    return _Result(**kw)
+
+
+def fake_n_params(g: dict) -> int:
+    """A plausible, monotone stand-in for the parameter count (no network is built)."""
+    per_cell = sum(_OP_WEIGHT[o] + 1 for o in g["ops"]) * (2 ** g["n_f"]) ** 2
+    return int(per_cell * sum(4**lvl for lvl in range(g["n_c"] + 1)) + 100)
+
+
+def _noise(genome_json: str) -> float:
+    return int(hashlib.sha1(genome_json.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def analytic_trial(spec):
+    """Deterministic fake training: bigger networks and moderate learning rates segment better."""
+    g = json.loads(spec.genome)
+    n = fake_n_params(g)
+    lr_term = abs(math.log10(g["lr"]) + 3.0) * 0.05
+    val = max(0.0, min(1.0, 1.0 - 3.0 / math.log(n) - lr_term + 0.05 * _noise(spec.genome)))
+    train = min(1.0, val + 0.03)
+    E = int(spec.config["train"]["epochs"])
+    e_max = max(1, E - int(3 * _noise(spec.genome)))
+    hist = [{"loss": 1.0 / (e + 1), "train_dice": train * (e + 1) / E, "val_dice": val * (e + 1) / E} for e in range(E)]
+    delay = float(os.environ.get("FAKE_TRIAL_SECONDS", "0"))
+    if delay:
+        time.sleep(delay)
+    return make_result(
+        status="done",
+        history=hist,
+        train_dice=train,
+        val_dice=val,
+        e_max=e_max,
+        epochs_run=E,
+        epochs_budget=E,
+        seconds=delay,
+        n_params=n,
+    )
+
+
+def failing_trial(spec):
+    return make_result(status="failed", error=f"RuntimeError: NaN loss at epoch {spec.trial_id}", n_params=1)
+
+
+def raising_trial(spec):
+    raise ValueError(f"shape mismatch in trial {spec.trial_id}")
+
+
+def flaky_trial(spec):
+    """Fails (a different message each time, same kind) for even trial ids."""
+    if spec.trial_id % 2 == 0:
+        return make_result(status="failed", error=f"OutOfMemoryError: CUDA out of memory ({spec.trial_id} GiB)")
+    return analytic_trial(spec)
+
+
+def dies_once_trial(spec):
+    """Kills its worker process the first time it runs trial 1 (marker file in run_dir)."""
+    marker = Path(spec.run_dir) / f"died_{spec.trial_id}"
+    if spec.trial_id == 1 and not marker.exists():
+        marker.write_text("x")
+        os._exit(3)
+    return analytic_trial(spec)
+
+
+def always_dies_trial(spec):
+    os._exit(4)

@@ -1,0 +1,92 @@
+"""Driver-side helpers for the runner tests: a tiny seeded strategy and a whole fake search.
+
+The trial functions live in fake_trials.py (torch-free, for worker processes). Not collected
+by pytest (no test_ prefix).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fake_trials import (  # noqa: F401 - re-exported for the tests
+    always_dies_trial,
+    analytic_trial,
+    dies_once_trial,
+    failing_trial,
+    flaky_trial,
+    make_result,
+    raising_trial,
+)
+from medseg_nas.space.genome import Genome, SearchSpace
+
+
+class TinyRandomStrategy:
+    """A seeded random strategy with the Strategy protocol, for runner tests.
+
+    `repeat` > 0 re-asks one of the last `repeat` genomes every other ask (to exercise dedupe).
+    """
+
+    name = "random"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, repeat: int = 0) -> None:
+        self.space = space
+        self.rng = np.random.default_rng(seed)
+        self.repeat = repeat
+        self.asked: list[str] = []
+        self.told: list[list] = []  # [genome json, objectives or None]
+
+    def ask(self, n: int) -> list[Genome]:
+        out = []
+        for _ in range(n):
+            if self.repeat and self.asked and self.rng.random() < 0.5:
+                g = Genome.from_json(self.asked[-1 - int(self.rng.integers(min(self.repeat, len(self.asked))))])
+            else:
+                g = Genome.random(self.rng, self.space)
+            self.asked.append(g.to_json())
+            out.append(g)
+        return out
+
+    def tell(self, genome: Genome, objectives) -> None:
+        self.told.append([genome.to_json(), None if objectives is None else list(objectives)])
+
+    @property
+    def done(self) -> bool:
+        return False
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "asked": list(self.asked), "told": list(self.told)}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.rng.bit_generator.state = d["rng"]
+        self.asked = list(d["asked"])
+        self.told = [list(t) for t in d["told"]]
+
+
+TINY_CONFIG = {
+    "name": "fake",
+    "space": {"n_c": [2], "n_f": [3], "ops": ["conv3d_1", "conv3d_3", "conv2d_3", "identity"], "lr_grid": 3},
+    "train": {"epochs": 4, "iters_per_epoch": 1},
+    "search": {"strategy": "random", "budget_trials": 8, "seed": 0},
+}
+
+
+def run_fake(run_dir: str, resume: bool = False, budget: int = 8, seed: int = 0, progress: bool = False, repeat: int = 0):
+    """A whole fake search (used in-process and from a subprocess that the tests kill -9)."""
+    from medseg_nas.config import config_from_dict
+    from medseg_nas.runner import run_search
+
+    cfg = config_from_dict(TINY_CONFIG)
+    strategy = TinyRandomStrategy(SearchSpace.from_config(cfg.space), seed=seed, repeat=repeat)
+    return run_search(cfg, run_dir, resume=resume, strategy=strategy, budget=budget, trial_fn=analytic_trial, progress=progress)
+
+
+def front_of(summary_or_dir) -> list[tuple[str, float, float]]:
+    import json
+
+    if isinstance(summary_or_dir, (str, Path)):
+        front = json.loads((Path(summary_or_dir) / "front.json").read_text())["front"]
+    else:
+        front = summary_or_dir.front
+    return [(e["key"], round(e["f1"], 12), round(e["f2"], 12)) for e in front]
