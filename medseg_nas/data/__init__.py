@@ -1,0 +1,23 @@
+"""Data loading for medseg-nas: MSD datalists, fixed splits, fingerprints, plans and MONAI pipelines.
+
+    datalist = load_datalist(root)
+    split = make_split(datalist, seed, val_fraction, test_fraction)      # split.save(run/"split.json")
+    fp = compute_fingerprint(root, datalist, cache_path=run/"fingerprint.json")
+    plan = make_plan(fp, cfg.data)                                        # plan.to_dict() -> plan.json / checkpoints
+    bundle = build_datasets(datalist, split, plan, cfg.data)              # bundle.reseed(trial_seed)
+
+See docs/ARCHITECTURE.md for the contract.
+"""
+
+from medseg_nas.data.datalist import load_datalist, load_dataset_json
+from medseg_nas.data.datasets import DataBundle, build_datasets, clear_cache
+from medseg_nas.data.fingerprint import Fingerprint, compute_fingerprint
+from medseg_nas.data.plan import DataPlan, make_plan
+from medseg_nas.data.split import Split, make_split
+from medseg_nas.data.transforms import inference_transforms, preprocess_transforms, train_transforms
+
+__all__ = [
+    "DataBundle", "DataPlan", "Fingerprint", "Split", "build_datasets", "clear_cache", "compute_fingerprint",
+    "inference_transforms", "load_datalist", "load_dataset_json", "make_plan", "make_split",
+    "preprocess_transforms", "train_transforms",
+]
