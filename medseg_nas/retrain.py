@@ -1,0 +1,214 @@
+"""`medseg-nas retrain RUN_DIR [--pick knee|best|smallest|<trial id>]`: the chosen network, trained
+with the full budget.
+
+Pick (among the run's `done` trials in `trials.sqlite`):
+    knee      the knee point of the Pareto front of (f1, f2) (search.archive.knee_point)
+    best      the lowest f1 (expected segmentation error), ties → fewer parameters
+    smallest  the fewest parameters (lowest f2), ties → lower f1
+    <id>      that trial id
+
+The genome (its learning rate included) is trained from scratch by the same Trainer as the
+search, with `retrain.epochs`, `retrain.iters_per_epoch` and `retrain.patience`, on the train
+cases plus, with `retrain.include_val` (default), the validation cases. Validation Dice is still
+tracked on the validation cases for the history (optimistic when they are trained on); the
+test cases stay held out for `evaluate`.
+
+Writes best/model.pt (medseg_nas.model_io format), best/genome.json, best/history.json (the
+TrialResult without weights) and best/retrain.json (what was picked and why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from medseg_nas.errors import MedsegError
+from medseg_nas.model_io import save_model
+from medseg_nas.runinfo import best_dir, run_config
+from medseg_nas.space import Genome
+from medseg_nas.store import TrialRow, TrialStore
+
+PICKS = ("knee", "best", "smallest")
+
+
+def pareto(F: list[tuple[float, float]]) -> list[int]:
+    try:
+        import numpy as np
+
+        from medseg_nas.search.archive import pareto_front
+
+        idx = pareto_front(np.asarray(F, dtype=float))
+        idx = [int(i) for i in np.asarray(idx).ravel()]
+        if idx and len(idx) <= len(F) and all(0 <= i < len(F) for i in idx):
+            return idx
+    except Exception:  # the archive helper is not there (yet) or returns a mask: use the runner's
+        pass
+    from medseg_nas.runner import pareto_indices
+
+    return pareto_indices(F)
+
+
+def knee(F: list[tuple[float, float]], front: list[int]) -> int:
+    from medseg_nas.runner import knee_index
+
+    k = knee_index(F, front)
+    if k is None:
+        raise MedsegError("the Pareto front is empty")
+    return k
+
+
+def pick_trial(rows: list[TrialRow], pick: str) -> tuple[TrialRow, str]:
+    """The chosen done trial and a one-line reason."""
+    done = [r for r in rows if r.status == "done" and r.objectives is not None]
+    if pick not in PICKS:
+        try:
+            tid = int(pick)
+        except ValueError:
+            raise MedsegError(f"--pick must be one of {', '.join(PICKS)} or a trial id, got {pick!r}") from None
+        for r in rows:
+            if r.id == tid:
+                if r.status != "done":
+                    raise MedsegError(f"trial {tid} is {r.status}, not done: pick another")
+                return r, f"trial {tid} (asked for by id)"
+        raise MedsegError(f"there is no trial {tid} in the store (ids {min(r.id for r in rows)}..{max(r.id for r in rows)})"
+                          if rows else f"there is no trial {tid}: the store is empty")
+    if not done:
+        raise MedsegError("no finished (done) trial in the run: nothing to retrain; run or resume the search")
+    F = [(r.f1, r.f2) for r in done]
+    if pick == "best":
+        i = min(range(len(done)), key=lambda i: (F[i][0], F[i][1], done[i].id))
+        return done[i], f"lowest f1 = {F[i][0]:.4f}"
+    if pick == "smallest":
+        i = min(range(len(done)), key=lambda i: (F[i][1], F[i][0], done[i].id))
+        return done[i], f"fewest parameters (f2 = {F[i][1]:.3f})"
+    front = pareto(F)
+    i = knee(F, front)
+    return done[i], f"knee of the {len(front)}-point Pareto front (f1 = {F[i][0]:.4f}, f2 = {F[i][1]:.3f})"
+
+
+def _result_dict(result: Any) -> dict:
+    from medseg_nas.executors import result_to_dict
+
+    return result_to_dict(result)
+
+
+def _get(result: Any, key: str, default=None):
+    return result.get(key, default) if isinstance(result, dict) else getattr(result, key, default)
+
+
+def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | None, progress: bool):
+    """Train `genome` with the run's data and the Trainer; returns (TrialResult, DataPlan)."""
+    from medseg_nas import data as mdata
+    from medseg_nas.train import Trainer
+
+    datalist = mdata.load_datalist(Path(cfg.data.root))
+    split = mdata.Split.load(run_dir / "split.json")
+    plan_path = run_dir / "plan.json"
+    if plan_path.is_file():
+        plan = mdata.DataPlan.from_dict(json.loads(plan_path.read_text()))
+    else:
+        fp = mdata.compute_fingerprint(Path(cfg.data.root), datalist, cache_path=run_dir / "fingerprint.json")
+        plan = mdata.make_plan(fp, cfg.data)
+    train_ids = list(split.train) + (list(split.val) if cfg.retrain.include_val else [])
+    rsplit = mdata.Split(train=train_ids, val=list(split.val) or list(split.train)[:1], test=list(split.test),
+                         info={**split.info, "retrain_include_val": cfg.retrain.include_val})
+    bundle = mdata.build_datasets(datalist, rsplit, plan, cfg.data)
+    if hasattr(bundle, "reseed"):
+        bundle.reseed(seed)
+    trainer = Trainer(cfg.train, bundle, plan, device=device or cfg.train.device,
+                      log_dir=run_dir / "tensorboard" / "retrain", progress=progress)
+    result = trainer.fit(genome, seed=seed, epochs=cfg.retrain.epochs, iters_per_epoch=cfg.retrain.iters_per_epoch,
+                         patience=cfg.retrain.patience)
+    return result, plan
+
+
+def outputs_complete(run_dir: str | Path) -> bool:
+    b = best_dir(run_dir)
+    return all((b / f).is_file() for f in ("model.pt", "genome.json", "history.json", "retrain.json"))
+
+
+def retrain(
+    run_dir: str | Path,
+    pick: str | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    fit_fn: Callable | None = None,
+    log=print,
+) -> dict:
+    """Pick, retrain and save; returns the contents of best/retrain.json."""
+    run_dir = Path(run_dir)
+    cfg = run_config(run_dir, overrides)
+    pick = str(pick or cfg.retrain.pick)
+    out = best_dir(run_dir)
+    if (out / "model.pt").exists() and not force:
+        raise MedsegError(f"{out / 'model.pt'} already exists; use --force to retrain and replace it")
+    store_path = run_dir / "trials.sqlite"
+    if not store_path.is_file():
+        raise MedsegError(f"{store_path} does not exist; run `medseg-nas search` first")
+    with TrialStore(store_path) as store:
+        rows = store.rows()
+    row, why = pick_trial(rows, pick)
+    genome = Genome.from_dict(row.genome)
+    seed = int(cfg.train.seed)
+    log(f"retrain: trial {row.id} — {why}\n  genome {genome.describe()}\n"
+        f"  budget {cfg.retrain.epochs} epochs × {cfg.retrain.iters_per_epoch} iterations, patience {cfg.retrain.patience}, "
+        f"{'train+val' if cfg.retrain.include_val else 'train'} cases")
+    t0 = time.time()
+    result, plan = (fit_fn or default_fit)(cfg, run_dir, genome, seed, device, progress)
+    if _get(result, "status") != "done":
+        raise MedsegError(f"retraining trial {row.id} failed: {_get(result, 'error')}")
+    state = _get(result, "state_dict")
+    if state is None:
+        raise MedsegError("the trainer returned no weights (state_dict) for the retrained network")
+    res = _result_dict(result)
+    plan_d = plan.to_dict() if hasattr(plan, "to_dict") else dict(plan)
+    info = {
+        "trial_id": row.id,
+        "pick": pick,
+        "reason": why,
+        "genome": genome.to_dict(),
+        "search_objectives": {"f1": row.f1, "f2": row.f2},
+        "n_params": _get(result, "n_params") or (int(round(math.exp(row.f2))) if row.f2 else None),
+        "seed": seed,
+        "include_val": cfg.retrain.include_val,
+        "epochs_budget": cfg.retrain.epochs,
+        "iters_per_epoch": cfg.retrain.iters_per_epoch,
+        "epochs_run": res.get("epochs_run"),
+        "e_max": res.get("e_max"),
+        "val_dice": res.get("val_dice"),
+        "train_dice": res.get("train_dice"),
+        "seconds": round(time.time() - t0, 1),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    # derived artefacts of an older model are stale now
+    for stale in ("metrics.csv", "summary.json", "model.ts", "model.onnx", "export.json"):
+        (out / stale).unlink(missing_ok=True)
+    save_model(out / "model.pt", state, genome, plan_d["in_channels"], plan_d["n_classes"], plan_d.get("network_plan"),
+               plan_d, plan_d.get("labels"), extra=info)
+    (out / "genome.json").write_text(json.dumps(genome.to_dict(), indent=2))
+    (out / "history.json").write_text(json.dumps(res, indent=2, default=str))
+    (out / "retrain.json").write_text(json.dumps(info, indent=2, default=str))
+    vd = info["val_dice"]
+    log(f"retrain: done in {info['seconds']:.0f}s, {info['epochs_run']} epochs, best epoch {info['e_max']}, "
+        f"val Dice {vd if vd is None else round(float(vd), 4)} → {out / 'model.pt'}")
+    return info
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="run directory of a finished (or stopped) search")
+    p.add_argument("--pick", default=None, help="knee | best | smallest | <trial id> (default: retrain.pick)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config entry, e.g. --set retrain.epochs=50 (repeatable)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: train.device)")
+    p.add_argument("--force", action="store_true", help="replace an existing best/model.pt")
+
+
+def main(args: argparse.Namespace) -> int:
+    retrain(args.run_dir, args.pick, args.overrides, force=args.force, device=args.device)
+    return 0
