@@ -16,7 +16,7 @@ from medseg_nas.errors import MedsegError
 # subcommand -> (module implementing it, one-line help)
 STAGES: dict[str, tuple[str | None, str]] = {
     "prepare": ("data_prep.cli", "convert a raw dataset download (MSD, ACDC, PROMISE12) or build the embedded default into MSD layout"),
-    "search": (None, "run the architecture search (SaMEA, DMLS, random, NSGA-II) into a run directory"),
+    "search": ("medseg_nas.runner", "run the architecture search (SaMEA, DMLS, random, NSGA-II) into a run directory"),
     "retrain": ("medseg_nas.retrain", "retrain the chosen network of a run with the full budget"),
     "evaluate": ("medseg_nas.evaluate_cli", "Dice / HD95 per class of the retrained network on the held-out test split"),
     "export": ("medseg_nas.export", "export the retrained network as TorchScript, ONNX and a MONAI bundle"),
