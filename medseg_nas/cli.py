@@ -21,8 +21,8 @@ STAGES: dict[str, tuple[str | None, str]] = {
     "evaluate": ("medseg_nas.evaluate_cli", "Dice / HD95 per class of the retrained network on the held-out test split"),
     "export": ("medseg_nas.export", "export the retrained network as TorchScript, ONNX and a MONAI bundle"),
     "predict": ("medseg_nas.predict", "segment NIfTI volumes with an exported or retrained model"),
-    "report": (None, "write report.html for a run directory"),
-    "run": (None, "the whole job: prepare, search, retrain, evaluate, export, report"),
+    "report": ("medseg_nas.report", "write report.html for a run directory"),
+    "run": ("medseg_nas.pipeline", "the whole job: prepare, search, retrain, evaluate, export, report"),
 }
 
 

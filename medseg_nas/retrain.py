@@ -140,10 +140,16 @@ def retrain(
     progress: bool = True,
     fit_fn: Callable | None = None,
     log=print,
+    cfg=None,
 ) -> dict:
-    """Pick, retrain and save; returns the contents of best/retrain.json."""
+    """Pick, retrain and save; returns the contents of best/retrain.json.
+
+    `cfg` (a Config) replaces the run's saved config.yaml (the pipeline passes its own, so
+    `run --set retrain.epochs=...` applies); `fit_fn(cfg, run_dir, genome, seed, device, progress)
+    -> (TrialResult, DataPlan)` replaces the Trainer (tests).
+    """
     run_dir = Path(run_dir)
-    cfg = run_config(run_dir, overrides)
+    cfg = cfg if cfg is not None else run_config(run_dir, overrides)
     pick = str(pick or cfg.retrain.pick)
     out = best_dir(run_dir)
     if (out / "model.pt").exists() and not force:
