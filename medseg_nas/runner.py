@@ -97,7 +97,15 @@ def prepare_data(cfg: Config, run_dir: Path) -> SearchContext:
         raise ConfigError("key 'data.root' is empty: set it to an MSD-layout dataset folder")
     root = Path(cfg.data.root)
     if not root.exists():
-        raise DataError(f"data.root {root} does not exist: build it first with `medseg-nas prepare CONFIG`")
+        prep = cfg.data.prepare
+        if not prep.source:
+            raise DataError(
+                f"data.root {root} does not exist: build it first with `medseg-nas prepare`, or set data.prepare.source"
+            )
+        from data_prep import prepare_from_config
+
+        print(f"data.root {root} does not exist: preparing it ({prep.source})", file=sys.stderr, flush=True)
+        prepare_from_config(prep, root)
     datalist = mdata.load_datalist(root)
     split_path = run_dir / "split.json"
     if split_path.exists():
@@ -152,11 +160,13 @@ def _worker_context(spec: TrialSpec) -> _WorkerContext:
     if ctx is None:
         cfg = config_from_dict(spec.config, source=f"{spec.run_dir}/config.yaml")
         datalist = mdata.load_datalist(Path(cfg.data.root))
-        split_path = Path(spec.run_dir) / "split.json"
-        split = mdata.Split.load(split_path)
-        plan = mdata.DataPlan.from_dict(spec.context["plan"]) if "plan" in spec.context else mdata.DataPlan.from_dict(
-            json.loads((Path(spec.run_dir) / "plan.json").read_text())
-        )
+        run_dir = Path(spec.run_dir)
+        if "split" in spec.context:
+            split = mdata.Split(**spec.context["split"])
+        else:
+            split = mdata.Split.load(run_dir / "split.json")
+        plan_dict = spec.context.get("plan") or json.loads((run_dir / "plan.json").read_text())
+        plan = mdata.DataPlan.from_dict(plan_dict)
         ctx = _WorkerContext(cfg, datalist, split, plan)
         _WORKER_CONTEXTS[key] = ctx
     if ctx.bundle is None:
@@ -416,6 +426,19 @@ class _Search:
             "n_told": self.n_told,
             "elapsed_s": round(self.elapsed(), 3),
         }
+        _atomic_write(self.state_path, json.dumps(state, default=_json_default))
+
+    def save_elapsed(self) -> None:
+        """Record the time spent without saving a strategy caught between an ask and its tell.
+
+        The saved state is always one taken right after a tell: asks made after it are repeated
+        (deterministically) on resume, so no strategy has to serialise a half-finished ask.
+        """
+        if not self.outstanding or not self.state_path.exists():
+            self.save_state()
+            return
+        state = json.loads(self.state_path.read_text())
+        state["elapsed_s"] = round(self.elapsed(), 3)
         _atomic_write(self.state_path, json.dumps(state, default=_json_default))
 
     def log(self, msg: str) -> None:
@@ -705,7 +728,7 @@ class _Search:
             for r in self.store.rows("running"):
                 if r.key not in self.inflight:
                     self.store.finish(r.id, "failed", error="Abandoned: interrupted and not asked again after resuming")
-        self.save_state()
+        self.save_elapsed()
         entries, hv = self.write_outputs(force=True)
         seconds = time.time() - self.t0
         n_done, n_failed = self.store.count("done"), self.store.count("failed")

@@ -90,3 +90,13 @@ def front_of(summary_or_dir) -> list[tuple[str, float, float]]:
     else:
         front = summary_or_dir.front
     return [(e["key"], round(e["f1"], 12), round(e["f2"], 12)) for e in front]
+
+
+def data_probe_trial(spec):
+    """An analytic trial that first builds the run's real DataBundle (checks the data wiring)."""
+    from medseg_nas.runner import _worker_context
+
+    ctx = _worker_context(spec)
+    item = ctx.bundle.train[0]
+    assert tuple(item["image"].shape[1:]) == tuple(ctx.plan.patch_size), (item["image"].shape, ctx.plan.patch_size)
+    return analytic_trial(spec)

@@ -185,3 +185,19 @@ def test_kill_9_at_any_moment_then_resume(tmp_path):
     with TrialStore(run / "trials.sqlite") as st:
         keys = [r.key for r in st.rows()]
     assert len(keys) == len(set(keys)) == budget
+
+
+def test_search_prepares_the_data_once(tmp_path):
+    """split/fingerprint/plan are written into the run dir; trials get the cached DataBundle."""
+    from data_prep import synthetic
+
+    synthetic.generate(tmp_path / "data", cases=5, seed=0)
+    d = json.loads(json.dumps(fk.TINY_CONFIG))
+    d["data"] = {"root": str(tmp_path / "data"), "patch_size": [32, 32, 8], "augment": "none"}
+    cfg = config_from_dict(d)
+    s = run_search(cfg, tmp_path / "r", strategy=_strategy(cfg), budget=2, trial_fn=fk.data_probe_trial, progress=False)
+    assert s.n_done == 2
+    for name in ("split.json", "fingerprint.json", "plan.json"):
+        assert (tmp_path / "r" / name).is_file(), name
+    split = json.loads((tmp_path / "r" / "split.json").read_text())
+    assert split["train"] and not set(split["train"]) & set(split["val"] + split["test"])
