@@ -1,0 +1,157 @@
+"""retrain → evaluate → export → report → run on a real (synthetic) run directory whose search
+trials are written straight into the store and whose training is a stub (no Trainer needed)."""
+
+import csv
+import json
+import math
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from medseg_nas.cli import main as cli
+from medseg_nas.config import config_from_dict, save_config
+from medseg_nas.errors import MedsegError
+from medseg_nas.space import Genome, build_network, count_parameters
+from medseg_nas.store import TrialStore
+
+GENOMES = [
+    Genome(inputs=(0, 0, 0), ops=("conv3d_1",) * 4, n_c=2, n_f=3, lr=1e-3),
+    Genome(inputs=(0, 1, 2), ops=("conv3d_3", "conv2d_3", "identity", "conv3d_1"), n_c=2, n_f=3, lr=1e-3),
+    Genome(inputs=(0, 1, 1), ops=("conv3d_3",) * 4, n_c=2, n_f=3, lr=3e-3),
+    Genome(inputs=(0, 1, 2), ops=("conv3d_3",) * 4, n_c=2, n_f=3, lr=1e-3),  # dominated
+]
+F1 = [0.9, 0.6, 0.5, 0.7]
+
+
+def tiny_config(root, run_root):
+    return config_from_dict({
+        "name": "stages", "run_root": str(run_root),
+        "data": {"root": str(root), "val_fraction": 0.25, "test_fraction": 0.25, "patch_size": [32, 32, 8],
+                 "augment": "none"},
+        "space": {"n_c": [2], "n_f": [3]},
+        "train": {"epochs": 2, "iters_per_epoch": 2, "device": "cpu"},
+        "search": {"strategy": "random", "budget_trials": 4},
+        "retrain": {"epochs": 2, "iters_per_epoch": 2},
+        "export": {"formats": ["torchscript", "onnx"]},
+    })
+
+
+def stub_fit(cfg, run_dir, genome, seed, device, progress):
+    """What the Trainer returns, with untrained (seeded) weights."""
+    from medseg_nas.data import DataPlan
+
+    plan = DataPlan.from_dict(json.loads((run_dir / "plan.json").read_text()))
+    torch.manual_seed(seed)
+    net = build_network(genome, plan.in_channels, plan.n_classes, plan.network_plan)
+    hist = [{"loss": 1.2 - 0.1 * e, "train_dice": 0.1 * e, "val_dice": 0.08 * e, "val_dice_per_class": [0.1, 0.2, 0.3]}
+            for e in range(1, 3)]
+    return {"status": "done", "error": None, "history": hist, "train_dice": 0.2, "val_dice": 0.16, "e_max": 2,
+            "epochs_run": 2, "epochs_budget": 2, "seconds": 0.1, "peak_mem_mb": 0, "n_params": sum(
+                p.numel() for p in net.parameters()), "state_dict": net.state_dict()}, plan
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from data_prep.synthetic import generate
+    from medseg_nas.runner import prepare_data
+
+    base = tmp_path_factory.mktemp("stages")
+    generate(base / "data", cases=8, seed=0)
+    cfg = tiny_config(base / "data", base / "runs")
+    run_dir = base / "runs" / "stages"
+    run_dir.mkdir(parents=True)
+    save_config(cfg, run_dir / "config.yaml")
+    ctx = prepare_data(cfg, run_dir)
+    with TrialStore(run_dir / "trials.sqlite") as st:
+        for g, f1 in zip(GENOMES, F1):
+            tid = st.start(g.key(), g.to_json(), seed=0)
+            n = count_parameters(g, ctx.in_channels, ctx.n_classes, ctx.network_plan)
+            st.finish(tid, "done", f1=f1, f2=math.log(n), n_params=n, result={"val_dice": 1 - f1})
+        tid = st.start("x", GENOMES[0].to_json(), seed=0)
+        st.finish(tid, "failed", error="CUDA out of memory")
+    return cfg, run_dir
+
+
+def test_pick_rules(run):
+    from medseg_nas.retrain import pick_trial
+
+    _, run_dir = run
+    with TrialStore(run_dir / "trials.sqlite") as st:
+        rows = st.rows()
+    assert pick_trial(rows, "best")[0].id == 3
+    assert pick_trial(rows, "smallest")[0].id == 1
+    assert pick_trial(rows, "knee")[0].id in (1, 2, 3)  # on the front, never the dominated trial 4
+    assert pick_trial(rows, "2")[0].id == 2
+    with pytest.raises(MedsegError, match="failed, not done"):
+        pick_trial(rows, "5")
+    with pytest.raises(MedsegError, match="no trial 99"):
+        pick_trial(rows, "99")
+    with pytest.raises(MedsegError, match="--pick must be"):
+        pick_trial(rows, "largest")
+
+
+def test_retrain_evaluate_export_report(run, capsys):
+    from medseg_nas.evaluate_cli import evaluate_run
+    from medseg_nas.export import export_all
+    from medseg_nas.model_io import load_model
+    from medseg_nas.report import build_report
+    from medseg_nas.retrain import retrain
+    from medseg_nas.runinfo import run_cases
+
+    cfg, run_dir = run
+    info = retrain(run_dir, "best", fit_fn=stub_fit)
+    best = run_dir / "best"
+    assert info["trial_id"] == 3 and Genome.from_dict(json.loads((best / "genome.json").read_text())) == GENOMES[2]
+    m = load_model(best / "model.pt")
+    assert m.genome == GENOMES[2] and m.n_classes == 4 and m.extra["trial_id"] == 3
+    with pytest.raises(MedsegError, match="already exists"):
+        retrain(run_dir, "best", fit_fn=stub_fit)
+
+    summary = evaluate_run(run_dir, device="cpu", log=lambda s: None)
+    test_cases = run_cases(run_dir, "test")
+    assert summary["n_cases"] == len(test_cases) >= 1
+    with open(best / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 * len(test_cases)
+    for r in rows:
+        assert 0.0 <= float(r["dice"]) <= 1.0
+    # metrics agree with the saved predictions, which sit on the label's grid with its affine
+    for case in test_cases:
+        pred_img = nib.load(str(best / "predictions" / f"{case['id']}_seg.nii.gz"))
+        lab_img = nib.load(case["label"])
+        assert pred_img.shape == lab_img.shape and np.allclose(pred_img.affine, lab_img.affine)
+        pred, lab = np.asarray(pred_img.dataobj), np.asarray(lab_img.dataobj)
+        for r in (r for r in rows if r["case"] == case["id"]):
+            k = int(r["class_id"])
+            p, g = pred == k, lab == k
+            dice = 2 * (p & g).sum() / max(p.sum() + g.sum(), 1) if (p.sum() + g.sum()) else 1.0
+            assert abs(dice - float(r["dice"])) < 1e-4
+
+    report = export_all(best / "model.pt", best, ["torchscript", "onnx"], test_cases[0]["image"], log=lambda s: None)
+    assert report["onnx"]["max_abs_diff"] < 1e-3 and report["torchscript"]["max_abs_diff"] < 1e-4
+    html = build_report(run_dir).read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "mean foreground" in html
+    assert cli(["report", str(run_dir)]) == 0
+
+
+def test_run_skips_complete_stages(run, monkeypatch, capsys):
+    """`run` on a finished search: retrain..report happen once, a second run skips all of them."""
+    import medseg_nas.retrain as rt
+    from medseg_nas.pipeline import run_pipeline
+
+    cfg, run_dir = run
+    (run_dir / "front.json").write_text(json.dumps({"name": "stages", "n_trials": 5, "front": [], "hypervolume": 0.5}))
+    monkeypatch.setattr(rt, "default_fit", stub_fit)
+    cfg.retrain.pick = "knee"
+    run_pipeline(cfg, run_dir)
+    out = capsys.readouterr().out
+    assert "search: complete" in out and "=== retrain" in out and "test Dice per class" in out
+    stamp = (run_dir / "best" / "model.pt").stat().st_mtime
+    run_pipeline(cfg, run_dir)
+    out = capsys.readouterr().out
+    for stage in ("retrain", "evaluate", "export", "report"):
+        assert f"{stage}: " in out and "skipped" in out
+    assert "=== " not in out
+    assert (run_dir / "best" / "model.pt").stat().st_mtime == stamp
