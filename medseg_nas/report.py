@@ -74,9 +74,11 @@ def fig_front(rows, chosen_id, front_doc, summary) -> str:
     for r, p in zip(done, params):
         if r.id == chosen_id:
             a.scatter([p], [r.f1], s=160, marker="*", c="C3", zorder=5, label=f"chosen (trial {r.id})")
-    for name, n in PUBLISHED_PARAMS.items():
-        a.axvline(n, ls="--", c="C2", alpha=0.5)
-        a.text(n, a.get_ylim()[1], f" EMONAS {name}", rotation=90, va="top", fontsize=7, color="C2")
+    top = a.get_ylim()[1]
+    for k, (name, n) in enumerate(sorted(PUBLISHED_PARAMS.items(), key=lambda kv: kv[1])):
+        a.axvline(n, ls="--", c="C2", alpha=0.5, label="published EMONAS-Net sizes" if k == 0 else None)
+        a.annotate(name, (n, top), xytext=(-3, -4 - 11 * k), textcoords="offset points", ha="right", va="top",
+                   fontsize=7, color="C2")
     a.set_xscale("log")
     a.set_xlabel("trainable parameters")
     a.set_ylabel("f1 (expected segmentation error)")
@@ -92,8 +94,9 @@ def fig_front(rows, chosen_id, front_doc, summary) -> str:
             b.scatter(ch, [summary["mean_dice"]], s=160, marker="*", c="C3", zorder=5, label="chosen, retrained (test Dice)")
     for name, dice in PUBLISHED_DICE.items():
         b.scatter([PUBLISHED_PARAMS[name]], [float(np.mean(list(dice.values())))], marker="D", c="C2")
+    for k, (name, dice) in enumerate(sorted(PUBLISHED_DICE.items(), key=lambda kv: PUBLISHED_PARAMS[kv[0]])):
         b.annotate(f"EMONAS {name}", (PUBLISHED_PARAMS[name], float(np.mean(list(dice.values())))), fontsize=7,
-                   xytext=(3, 3), textcoords="offset points")
+                   xytext=(-4, -12 - 10 * k), textcoords="offset points", ha="right", color="C2")
     b.set_xscale("log")
     b.set_ylim(0, 1)
     b.set_xlabel("trainable parameters")

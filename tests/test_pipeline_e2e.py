@@ -1,0 +1,115 @@
+"""End to end: `medseg-nas run` on a tiny synthetic config, then every artefact is checked."""
+
+import csv
+import json
+import math
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import yaml
+
+pytest.importorskip("medseg_nas.train", reason="the trainer has not landed")
+pytest.importorskip("medseg_nas.search", reason="the search strategies have not landed")
+
+from medseg_nas.cli import main as cli  # noqa: E402
+
+TINY = {
+    "name": "e2e",
+    "data": {"prepare": {"source": "synthetic", "cases": 8, "seed": 0}, "val_fraction": 0.25,
+             "test_fraction": 0.25, "patch_size": [32, 32, 8], "augment": "none"},
+    "space": {"n_c": [2], "n_f": [3], "ops": ["conv3d_1", "conv3d_3", "conv2d_3", "identity"], "lr_grid": 3},
+    "train": {"epochs": 2, "iters_per_epoch": 2, "batch_size": 2, "patience": 2, "device": "cpu"},
+    "search": {"strategy": "random", "budget_trials": 3, "seed": 0},
+    "retrain": {"pick": "knee", "epochs": 2, "iters_per_epoch": 2, "patience": 2},
+}
+
+
+@pytest.mark.slow
+def test_run_end_to_end(tmp_path, capsys):
+    cfg = dict(TINY, run_root=str(tmp_path / "runs"))
+    cfg["data"] = dict(TINY["data"], root=str(tmp_path / "data" / "phantoms"))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    run_dir = tmp_path / "runs" / "e2e"
+    assert cli(["run", str(tmp_path / "tiny.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "test Dice per class" in out and "report.html" in out
+
+    # search artefacts
+    from medseg_nas.store import TrialStore
+
+    with TrialStore(run_dir / "trials.sqlite") as st:
+        assert st.count(("done", "failed")) == 3 and st.count("done") >= 1
+    front = json.loads((run_dir / "front.json").read_text())
+    assert front["front"]
+
+    # retrained model
+    from medseg_nas.model_io import load_model
+    from medseg_nas.runinfo import run_cases
+
+    best = run_dir / "best"
+    model = load_model(best / "model.pt")
+    info = json.loads((best / "retrain.json").read_text())
+    assert info["trial_id"] in {e["id"] for e in front["front"]}
+    assert json.loads((best / "history.json").read_text())["history"]
+
+    # metrics in [0, 1] and consistent with the saved predictions on the original grid
+    cases = run_cases(run_dir, "test")
+    with open(best / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(cases) * (model.n_classes - 1)
+    for case in cases:
+        pred_img = nib.load(str(best / "predictions" / f"{case['id']}_seg.nii.gz"))
+        lab_img = nib.load(case["label"])
+        assert pred_img.shape == lab_img.shape and np.allclose(pred_img.affine, lab_img.affine, atol=1e-5)
+        pred, lab = np.asarray(pred_img.dataobj), np.rint(np.asarray(lab_img.dataobj))
+        for r in (r for r in rows if r["case"] == case["id"]):
+            assert 0.0 <= float(r["dice"]) <= 1.0
+            p, g = pred == int(r["class_id"]), lab == int(r["class_id"])
+            dice = 2 * (p & g).sum() / (p.sum() + g.sum()) if (p.sum() + g.sum()) else 1.0
+            assert abs(dice - float(r["dice"])) < 1e-4
+    summary = json.loads((best / "summary.json").read_text())
+    assert 0.0 <= summary["mean_dice"] <= 1.0
+
+    # TorchScript / ONNX logits equal PyTorch on a real preprocessed case
+    import onnxruntime as ort
+
+    from medseg_nas.export import case_input
+
+    x = case_input(model, cases[0]["image"])
+    with torch.no_grad():
+        ref = model.network(x).numpy()
+        ts = torch.jit.load(str(best / "model.ts"))(x).numpy()
+    sess = ort.InferenceSession(str(best / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert np.abs(ts - ref).max() < 1e-4
+    assert np.abs(sess.run(None, {"image": x.numpy()})[0] - ref).max() < 1e-3
+
+    # the MONAI bundle loads and segments a case onto its own grid
+    from monai.bundle import ConfigParser, run
+
+    bundle = best / "bundle"
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser.update({"bundle_root": str(bundle)})
+    assert parser.get_parsed_content("network") is not None
+    run(config_file=str(bundle / "configs" / "inference.json"), bundle_root=str(bundle),
+        dataset_dir=cases[0]["image"], output_dir=str(tmp_path / "bundle_out"))
+    seg = next((tmp_path / "bundle_out").glob("*_seg.nii.gz"))
+    img = nib.load(cases[0]["image"])
+    assert nib.load(str(seg)).shape[:3] == img.shape[:3]
+
+    # predict: NIfTI in → NIfTI out with the input's affine; agrees with the bundle
+    assert cli(["predict", str(run_dir), "-i", cases[0]["image"], "-o", str(tmp_path / "pred")]) == 0
+    out_img = nib.load(str(next((tmp_path / "pred").glob("*_seg.nii.gz"))))
+    assert out_img.shape == img.shape[:3] and np.array_equal(out_img.affine, img.affine)
+    agree = (np.asarray(out_img.dataobj) == np.asarray(nib.load(str(seg)).dataobj).reshape(out_img.shape)).mean()
+    assert agree > 0.99
+
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4
+    assert not math.isnan(front["hypervolume"])
+
+    # a second `run` finds everything complete
+    assert cli(["run", str(tmp_path / "tiny.yaml")]) == 0
+    assert "=== " not in capsys.readouterr().out
