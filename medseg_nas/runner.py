@@ -48,8 +48,18 @@ from medseg_nas.space.plan import NetworkPlan
 from medseg_nas.store import TrialRow, TrialStore
 
 STATE_FORMAT = "medseg-nas/strategy-state/1"
-# config keys that may change between a search and its resumption
-_RESUMABLE_CHANGES = ("run_root", "search.budget_trials", "search.budget_hours", "executor.", "train.device", "data.num_workers")
+# a resumed search must agree with the original on these sections (they decide what a trial
+# measures) except for the keys listed after them, which only say how long or where to run
+_RESUME_CHECKED = ("data.", "space.", "train.", "objectives.", "search.")
+_RESUMABLE_CHANGES = (
+    "search.budget_trials",
+    "search.budget_hours",
+    "search.max_consecutive_failures",
+    "train.device",
+    "data.num_workers",
+    "data.cache_rate",
+    "data.prepare.",
+)
 
 
 class SearchError(MedsegError):
@@ -297,6 +307,8 @@ def _check_resume_config(saved: dict, new: dict, run_dir: Path) -> None:
     a, b = _flatten(saved), _flatten(new)
     diffs = []
     for key in sorted(set(a) | set(b)):
+        if not key.startswith(_RESUME_CHECKED):
+            continue
         if any(key == r or (r.endswith(".") and key.startswith(r)) for r in _RESUMABLE_CHANGES):
             continue
         if a.get(key) != b.get(key):
@@ -306,7 +318,7 @@ def _check_resume_config(saved: dict, new: dict, run_dir: Path) -> None:
             f"cannot resume {run_dir}: its config.yaml differs from this config in "
             + "; ".join(diffs[:5])
             + (" ..." if len(diffs) > 5 else "")
-            + " (only budgets, executor and device may change; use another --run-dir for a new search)"
+            + " (only budgets, executor, device and non-search sections may change; use another --run-dir for a new search)"
         )
 
 

@@ -84,6 +84,10 @@ def test_refuses_to_overwrite_and_checks_resume_config(tmp_path):
     cfg.train.epochs = 9
     with pytest.raises(SearchError, match=r"train.epochs: 4 -> 9"):
         run_search(cfg, tmp_path / "r", resume=True, strategy=_strategy(cfg), trial_fn=fk.analytic_trial, progress=False)
+    cfg.train.epochs = 4
+    cfg.retrain.epochs = 7  # not a search setting: resuming is fine
+    s = run_search(cfg, tmp_path / "r", resume=True, strategy=_strategy(cfg), budget=3, trial_fn=fk.analytic_trial, progress=False)
+    assert s.n_trials == 3 and s.n_new == 1
     with pytest.raises(SearchError, match="nothing to resume"):
         run_search(cfg, tmp_path / "none", resume=True, strategy=_strategy(cfg), trial_fn=fk.analytic_trial, progress=False)
 
