@@ -100,3 +100,24 @@ def data_probe_trial(spec):
     item = ctx.bundle.train[0]
     assert tuple(item["image"].shape[1:]) == tuple(ctx.plan.patch_size), (item["image"].shape, ctx.plan.patch_size)
     return analytic_trial(spec)
+
+
+def run_named(run_dir: str, strategy: str, resume: bool = False, budget: int = 8, trial_fn=None, progress: bool = False):
+    """A fake search with one of the real strategies (medseg_nas.search.make_strategy)."""
+    from medseg_nas.config import config_from_dict
+    from medseg_nas.runner import run_search
+
+    cfg = config_from_dict(TINY_CONFIG, overrides=[f"search.strategy={strategy}"] + STRATEGY_OVERRIDES)
+    return run_search(cfg, run_dir, resume=resume, budget=budget, trial_fn=trial_fn or analytic_trial, progress=progress)
+
+
+# small populations so every phase of each strategy is reached within a dozen trials
+STRATEGY_OVERRIDES = [
+    "search.samea.n_subproblems=4",
+    "search.samea.neighbourhood=2",
+    "search.samea.learning_generations=1",
+    "search.samea.screen_candidates=8",
+    "search.samea.surrogate_trees=20",
+    "search.dmls.initial_archive_size=3",
+    "search.nsga2.pop_size=4",
+]
