@@ -472,16 +472,16 @@ class _Search:
         self.n_told += 1
         self.save_state()
 
-    def handle(self, genome: Genome) -> None:
+    def handle(self, genome: Genome) -> str:
         """Send an asked genome on its way: told from the store, joined to a trial, or submitted."""
         key = genome.key()
         row = self.store.finished_by_key(key)
         if row is not None:
             self.n_cached += 1
             self.tell(genome, row.objectives)
-            return
+            return "cached"
         if key in self.inflight:
-            return  # told when the identical genome's trial ends
+            return "joined"  # told when the identical genome's trial ends
         running = self.store.running_by_key(key)
         seed = int(self.cfg.train.seed)
         tid = self.store.start(key, genome.to_json(), seed, self.host, trial_id=running.id if running else None)
@@ -499,6 +499,7 @@ class _Search:
         )
         self.inflight[key] = spec
         self.executor.submit(spec)
+        return "submitted"
 
     # -- budget ----------------------------------------------------------------------------------
     def finished(self) -> int:
@@ -529,7 +530,6 @@ class _Search:
                 self.stop_reason = self.stop_reason or "strategy done"
                 return
             n = int(min(self.executor.capacity - self.executor.in_flight, self.remaining()))
-            before = self.executor.in_flight
             asked = list(self.strategy.ask(n))
             if not asked:
                 if not self.inflight:
@@ -537,16 +537,19 @@ class _Search:
                 return  # the strategy waits for results
             self.outstanding.extend(asked)
             self.backlog.extend(asked)
+            outcomes = []
             while self.backlog and self.executor.in_flight < self.executor.capacity and self.remaining() > 0:
-                self.handle(self.backlog.pop(0))
-            if self.executor.in_flight == before and not self.backlog:
-                idle_asks += 1  # all answered from the store
-                if idle_asks > 10000:
-                    self.stop_reason = "no new genomes"
-                    self.log("stopping: the strategy asked 10000 times only for genomes already evaluated")
-                    return
-            else:
+                outcomes.append(self.handle(self.backlog.pop(0)))
+            if "submitted" in outcomes or self.backlog:
                 idle_asks = 0
+            elif "joined" in outcomes:
+                return  # the strategy re-proposed a genome in training: wait for its result
+            else:
+                idle_asks += 1  # every asked genome was answered from the store
+                if idle_asks >= 10000:
+                    self.stop_reason = "no new genomes"
+                    self.log("stopping: the strategy asked 10000 times in a row only for genomes already evaluated")
+                    return
 
     # -- results -----------------------------------------------------------------------------------
     def complete(self, c: Completed) -> None:

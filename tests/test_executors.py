@@ -95,3 +95,23 @@ def test_ray_worker_dying_twice_is_a_failed_trial(ray_local, tmp_path):
     ex.shutdown()
     (c,) = done
     assert c.spec.trial_id == 7 and c.result.status == "failed" and "died" in c.result.error
+
+
+def test_two_local_workers_dedupe_in_flight_genomes(tmp_path, monkeypatch):
+    """Parallel trials: a genome asked again while its twin trains waits for that trial."""
+    monkeypatch.setenv("FAKE_TRIAL_SECONDS", "0.2")
+    cfg = config_from_dict(fk.TINY_CONFIG)
+    strat = fk.TinyRandomStrategy(SearchSpace.from_config(cfg.space), seed=3, repeat=2)
+    ex = LocalExecutor(fk.analytic_trial, workers=2)
+    try:
+        s = run_search(cfg, tmp_path / "r", strategy=strat, budget=6, trial_fn=fk.analytic_trial, executor=ex, progress=False)
+    finally:
+        ex.shutdown()
+    assert s.n_trials == 6
+    keys = [r for r in json.loads((tmp_path / "r" / "strategy_state.json").read_text())["state"]["asked"]]
+    assert len(strat.told) == len(strat.asked) == len(keys)  # every ask was told exactly once
+    from medseg_nas.store import TrialStore
+
+    with TrialStore(tmp_path / "r" / "trials.sqlite") as st:
+        stored = [r.key for r in st.rows()]
+    assert len(stored) == len(set(stored)) == 6
