@@ -2,11 +2,12 @@
 
 Each test case is segmented exactly as `predict` does (training preprocessing, sliding window,
 back to the original image grid) and compared with its label file on that grid, with the
-original voxel spacing (distances in mm), by `medseg_nas.evaluate.case_metrics`. Writes
+original voxel spacing (distances in mm), by `medseg_nas.evaluate` (its empty-structure
+conventions keep every number finite). Writes
 
     best/predictions/<id>_seg.nii.gz   the label maps (input affine and shape)
     best/metrics.csv                   one row per case and foreground class
-    best/summary.json                  per-class mean / std / median, mean foreground Dice, cases
+    best/summary.json                  per-class mean / std, mean foreground Dice, per-case list
 
 and prints a per-class table. With `--model M --data DIR` every training case of the MSD-layout
 folder DIR is evaluated and the outputs go to `--output` (default: next to the model, eval/).
@@ -15,9 +16,7 @@ folder DIR is evaluated and the outputs go to `--output` (default: next to the m
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
 import time
 from pathlib import Path
 
@@ -27,58 +26,17 @@ from medseg_nas.errors import DataError, MedsegError
 
 METRICS = ("dice", "hd95", "asd")
 
-
-def _fallback_case_metrics(prediction, label, spacing, labels) -> dict:
-    """Used only while medseg_nas.evaluate is missing: MONAI Dice / HD95 / ASD in mm."""
-    import torch
-    from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
-
-    out = {}
-    for k in labels:
-        p = torch.as_tensor(prediction == k)[None, None].float()
-        g = torch.as_tensor(label == k)[None, None].float()
-        y_pred, y = torch.cat([1 - p, p], 1), torch.cat([1 - g, g], 1)
-        dice = float(compute_dice(y_pred, y, include_background=False, ignore_empty=False)[0, 0])
-        if p.sum() == 0 and g.sum() == 0:
-            out[k] = {"dice": 1.0, "hd95": 0.0, "asd": 0.0}
-            continue
-        if p.sum() == 0 or g.sum() == 0:
-            out[k] = {"dice": dice, "hd95": float("nan"), "asd": float("nan")}
-            continue
-        hd = float(compute_hausdorff_distance(y_pred, y, percentile=95, spacing=list(spacing))[0, 0])
-        asd = float(compute_average_surface_distance(y_pred, y, symmetric=True, spacing=list(spacing))[0, 0])
-        out[k] = {"dice": dice, "hd95": hd, "asd": asd}
-    return out
-
-
-def case_metrics(prediction, label, spacing, labels) -> dict:
-    try:
-        from medseg_nas.evaluate import case_metrics as cm
-    except ImportError:
-        cm = _fallback_case_metrics
-    return cm(prediction, label, spacing, labels)
-
-
-def _finite(xs) -> list[float]:
-    return [float(x) for x in xs if x is not None and math.isfinite(float(x))]
-
-
-def _stats(xs) -> dict:
-    f = _finite(xs)
-    return {
-        "mean": float(np.mean(f)) if f else None,
-        "std": float(np.std(f)) if f else None,
-        "median": float(np.median(f)) if f else None,
-        "n": len(f),
-        "n_undefined": len(xs) - len(f),
-    }
-
-
 def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = False, device: str = "auto",
                    save_predictions: bool = True, log=print) -> dict:
-    """Segment and score `cases` ({"id", "image", "label"}); write metrics.csv + summary.json."""
+    """Segment and score `cases` ({"id", "image", "label"}); write metrics.csv + summary.json.
+
+    Metrics, CSV columns and the per-class summary are medseg_nas.evaluate's (finite conventions
+    for empty structures); the summary adds mean_dice, the per-case list (with prediction paths),
+    best/worst case, model and TTA.
+    """
     import nibabel as nib
 
+    from medseg_nas.evaluate import case_metrics_detail, metric_rows, summarise, write_case_csv
     from medseg_nas.inference import Predictor, save_label_nifti
     from medseg_nas.model_io import load_model
 
@@ -94,46 +52,34 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
         t = time.time()
         pred, ref = predictor(case["image"])
         lab_img = nib.load(str(case["label"]))
-        label = np.rint(np.asarray(lab_img.dataobj)).astype(np.int64).reshape(lab_img.shape[:3])
+        label = np.rint(np.asarray(lab_img.dataobj, dtype=np.float32)).astype(np.int16)
+        if label.ndim == 4 and label.shape[-1] == 1:
+            label = label[..., 0]
         if label.shape != pred.shape:
             raise DataError(f"label {case['label']} has shape {label.shape} but image {case['image']} has {pred.shape}")
-        spacing = [float(s) for s in ref.header.get_zooms()[:3]]
-        m = case_metrics(pred, label, spacing, fg)
-        pred_path = None
-        if save_predictions:
-            pred_path = save_label_nifti(pred, ref, pred_dir / f"{case['id']}_seg.nii.gz")
+        spacing = [float(z) for z in lab_img.header.get_zooms()[:3]]
+        detail = case_metrics_detail(pred, label, spacing, list(fg))
+        case_rows = metric_rows(str(case["id"]), detail, fg)
+        rows += case_rows
+        pred_path = save_label_nifti(pred, ref, pred_dir / f"{case['id']}_seg.nii.gz") if save_predictions else None
         entry = {"id": case["id"], "image": str(case["image"]), "label": str(case["label"]),
-                 "prediction": str(pred_path) if pred_path else None, "classes": {}}
-        for k, name in fg.items():
-            cm = m.get(k, m.get(name, m.get(str(k))))
-            if cm is None:
-                raise MedsegError(f"case_metrics returned no entry for class {k} ({name})")
-            vals = {key: (float(cm[key]) if cm.get(key) is not None else float("nan")) for key in METRICS}
-            entry["classes"][name] = vals
-            rows.append({"case": case["id"], "class_id": k, "class": name, **vals})
+                 "prediction": str(pred_path) if pred_path else None,
+                 "classes": {r["name"]: {m: float(r[m]) for m in METRICS} for r in case_rows}}
         entry["mean_dice"] = float(np.mean([c["dice"] for c in entry["classes"].values()]))
         per_case.append(entry)
         log(f"[{n}/{len(cases)}] {case['id']}: " + "  ".join(f"{name} {v['dice']:.3f}" for name, v in entry["classes"].items())
             + f"  ({time.time() - t:.1f}s)")
-    with open(out_dir / "metrics.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["case", "class_id", "class", *METRICS])
-        w.writeheader()
-        for r in rows:
-            w.writerow({**r, **{k: (f"{r[k]:.6f}" if math.isfinite(r[k]) else "nan") for k in METRICS}})
-    classes = {}
-    for k, name in fg.items():
-        classes[name] = {"id": k, **{key: _stats([c["classes"][name][key] for c in per_case]) for key in METRICS}}
-    summary = {
+    write_case_csv(rows, out_dir / "metrics.csv")
+    summary = summarise(rows)
+    summary.update({
         "model": str(model_path),
-        "n_cases": len(per_case),
         "tta": tta,
-        "mean_dice": float(np.mean([c["mean_dice"] for c in per_case])),
-        "classes": classes,
+        "mean_dice": float(summary["mean"]["dice"]),
         "cases": per_case,
         "best_case": max(per_case, key=lambda c: c["mean_dice"])["id"],
         "worst_case": min(per_case, key=lambda c: c["mean_dice"])["id"],
-    }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+    })
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -141,10 +87,11 @@ def format_table(summary: dict) -> str:
     def f(x, nd=3):
         return "   n/a" if x is None else f"{x:.{nd}f}"
 
-    lines = [f"{'class':<16} {'Dice mean':>9} {'± std':>7} {'HD95 mm':>8} {'ASD mm':>7}  cases"]
+    lines = [f"{'class':<16} {'Dice mean':>9} {'± std':>7} {'HD95 mm':>8} {'ASD mm':>7}  misses"]
     for name, c in summary["classes"].items():
+        misses = c.get("empty_prediction", 0) + c.get("empty_ground_truth", 0)
         lines.append(f"{name:<16} {f(c['dice']['mean']):>9} {f(c['dice']['std']):>7} {f(c['hd95']['mean'], 2):>8} "
-                     f"{f(c['asd']['mean'], 2):>7}  {c['dice']['n']}")
+                     f"{f(c['asd']['mean'], 2):>7}  {misses}")
     lines.append(f"{'mean foreground':<16} {summary['mean_dice']:>9.3f}   ({summary['n_cases']} test cases; "
                  f"best {summary['best_case']}, worst {summary['worst_case']})")
     return "\n".join(lines)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from medseg_nas.errors import MedsegError
-from medseg_nas.inference import build_transforms, patch_of, preprocess_spec
+from medseg_nas.inference import inference_compose, patch_of, preprocess_spec
 from medseg_nas.model_io import TS_META, LoadedModel, load_model
 
 FORMATS = ("torchscript", "onnx", "bundle")
@@ -47,7 +47,7 @@ def example_input(model: LoadedModel, batch: int = 1) -> torch.Tensor:
 
 def case_input(model: LoadedModel, image_path: str | Path) -> torch.Tensor:
     """A patch-sized crop (zero-padded if needed) from the centre of a real preprocessed case."""
-    d = build_transforms(preprocess_spec(model.data_plan))({"image": str(image_path)})
+    d = inference_compose(model.data_plan)({"image": str(image_path)})
     img = torch.as_tensor(d["image"]).float()
     patch = patch_of(model.data_plan)
     out = torch.zeros(model.in_channels, *patch)

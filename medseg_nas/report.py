@@ -209,17 +209,20 @@ def _fmt(x, nd=3) -> str:
 
 
 def metrics_table(summary: dict) -> str:
-    head = "<tr><th>class</th><th>Dice mean ± std</th><th>Dice median</th><th>HD95 mm (mean)</th><th>ASD mm (mean)</th><th>cases</th></tr>"
+    head = ("<tr><th>class</th><th>Dice mean ± std</th><th>HD95 mm mean ± std</th><th>ASD mm mean ± std</th>"
+            "<th>missed / spurious</th></tr>")
     body = []
     for name, c in summary["classes"].items():
         body.append(
             f"<tr><td>{html.escape(name)}</td><td>{_fmt(c['dice']['mean'])} ± {_fmt(c['dice']['std'])}</td>"
-            f"<td>{_fmt(c['dice']['median'])}</td><td>{_fmt(c['hd95']['mean'], 2)}</td><td>{_fmt(c['asd']['mean'], 2)}</td>"
-            f"<td>{c['dice']['n']}</td></tr>"
+            f"<td>{_fmt(c['hd95']['mean'], 2)} ± {_fmt(c['hd95']['std'], 2)}</td>"
+            f"<td>{_fmt(c['asd']['mean'], 2)} ± {_fmt(c['asd']['std'], 2)}</td>"
+            f"<td>{c.get('empty_prediction', 0)} / {c.get('empty_ground_truth', 0)}</td></tr>"
         )
-    body.append(f"<tr><th>mean foreground</th><th>{_fmt(summary['mean_dice'])}</th><td colspan=4>{summary['n_cases']} test cases"
+    body.append(f"<tr><th>mean foreground</th><th>{_fmt(summary['mean_dice'])}</th><td colspan=3>{summary['n_cases']} test cases"
                 f"{' (mirror TTA)' if summary.get('tta') else ''}</td></tr>")
-    return f"<table>{head}{''.join(body)}</table>"
+    note = html.escape(summary.get("conventions", ""))
+    return f"<table>{head}{''.join(body)}</table><p class='note'>{note}</p>"
 
 
 CSS = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}

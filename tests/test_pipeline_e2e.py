@@ -66,7 +66,7 @@ def test_run_end_to_end(tmp_path, capsys):
         pred, lab = np.asarray(pred_img.dataobj), np.rint(np.asarray(lab_img.dataobj))
         for r in (r for r in rows if r["case"] == case["id"]):
             assert 0.0 <= float(r["dice"]) <= 1.0
-            p, g = pred == int(r["class_id"]), lab == int(r["class_id"])
+            p, g = pred == int(r["label"]), lab == int(r["label"])
             dice = 2 * (p & g).sum() / (p.sum() + g.sum()) if (p.sum() + g.sum()) else 1.0
             assert abs(dice - float(r["dice"])) < 1e-4
     summary = json.loads((best / "summary.json").read_text())

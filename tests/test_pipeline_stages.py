@@ -124,7 +124,7 @@ def test_retrain_evaluate_export_report(run, capsys):
         assert pred_img.shape == lab_img.shape and np.allclose(pred_img.affine, lab_img.affine)
         pred, lab = np.asarray(pred_img.dataobj), np.asarray(lab_img.dataobj)
         for r in (r for r in rows if r["case"] == case["id"]):
-            k = int(r["class_id"])
+            k = int(r["label"])
             p, g = pred == k, lab == k
             dice = 2 * (p & g).sum() / max(p.sum() + g.sum(), 1) if (p.sum() + g.sum()) else 1.0
             assert abs(dice - float(r["dice"])) < 1e-4
