@@ -129,6 +129,14 @@ def test_retrain_evaluate_export_report(run, capsys):
             dice = 2 * (p & g).sum() / max(p.sum() + g.sum(), 1) if (p.sum() + g.sum()) else 1.0
             assert abs(dice - float(r["dice"])) < 1e-4
 
+    # --model/--data: every case of an MSD folder, outputs where asked
+    root = cfg.data.root
+    assert cli(["evaluate", "--model", str(best / "model.pt"), "--data", root, "--output", str(run_dir / "ext")]) == 0
+    ext = json.loads((run_dir / "ext" / "summary.json").read_text())
+    assert ext["n_cases"] == 8 and 0 <= ext["mean_dice"] <= 1
+    assert cli(["evaluate", "--model", str(best / "model.pt")]) == 1  # --data missing: one clear error
+    assert cli(["retrain", str(run_dir), "--pick", "largest", "--force"]) == 1
+
     report = export_all(best / "model.pt", best, ["torchscript", "onnx"], test_cases[0]["image"], log=lambda s: None)
     assert report["onnx"]["max_abs_diff"] < 1e-3 and report["torchscript"]["max_abs_diff"] < 1e-4
     html = build_report(run_dir).read_text()
