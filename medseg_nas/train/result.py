@@ -1,0 +1,70 @@
+"""`TrialResult`: what one training run (a search trial or the final retrain) hands back."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class TrialResult:
+    """Outcome of `Trainer.fit`; JSON-able except `state_dict` (left out of `to_dict`).
+
+    history: one dict per epoch run: ``epoch`` (1-based), ``loss`` (mean training loss),
+    ``train_dice`` (mean foreground Dice of the epoch's training patches), ``val_dice`` (mean
+    foreground Dice over validation volumes, ``None`` on epochs without validation),
+    ``val_dice_per_class`` ({"<label id>": dice} or ``None``), ``lr`` (at the epoch's end) and
+    ``seconds``. ``e_max`` is the 1-based epoch of the best validation Dice; ``train_dice`` and
+    ``val_dice`` are the values at ``e_max`` (0 when the trial failed before validating).
+    """
+
+    status: str = "done"  # "done" | "failed"
+    error: str | None = None
+    history: list[dict] = field(default_factory=list)
+    train_dice: float = 0.0
+    val_dice: float = 0.0
+    val_dice_per_class: dict[str, float] = field(default_factory=dict)  # at e_max
+    e_max: int = 0
+    epochs_run: int = 0
+    epochs_budget: int = 0
+    seconds: float = 0.0
+    peak_mem_mb: float = 0.0  # CUDA: peak allocated by this trial; CPU: the process's peak RSS
+    n_params: int | None = None
+    seed: int | None = None
+    device: str = ""
+    timing: dict[str, float] = field(default_factory=dict)  # train_s, val_s, data_wait_s, step_ms, ...
+    state_dict: Any = field(default=None, repr=False)  # best weights (CPU tensors), not in JSON
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "state_dict"}
+        return json.loads(json.dumps(d, default=_jsonable))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrialResult":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names and k != "state_dict"})
+
+    @classmethod
+    def from_json(cls, s: str) -> "TrialResult":
+        return cls.from_dict(json.loads(s))
+
+
+def _jsonable(v: Any):
+    if hasattr(v, "item"):
+        v = v.item()
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+    if isinstance(v, (set, tuple)):
+        return list(v)
+    return str(v)
+
+
+__all__ = ["TrialResult"]

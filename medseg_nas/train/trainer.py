@@ -1,0 +1,437 @@
+"""`Trainer`: one genome + a DataBundle → best weights and a per-epoch history.
+
+Recipe (one search trial, or the final retrain with a bigger budget):
+
+- Network: `build_network(genome, plan.in_channels, plan.n_classes, plan.network_plan)`,
+  initialised under `torch.manual_seed(seed)`.
+- Loss: MONAI `DiceCELoss(to_onehot_y=True, softmax=True, include_background=False,
+  batch=True)` — nnU-Net's choice: soft Dice over foreground classes computed over the whole
+  batch (stable when a patch misses a class) plus cross-entropy, computed in fp32.
+- Optimiser: AdamW with the genome's learning rate and `train.weight_decay`; gradients clipped
+  to norm `train.grad_clip`.
+- Schedule (per iteration, over the whole budget E × iters_per_epoch): linear warm-up over the
+  first 5% of the steps (at most 50), then polynomial decay (1 − t)^0.9 to ~0 (nnU-Net's
+  "poly"). Early stopping does not shorten the schedule: a trial is judged on the same curve
+  whatever its stopping epoch.
+- Precision: on CUDA with `train.amp`, autocast bf16 where the GPU supports it (no scaler),
+  else fp16 with a GradScaler; on CPU plain fp32 (bf16 conv3d on CPU is far slower).
+- Memory layout: on CPU the network runs channels_last_3d with its InstanceNorm3d layers
+  computed by `group_norm` (groups = channels, the same function and the same state_dict keys):
+  measured on the 2-core machine for the quickstart genome at 48³, batch 2, one step takes
+  ~0.9 s instead of ~3–5 s (channels_last alone) or ~6–20 s (default layout): oneDNN's
+  channels-last 3-D convolution backward is ~10× faster, and InstanceNorm3d would convert
+  back to the default layout at every norm. Not applied on CUDA (not measured there).
+- Data: the bundle's `train` dataset through a MONAI DataLoader with a seeded sampler drawing
+  E × iters × batch patches with replacement (`bundle.train_loader` when the bundle has one);
+  `num_workers` from the constructor, else the bundle's `num_workers`, else 0 (on 2 cores the
+  workers would compete with the convolution threads; the patch pipeline after caching is
+  cheap — `scripts/bench_train.py` measures the data-wait share).
+- Validation: every `val_every` epochs and at the last epoch, MONAI sliding-window inference
+  (patch-size windows, `sw_batch_size`, `sw_overlap`, Gaussian blending) over each whole
+  validation volume; Dice per foreground class per volume (empty conventions as in
+  `medseg_nas.evaluate`), averaged over volumes; `val_dice` is the mean over classes.
+- Early stopping: stop when `patience` epochs have passed since the best validation Dice
+  (patience 0: never). The best weights are kept in memory (CPU copy) → `TrialResult.state_dict`.
+- Failures — CUDA OOM, non-finite loss, a patch the network cannot take, any exception — are
+  returned as `status="failed"` with the reason; memory is released before returning.
+- Reproducibility: the same genome, seed and device give the same history on CPU (the global
+  RNG state of the caller is restored afterwards).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medseg_nas.evaluate import confusion_counts, dice_from_confusion, sliding_window_logits
+from medseg_nas.space.network import build_network
+from medseg_nas.train.result import TrialResult
+
+log = logging.getLogger(__name__)
+
+
+class TrialFailure(RuntimeError):
+    """A trial that cannot go on (the message is the reason recorded in the result)."""
+
+
+class GroupInstanceNorm3d(nn.Module):
+    """InstanceNorm3d(affine=True) computed with `F.group_norm` (one group per channel).
+
+    Mathematically identical, keeps channels_last_3d tensors in that layout (InstanceNorm3d
+    reshapes and converts to the default layout), and has the same `weight`/`bias` keys.
+    """
+
+    def __init__(self, norm: nn.InstanceNorm3d) -> None:
+        super().__init__()
+        self.num_features = norm.num_features
+        self.eps = norm.eps
+        self.weight = norm.weight
+        self.bias = norm.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
+
+
+def swap_instance_norm(module: nn.Module) -> int:
+    """Replace affine, stat-less InstanceNorm3d layers in place; returns how many."""
+    n = 0
+    for name, child in module.named_children():
+        if isinstance(child, nn.InstanceNorm3d) and child.affine and not child.track_running_stats:
+            setattr(module, name, GroupInstanceNorm3d(child))
+            n += 1
+        else:
+            n += swap_instance_norm(child)
+    return n
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from medseg_nas.errors import ConfigError
+
+        raise ConfigError(f"train.device={device!r} but CUDA is not available on this machine")
+    return dev
+
+
+def _plain(x: Any) -> torch.Tensor:
+    """MetaTensor/numpy → plain torch.Tensor (MetaTensor dispatch costs time in the network)."""
+    if hasattr(x, "as_tensor"):
+        return x.as_tensor()
+    return torch.as_tensor(x)
+
+
+def _peak_rss_mb() -> float:
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    except Exception:  # pragma: no cover - non-Unix
+        return 0.0
+
+
+def _describe(exc: BaseException, where: str) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, TrialFailure):
+        return f"{msg} ({where})" if where else msg
+    oom = isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    head = "CUDA out of memory" if oom else type(exc).__name__
+    tb = traceback.extract_tb(exc.__traceback__)
+    at = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+    text = f"{head}: {msg}" if msg else head
+    return f"{text[:400]} ({where}{at})" if where or at else text[:400]
+
+
+def _val_items(dataset) -> Any:
+    if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
+        return (dataset[i] for i in range(len(dataset)))
+    return iter(dataset)
+
+
+class _Run:
+    """Mutable state of one fit, readable after a failure (partial history, position)."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.iteration = 0
+        self.phase = "setup"
+        self.history: list[dict] = []
+        self.n_params: int | None = None
+        self.timing = {"train_s": 0.0, "val_s": 0.0, "data_wait_s": 0.0, "steps": 0}
+
+    def where(self) -> str:
+        if self.phase == "setup":
+            return "during setup"
+        if self.phase == "val":
+            return f"validating after epoch {self.epoch}"
+        return f"epoch {self.epoch}, iteration {self.iteration}"
+
+
+class Trainer:
+    """Trains genomes on one DataBundle (see the module doc for the recipe).
+
+    `bundle`: `.train` (dicts image C×patch, label 1×patch), `.val` (whole volumes), optional
+    `.reseed(seed)`, `.train_loader(batch_size, num_samples, seed, num_workers)` and
+    `.num_workers`. `plan`: `.patch_size`, `.network_plan`, `.in_channels`, `.n_classes`.
+    `channels_last`: None = on CPU only (measured faster there).
+    """
+
+    def __init__(
+        self,
+        train_cfg,
+        bundle,
+        plan,
+        device: str | torch.device = "auto",
+        log_dir: str | Path | None = None,
+        progress: bool = True,
+        num_workers: int | None = None,
+        channels_last: bool | None = None,
+    ) -> None:
+        self.cfg = train_cfg
+        self.bundle = bundle
+        self.plan = plan
+        self.device = resolve_device(device)
+        self.log_dir = Path(log_dir) if log_dir else None
+        self.progress = progress
+        self.num_workers = int(num_workers if num_workers is not None else getattr(bundle, "num_workers", 0) or 0)
+        self.channels_last = (self.device.type == "cpu") if channels_last is None else bool(channels_last)
+
+    # -- public ------------------------------------------------------------------------------
+    def fit(
+        self,
+        genome,
+        seed: int | None = None,
+        epochs: int | None = None,
+        iters_per_epoch: int | None = None,
+        patience: int | None = None,
+    ) -> TrialResult:
+        """Train `genome`; never raises for a failed trial (status="failed", error=reason)."""
+        cfg = self.cfg
+        seed = int(cfg.seed if seed is None else seed)
+        E = int(epochs if epochs is not None else cfg.epochs)
+        iters = int(iters_per_epoch if iters_per_epoch is not None else cfg.iters_per_epoch)
+        pat = int(patience if patience is not None else cfg.patience)
+        result = TrialResult(status="done", epochs_budget=E, seed=seed, device=str(self.device))
+        run = _Run()
+        t0 = time.perf_counter()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        error = None
+        try:
+            devices = [self.device.index or 0] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                self._fit(genome, seed, E, iters, pat, result, run)
+        except Exception as exc:  # every failure becomes data (KeyboardInterrupt still stops)
+            error = _describe(exc, run.where())
+            log.warning("trial %s failed: %s", getattr(genome, "key", lambda: "?")(), error)
+            log.debug("traceback:\n%s", traceback.format_exc())
+            del exc
+        if error is not None:
+            result.status = "failed"
+            result.error = error
+            result.state_dict = None
+        result.history = run.history
+        result.epochs_run = len(run.history)
+        result.n_params = run.n_params
+        t = run.timing
+        steps = max(int(t["steps"]), 1)
+        result.timing = {
+            "train_s": round(t["train_s"], 3),
+            "val_s": round(t["val_s"], 3),
+            "data_wait_s": round(t["data_wait_s"], 3),
+            "steps": int(t["steps"]),
+            "step_ms": round(1000 * t["train_s"] / steps, 1),
+            "data_wait_fraction": round(t["data_wait_s"] / t["train_s"], 4) if t["train_s"] > 0 else 0.0,
+        }
+        self._release()
+        if self.device.type == "cuda":
+            result.peak_mem_mb = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
+        else:
+            result.peak_mem_mb = round(_peak_rss_mb(), 1)
+        result.seconds = round(time.perf_counter() - t0, 3)
+        return result
+
+    # -- internals ---------------------------------------------------------------------------
+    def _release(self) -> None:
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def build(self, genome) -> nn.Module:
+        """The network as trained here (layout/norm tweaks on CPU), on the trainer's device."""
+        plan = self.plan
+        net = build_network(genome, int(plan.in_channels), int(plan.n_classes), plan.network_plan)
+        if self.channels_last:
+            swap_instance_norm(net)
+            net = net.to(memory_format=torch.channels_last_3d)
+        return net.to(self.device)
+
+    def _loader(self, seed: int, n_samples: int):
+        b = self.bundle
+        bs = int(self.cfg.batch_size)
+        if hasattr(b, "train_loader"):
+            return b.train_loader(bs, n_samples, seed=seed, num_workers=self.num_workers)
+        from monai.data import DataLoader
+
+        g = torch.Generator().manual_seed(seed)
+        if isinstance(b.train, torch.utils.data.IterableDataset):
+            return DataLoader(b.train, batch_size=bs, num_workers=self.num_workers, generator=g)
+        sampler = torch.utils.data.RandomSampler(b.train, replacement=True, num_samples=n_samples, generator=g)
+        return DataLoader(
+            b.train, batch_size=bs, sampler=sampler, num_workers=self.num_workers, generator=g,
+            pin_memory=self.device.type == "cuda", persistent_workers=self.num_workers > 0,
+        )
+
+    def _fit(self, genome, seed: int, E: int, iters: int, patience: int, result: TrialResult, run: _Run) -> None:
+        from monai.losses import DiceCELoss
+
+        cfg, plan, dev = self.cfg, self.plan, self.device
+        if E < 1 or iters < 1:
+            raise TrialFailure(f"empty budget: epochs={E}, iters_per_epoch={iters}")
+        patch = tuple(int(p) for p in plan.patch_size)
+        div = plan.network_plan.divisor(genome.n_c)
+        if any(p % d for p, d in zip(patch, div)):
+            raise TrialFailure(
+                f"patch {list(patch)} is not a multiple of {list(div)}, which a network with n_c={genome.n_c} "
+                f"and strides {[list(s) for s in plan.network_plan.strides[:genome.n_c]]} needs"
+            )
+        n_classes = int(plan.n_classes)
+        torch.manual_seed(seed)
+        if hasattr(self.bundle, "reseed"):
+            self.bundle.reseed(seed)
+        net = self.build(genome)
+        run.n_params = int(sum(p.numel() for p in net.parameters() if p.requires_grad))
+        opt = torch.optim.AdamW(net.parameters(), lr=float(genome.lr), weight_decay=float(cfg.weight_decay))
+        total = E * iters
+        warmup = max(1, min(50, round(0.05 * total)))
+
+        def lr_factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, 1.0 - (step - warmup) / max(1, total - warmup)) ** 0.9
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+        loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+        use_amp = dev.type == "cuda" and bool(cfg.amp)
+        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+        fmt = torch.channels_last_3d if self.channels_last else torch.contiguous_format
+        writer = None
+        if self.log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir=str(self.log_dir))
+            writer.add_text("genome", genome.to_json() if hasattr(genome, "to_json") else str(genome))
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, disable=not self.progress, leave=False, dynamic_ncols=True, unit="it",
+                   desc=f"trial {genome.key() if hasattr(genome, 'key') else ''}".strip())
+        best, best_state, e_max = -math.inf, None, 0
+        try:
+            loader = self._loader(seed, total * int(cfg.batch_size))
+            it = iter(loader)
+            for epoch in range(1, E + 1):
+                run.epoch, run.phase = epoch, "train"
+                t_ep = time.perf_counter()
+                net.train()
+                loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+                cm = torch.zeros(n_classes, n_classes, dtype=torch.long, device=dev)
+                for i in range(iters):
+                    run.iteration = i + 1
+                    t_step = time.perf_counter()
+                    try:
+                        batch = next(it)
+                    except StopIteration:
+                        it = iter(loader)
+                        batch = next(it)
+                    x = _plain(batch["image"]).to(dev, non_blocking=True).float().contiguous(memory_format=fmt)
+                    y = _plain(batch["label"]).to(dev, non_blocking=True)
+                    t_data = time.perf_counter()
+                    run.timing["data_wait_s"] += t_data - t_step
+                    with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
+                        logits = net(x)
+                    if logits.shape[2:] != y.shape[2:] or logits.shape[1] != n_classes:
+                        raise TrialFailure(
+                            f"network output {tuple(logits.shape)} does not match label {tuple(y.shape)} "
+                            f"for {n_classes} classes"
+                        )
+                    loss = loss_fn(logits.float(), y)
+                    lv = float(loss.detach())
+                    if not math.isfinite(lv):
+                        raise TrialFailure(f"non-finite loss ({lv})")
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(opt)
+                    if cfg.grad_clip and cfg.grad_clip > 0:
+                        nn.utils.clip_grad_norm_(net.parameters(), float(cfg.grad_clip))
+                    scaler.step(opt)
+                    scaler.update()
+                    sched.step()
+                    loss_sum += lv
+                    with torch.no_grad():
+                        cm += confusion_counts(logits.detach().argmax(1), y[:, 0], n_classes)
+                    run.timing["train_s"] += time.perf_counter() - t_step
+                    run.timing["steps"] += 1
+                    bar.update(1)
+                    bar.set_postfix(epoch=f"{epoch}/{E}", loss=f"{lv:.3f}", refresh=False)
+                train_dice = dice_from_confusion(cm)
+                row = {
+                    "epoch": epoch,
+                    "loss": float(loss_sum) / iters,
+                    "train_dice": float(sum(train_dice) / max(len(train_dice), 1)),
+                    "train_dice_per_class": {str(c + 1): d for c, d in enumerate(train_dice)},
+                    "val_dice": None,
+                    "val_dice_per_class": None,
+                    "lr": float(opt.param_groups[0]["lr"]),
+                }
+                if epoch % max(int(cfg.val_every), 1) == 0 or epoch == E:
+                    run.phase = "val"
+                    t_val = time.perf_counter()
+                    per_class = self._validate(net, patch, n_classes, use_amp, amp_dtype)
+                    run.timing["val_s"] += time.perf_counter() - t_val
+                    row["val_dice_per_class"] = {str(c + 1): d for c, d in enumerate(per_class)}
+                    row["val_dice"] = float(sum(per_class) / max(len(per_class), 1))
+                    if row["val_dice"] > best:
+                        best, e_max = row["val_dice"], epoch
+                        best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.state_dict().items()}
+                row["seconds"] = round(time.perf_counter() - t_ep, 3)
+                run.history.append(row)
+                if writer is not None:
+                    self._log_scalars(writer, row)
+                bar.set_postfix(epoch=f"{epoch}/{E}", loss=f"{row['loss']:.3f}", val=f"{best:.3f}")
+                if patience > 0 and e_max > 0 and epoch - e_max >= patience:
+                    break
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        at = run.history[e_max - 1]
+        result.e_max = e_max
+        result.val_dice = float(best)
+        result.val_dice_per_class = dict(at["val_dice_per_class"])
+        result.train_dice = float(at["train_dice"])
+        result.state_dict = best_state
+
+    @torch.inference_mode()
+    def _validate(self, net: nn.Module, patch, n_classes: int, use_amp: bool, amp_dtype) -> list[float]:
+        """Mean over validation volumes of the per-class foreground Dice."""
+        net.eval()
+        sums = [0.0] * (n_classes - 1)
+        n = 0
+        for item in _val_items(self.bundle.val):
+            image = _plain(item["image"])
+            label = _plain(item["label"]).to(self.device)
+            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = sliding_window_logits(
+                    net, image, patch, int(self.cfg.sw_batch_size), float(self.cfg.sw_overlap), self.device
+                )
+            if logits.shape[1:] != label.shape[-3:]:
+                raise TrialFailure(f"validation output {tuple(logits.shape)} does not match label {tuple(label.shape)}")
+            d = dice_from_confusion(confusion_counts(logits.argmax(0), label.reshape(label.shape[-3:]), n_classes))
+            sums = [s + v for s, v in zip(sums, d)]
+            n += 1
+        if n == 0:
+            raise TrialFailure("the bundle has no validation volumes")
+        return [s / n for s in sums]
+
+    @staticmethod
+    def _log_scalars(writer, row: dict) -> None:
+        e = row["epoch"]
+        writer.add_scalar("loss/train", row["loss"], e)
+        writer.add_scalar("dice/train", row["train_dice"], e)
+        writer.add_scalar("lr", row["lr"], e)
+        if row["val_dice"] is not None:
+            writer.add_scalar("dice/val", row["val_dice"], e)
+            for c, d in row["val_dice_per_class"].items():
+                writer.add_scalar(f"dice/val_class_{c}", d, e)
+        writer.flush()
