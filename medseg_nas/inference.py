@@ -178,7 +178,7 @@ class Predictor:
     def __init__(self, model, device: str = "auto", tta: bool = False, sw_batch_size: int = 2, overlap: float = 0.25):
         self.model = model
         self.device = resolve_device(device)
-        self.model.network.to(self.device).eval()
+        self.network = self._fast_network(model.network, self.device)
         self.tta = tta
         self.sw_batch_size = sw_batch_size
         self.overlap = overlap
@@ -186,9 +186,38 @@ class Predictor:
         self.transforms = inference_compose(model.data_plan)
         self.patch = patch_of(model.data_plan)
 
-    def preprocess(self, path: str | Path) -> dict:
+    @staticmethod
+    def _fast_network(net, device: torch.device):
+        """On CPU, the trainer's layout: InstanceNorm as group_norm + channels_last_3d (same math,
+        ~1.5× faster inference). TorchScript modules and GPU runs are used as they are."""
+        net = net.to(device).eval()
+        if device.type != "cpu" or isinstance(net, torch.jit.ScriptModule):
+            return net
         try:
-            d = self.transforms({"image": str(path)})
+            from medseg_nas.train import swap_instance_norm
+        except ImportError:
+            return net
+        fast = copy.deepcopy(net)
+        swap_instance_norm(fast)
+        fast = fast.to(memory_format=torch.channels_last_3d)
+
+        class _ChannelsLast(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, x):
+                return self.inner(x.contiguous(memory_format=torch.channels_last_3d)).contiguous()
+
+        return _ChannelsLast(fast).eval()
+
+    def preprocess(self, path: str | Path) -> dict:
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # MONAI deprecation notices, once per case
+                d = self.transforms({"image": str(path)})
         except Exception as exc:
             raise DataError(f"cannot read/preprocess {path}: {str(exc).splitlines()[-1][:300]}") from None
         c = d["image"].shape[0]
@@ -202,7 +231,7 @@ class Predictor:
     def probabilities(self, d: dict) -> torch.Tensor:
         """Probabilities on the preprocessed grid."""
         return sliding_window_probs(
-            self.model.network, d["image"], self.patch, self.device, self.sw_batch_size, self.overlap, self.tta
+            self.network, d["image"], self.patch, self.device, self.sw_batch_size, self.overlap, self.tta
         )
 
     def invert(self, d: dict, probs: torch.Tensor) -> np.ndarray:
