@@ -140,7 +140,7 @@ def fig_hypervolume(rows, front_doc) -> str | None:
     return _png(fig)
 
 
-def fig_training(history: dict) -> str | None:
+def fig_training(history: dict, labels: dict | None = None) -> str | None:
     import matplotlib.pyplot as plt
 
     epochs = history.get("history") or []
@@ -161,7 +161,8 @@ def fig_training(history: dict) -> str | None:
         items = per[-1].items() if isinstance(per[-1], dict) else enumerate(per[-1], 1)
         for k, _ in items:
             ys = [(p.get(k) if isinstance(p, dict) else (p[k - 1] if p and len(p) >= k else None)) if p else None for p in per]
-            b.plot(x, [np.nan if y is None else y for y in ys], ls=":", lw=1, label=f"val {k}")
+            name = (labels or {}).get(str(k), k)
+            b.plot(x, [np.nan if y is None else y for y in ys], ls=":", lw=1, label=f"val {name}")
     if history.get("e_max"):
         b.axvline(history["e_max"], c="0.5", ls="--", lw=1, label="e_max")
     b.set_ylim(0, 1)
@@ -283,7 +284,8 @@ def build_report(run_dir: str | Path) -> Path:
     else:
         parts.append("<p class='note'>no trials yet.</p>")
     parts.append("<h2>Retraining</h2>")
-    tr = fig_training(history) if history else None
+    plan = _load_json(run_dir / "plan.json") or {}
+    tr = fig_training(history, {str(k): v for k, v in (plan.get("labels") or {}).items()}) if history else None
     parts.append(tr or "<p class='note'>not retrained yet (best/history.json missing).</p>")
     if retrain_info:
         parts.append(f"<p>{retrain_info.get('epochs_run')} of {retrain_info.get('epochs_budget')} epochs × "
