@@ -13,8 +13,8 @@ skull-stripped). Each case is:
 3. labels 0 background, 1 grey matter, 2 white matter = argmax(1 − gm − wm, gm, wm) of the
    deformed probability maps (CSF counts as background);
 4. MRI-like intensity changes: gamma (0.7–1.5), a smooth multiplicative bias field
-   (±≈25 %), a random global scale, and Rician-like noise (magnitude of complex Gaussian
-   noise, σ 3–7 % of the white-matter intensity);
+   (log-amplitude std 0.15, about ±30 %), a random global scale, and Rician-like noise (magnitude of complex Gaussian
+   noise, σ 8–14 % of the white-matter intensity);
 5. cropped to the head (the deformed brain plus a 2-voxel margin) and written as int16
    `.nii.gz` in MSD layout with `dataset.json`, a README and the MNI licence notice.
 
@@ -184,9 +184,9 @@ def make_case(seed: int, index: int, spacing: float | None = None):
     wm_level = float(np.median(img[label == 2])) if np.any(label == 2) else float(img.max())
     x = np.clip(img / max(wm_level, 1e-6), 0, None)
     x = x ** rng.uniform(0.7, 1.5)
-    (bias,) = _smooth_field(rng, (3, 3, 3), shape, 0.12, 1)
+    (bias,) = _smooth_field(rng, (3, 3, 3), shape, 0.15, 1)
     x = x * np.exp(bias)
-    sigma = rng.uniform(0.03, 0.07)
+    sigma = rng.uniform(0.08, 0.14)
     n1 = rng.normal(0, sigma, shape).astype(np.float32)
     n2 = rng.normal(0, sigma, shape).astype(np.float32)
     x = np.sqrt((x + n1) ** 2 + n2 ** 2)

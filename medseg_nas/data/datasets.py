@@ -50,10 +50,12 @@ class DataBundle:
 
     def train_loader(self, batch_size: int, num_samples: int, seed: int = 0, num_workers: int = 0):
         """`num_samples` random patches per pass (with replacement), reproducible for `seed`."""
+        from monai.data import DataLoader  # re-seeds the random transforms in each worker
+
         g = torch.Generator().manual_seed(int(seed))
         sampler = torch.utils.data.RandomSampler(self.train, replacement=True, num_samples=int(num_samples), generator=g)
-        return torch.utils.data.DataLoader(self.train, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                                           drop_last=False, persistent_workers=num_workers > 0)
+        return DataLoader(self.train, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                          drop_last=False, persistent_workers=num_workers > 0)
 
 
 def _file_key(d: dict) -> list:
