@@ -173,7 +173,7 @@ def fig_training(history: dict, labels: dict | None = None) -> str | None:
     return _png(fig)
 
 
-def fig_case(case: dict, title: str, n_slices: int = 3) -> str | None:
+def fig_case(case: dict, title: str, n_slices: int = 3, labels: dict | None = None) -> str | None:
     import matplotlib.pyplot as plt
     import nibabel as nib
     from matplotlib.colors import ListedColormap
@@ -187,8 +187,11 @@ def fig_case(case: dict, title: str, n_slices: int = 3) -> str | None:
     gt = np.rint(np.asarray(nib.load(case["label"]).dataobj)).astype(int).reshape(img.shape)
     pr = np.asarray(nib.load(pred_path).dataobj).astype(int).reshape(img.shape)
     fg = (gt > 0).sum(axis=(0, 1))
-    zs = np.argsort(fg)[::-1][: max(1, n_slices * 3)]
-    zs = sorted(zs[:: max(1, len(zs) // n_slices)][:n_slices]) if fg.max() > 0 else [img.shape[2] // 2]
+    has = np.flatnonzero(fg)  # slices with foreground: show them at their 25/50/75 % positions
+    if len(has):
+        zs = sorted({int(has[int(round(q * (len(has) - 1)))]) for q in np.linspace(0.25, 0.75, n_slices)})
+    else:
+        zs = [img.shape[2] // 2]
     n_cls = max(int(gt.max()), int(pr.max()), 1)
     cmap = ListedColormap(plt.get_cmap("tab10").colors[:n_cls])
     fig, axes = plt.subplots(2, len(zs), figsize=(3.2 * len(zs), 6.4), squeeze=False)
@@ -201,6 +204,11 @@ def fig_case(case: dict, title: str, n_slices: int = 3) -> str | None:
             ax.imshow(m - 1, cmap=cmap, vmin=0, vmax=max(n_cls - 1, 1), alpha=0.45, interpolation="nearest")
             ax.set_title(f"{name}, slice {z}", fontsize=8)
             ax.axis("off")
+    from matplotlib.patches import Patch
+
+    names = labels or {}
+    fig.legend(handles=[Patch(color=cmap(k - 1), alpha=0.6, label=str(names.get(str(k), k))) for k in range(1, n_cls + 1)],
+               loc="lower center", ncol=min(n_cls, 6), fontsize=8)
     fig.suptitle(title)
     return _png(fig)
 
@@ -299,7 +307,8 @@ def build_report(run_dir: str | Path) -> Path:
         for which in ("best_case", "worst_case"):
             c = by_id.get(summary.get(which))
             if c:
-                fig = fig_case(c, f"{which.replace('_', ' ')}: {c['id']} (mean Dice {c['mean_dice']:.3f})")
+                fig = fig_case(c, f"{which.replace('_', ' ')}: {c['id']} (mean Dice {c['mean_dice']:.3f})",
+                               labels={str(k): v for k, v in (plan.get("labels") or {}).items()})
                 if fig:
                     parts.append(fig)
     else:
