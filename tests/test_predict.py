@@ -74,3 +74,16 @@ def test_torchscript_model_predicts_like_checkpoint(tmp_path):
     a, _ = Predictor(load_model(ckpt), "cpu")(img)
     b, _ = Predictor(load_model(tmp_path / "model.ts"), "cpu")(img)
     assert (a == b).mean() > 0.999
+
+
+def test_multichannel_input(tmp_path):
+    """A 2-channel model on a 4-D (X, Y, Z, C) NIfTI writes a 3-D label map on the input grid."""
+    plan = dict(PLAN, in_channels=2, normalization=[{"scheme": "zscore"}] * 2, modality={"0": "T2", "1": "ADC"})
+    model = make_checkpoint(tmp_path / "model.pt", in_channels=2, plan=plan)
+    img = write_nifti(tmp_path / "mc.nii.gz", blob_volume((24, 26, 10), channels=2))
+    (out,) = predict_files(model, [img], tmp_path / "out", log=lambda m: None)
+    ref, seg = nib.load(str(img)), nib.load(str(out))
+    assert seg.shape == ref.shape[:3] and np.array_equal(seg.affine, ref.affine)
+    one = write_nifti(tmp_path / "one.nii.gz", blob_volume((24, 26, 10)))
+    with pytest.raises(DataError, match="1 channel\\(s\\) but the model expects 2"):
+        predict_files(model, [one], tmp_path / "out2")
