@@ -117,6 +117,7 @@ def test_fingerprint_deterministic_and_cached(roots, tmp_path):
     b = compute_fingerprint(roots["syn"], dl)
     assert a.to_dict() == b.to_dict()
     assert a.median_spacing == [1.25, 1.25, 4.0] and a.thick_axis == 2 and a.n_classes == 4
+    assert a.anisotropy_per_axis == [1.0, 1.0, 3.2] and a.median_shape == [40, 40, 12]
     cache = tmp_path / "fingerprint.json"
     compute_fingerprint(roots["syn"], dl, cache_path=cache)
     d = json.loads(cache.read_text())
@@ -265,3 +266,40 @@ def test_mni152_quickstart_settings(mni_root):
     v = bundle.val[0]
     spacing = np.linalg.norm(np.asarray(v["image"].affine)[:3, :3], axis=0)
     np.testing.assert_allclose(spacing, 3.0, rtol=1e-4)
+
+
+def test_multichannel_msd(tmp_path):
+    """MSD tasks with several modalities (e.g. Task05 Prostate: T2 + ADC) stored as 4D NIfTI."""
+    from data_prep import msd
+
+    root = tmp_path / "raw"
+    synthetic.write_msd(root, cases=4, seed=0)
+    for p in (root / "imagesTr").glob("*.nii.gz"):
+        img = nib.load(str(p))
+        a = np.asarray(img.dataobj)
+        nib.save(nib.Nifti1Image(np.stack([a, a * 0.5 + 3], -1), img.affine), str(p))
+    meta = json.loads((root / "dataset.json").read_text())
+    meta["modality"] = {"0": "T2", "1": "ADC"}
+    (root / "dataset.json").write_text(json.dumps(meta))
+    msd.convert(root, tmp_path / "clean")
+    cfg = DataConfig(augment="full")
+    dl, split, fp, plan = _pipeline(tmp_path / "clean", cfg)
+    assert fp.in_channels == plan.in_channels == 2 and len(plan.normalization) == 2
+    bundle = build_datasets(dl, split, plan, cfg)
+    _check_train_item(bundle.train[0], plan)
+    assert bundle.val[0]["image"].shape[0] == 2
+
+
+def test_ct_normalisation_uses_dataset_statistics(tmp_path):
+    root = tmp_path / "ct"
+    synthetic.write_msd(root, cases=3, seed=0)
+    meta = json.loads((root / "dataset.json").read_text())
+    meta["modality"] = {"0": "CT"}
+    (root / "dataset.json").write_text(json.dumps(meta))
+    dl, split, fp, plan = _pipeline(root)
+    norm = plan.normalization[0]
+    assert norm["scheme"] == "ct" and norm["clip"] == [fp.intensity[0]["p00_5"], fp.intensity[0]["p99_5"]]
+    out = preprocess_transforms(plan)({"image": dl[0]["image"], "label": dl[0]["label"]})
+    img = out["image"]
+    hi = (norm["clip"][1] - norm["mean"]) / norm["std"]
+    assert float(img.max()) <= hi + 1e-4

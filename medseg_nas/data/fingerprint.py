@@ -19,7 +19,7 @@ from medseg_nas.errors import DataError
 
 from medseg_nas.data.datalist import load_dataset_json
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
 SAMPLES_PER_CASE = 10000  # foreground voxels sampled per case and channel for intensity statistics
 
 
@@ -30,6 +30,7 @@ class Fingerprint:
     spacing_p10: list[float]
     median_shape: list[int]  # voxels, RAS axis order
     anisotropy: float  # max / min of median_spacing
+    anisotropy_per_axis: list[float]  # median_spacing / its finest axis
     thick_axis: int | None  # RAS axis whose spacing is >= 2x the finest, else None
     axcodes: str  # most common stored orientation
     modality: dict[int, str]
@@ -155,6 +156,7 @@ def compute_fingerprint(root: str | Path, datalist: list[dict], cache_path: str 
     fp = Fingerprint(
         n_cases=len(cases), median_spacing=[float(s) for s in med], spacing_p10=[float(s) for s in np.percentile(sp, 10, axis=0)],
         median_shape=[int(round(s)) for s in np.median(sh, axis=0)], anisotropy=float(med.max() / med.min()),
+        anisotropy_per_axis=[float(s / med.min()) for s in med],
         thick_axis=thick, axcodes=Counter(c["axcodes"] for c in cases).most_common(1)[0][0],
         modality=modality, labels=labels, n_classes=int(max(labels) + 1), in_channels=n_ch,
         intensity=intensity, class_fractions={int(k): counts.get(k, 0) / total for k in sorted(labels)},
