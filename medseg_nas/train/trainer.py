@@ -46,7 +46,7 @@ import math
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -164,6 +164,9 @@ class Trainer:
     `.reseed(seed)`, `.train_loader(batch_size, num_samples, seed, num_workers)` and
     `.num_workers`. `plan`: `.patch_size`, `.network_plan`, `.in_channels`, `.n_classes`.
     `channels_last`: None = on CPU only (measured faster there).
+    `network_fn(genome) -> nn.Module`: builds the network instead of `build_network` (benchmarks
+    train hand-designed peers with the same recipe); `genome` is then any object with `.lr` and
+    `.n_c` (downsamplings, for the patch-divisor check). None (the default): a `Genome`.
     """
 
     def __init__(
@@ -176,8 +179,10 @@ class Trainer:
         progress: bool = True,
         num_workers: int | None = None,
         channels_last: bool | None = None,
+        network_fn: Callable[[Any], nn.Module] | None = None,
     ) -> None:
         self.cfg = train_cfg
+        self.network_fn = network_fn
         self.bundle = bundle
         self.plan = plan
         self.device = resolve_device(device)
@@ -250,7 +255,10 @@ class Trainer:
     def build(self, genome) -> nn.Module:
         """The network as trained here (layout/norm tweaks on CPU), on the trainer's device."""
         plan = self.plan
-        net = build_network(genome, int(plan.in_channels), int(plan.n_classes), plan.network_plan)
+        if self.network_fn is not None:
+            net = self.network_fn(genome)
+        else:
+            net = build_network(genome, int(plan.in_channels), int(plan.n_classes), plan.network_plan)
         if self.channels_last:
             swap_instance_norm(net)
             net = net.to(memory_format=torch.channels_last_3d)
