@@ -163,3 +163,25 @@ def test_run_skips_complete_stages(run, monkeypatch, capsys):
         assert f"{stage}: " in out and "skipped" in out
     assert "=== " not in out
     assert (run_dir / "best" / "model.pt").stat().st_mtime == stamp
+
+
+def test_prepare_stage_builds_reuses_and_refuses(tmp_path, capsys):
+    """Missing data: built from data.prepare; same settings: reused untouched; changed settings
+    or no source: one clear error, exit 1, no run directory created."""
+    from medseg_nas.errors import DataError
+    from medseg_nas.pipeline import stage_prepare
+
+    root = tmp_path / "d"
+    cfg = config_from_dict({"name": "p", "data": {"root": str(root), "prepare": {"source": "synthetic", "cases": 4}}})
+    assert stage_prepare(cfg) is True
+    stamp = (root / "dataset.json").stat().st_mtime_ns
+    assert stage_prepare(cfg) is False and (root / "dataset.json").stat().st_mtime_ns == stamp
+    cfg.data.prepare.cases = 6
+    with pytest.raises(DataError, match="already holds a dataset prepared with"):
+        stage_prepare(cfg)
+    assert (root / "dataset.json").stat().st_mtime_ns == stamp
+
+    (tmp_path / "missing.yaml").write_text(f"name: m\nrun_root: {tmp_path / 'runs'}\ndata: {{root: {tmp_path / 'nope'}}}\n")
+    assert cli(["run", str(tmp_path / "missing.yaml")]) == 1
+    assert "does not exist and data.prepare.source is empty" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
