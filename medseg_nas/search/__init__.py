@@ -1,0 +1,39 @@
+"""Search strategies behind one ask/tell interface, the objectives and the Pareto archive.
+
+`make_strategy(name, space, search_cfg, f2_of, seed)` is what the runner and the benchmarks
+call; every strategy is resumable through `state_dict()` / `load_state_dict()`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from medseg_nas.errors import ConfigError
+from medseg_nas.search.base import BaseStrategy, Strategy
+from medseg_nas.space.genome import Genome, SearchSpace
+
+STRATEGIES = ("samea", "dmls", "random", "nsga2")
+
+
+def make_strategy(name: str, space: SearchSpace, search_cfg, f2_of: Callable[[Genome], float], seed: int) -> Strategy:
+    """The strategy `name` configured from `search_cfg` (medseg_nas.config.SearchConfig)."""
+    if name == "samea":
+        from medseg_nas.search.samea import SaMEA
+
+        return SaMEA(space, f2_of, seed, search_cfg.samea)
+    if name == "dmls":
+        from medseg_nas.search.dmls import DMLS
+
+        return DMLS(space, f2_of, seed, search_cfg.dmls, surrogate_trees=search_cfg.samea.surrogate_trees)
+    if name == "random":
+        from medseg_nas.search.random_search import RandomSearch
+
+        return RandomSearch(space, f2_of, seed)
+    if name == "nsga2":
+        from medseg_nas.search.nsga2 import NSGA2
+
+        return NSGA2(space, f2_of, seed, search_cfg.nsga2)
+    raise ConfigError(f"unknown search.strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+__all__ = ["STRATEGIES", "BaseStrategy", "Strategy", "make_strategy"]

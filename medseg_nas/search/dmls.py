@@ -1,0 +1,235 @@
+"""DMLS: dominance-based multi-objective local search (Zouambi et al., CEC 2023).
+
+- Archive: unbounded, mutually non-dominated (genome, f1, f2); a genome enters when no member
+  weakly dominates it, and the members it dominates leave. Failed trials never enter.
+- Initial archive: the smallest genome of the space plus `initial_archive_size − 1` random ones,
+  all trained; the non-dominated ones form the archive (a fixed number of evaluations instead of
+  "random solutions until the archive has k members", which can take unboundedly long).
+- Iteration: pick an unvisited archive member at random; evaluate its neighbours (every genome
+  differing in one decision variable) in random order — or, with `neighbour_order: surrogate`,
+  in the order a random forest trained on all evaluations so far predicts best (LS-PON): first
+  the neighbours predicted to dominate the current solution, then by predicted f1. Neighbours
+  already evaluated are answered from the history for free. First improvement: as soon as a
+  neighbour dominates the current solution, the current one is marked visited and another is
+  picked. A member whose whole neighbourhood was evaluated is marked visited too.
+- Restart: when every archive member is visited, `initial_archive_size` new random genomes are
+  trained and merged into the (kept) archive; the ones that enter are unvisited.
+- Parallel asks: up to n neighbours of the current member are handed out at once; results that
+  arrive after a first improvement still update the archive.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from medseg_nas.search.archive import dominates
+from medseg_nas.search.base import BaseStrategy, Objectives
+from medseg_nas.search.surrogate import Surrogate, kendall_tau
+from medseg_nas.space.genome import Genome, SearchSpace
+
+
+TAU_BATCH = 8  # trials per logged Kendall τ of the surrogate
+
+
+class DMLS(BaseStrategy):
+    name = "dmls"
+
+    def __init__(self, space: SearchSpace, f2_of: Callable[[Genome], float], seed: int, cfg, surrogate_trees: int = 200) -> None:
+        super().__init__(space, f2_of, seed)
+        self.initial_size = max(1, int(cfg.initial_archive_size))
+        self.order = str(cfg.neighbour_order)
+        if self.order not in ("random", "surrogate"):
+            raise ValueError(f"search.dmls.neighbour_order must be 'random' or 'surrogate', not {self.order!r}")
+        self.surrogate = Surrogate(surrogate_trees, seed) if self.order == "surrogate" else None
+        # own state
+        self.archive: list[list] = []  # [genome json, f1, f2, visited]
+        self.current: str | None = None  # genome json being explored
+        self.queue: list[list] = []  # [genome json, predicted f1 | None]: neighbours still to ask
+        self.init_left: list[str] = []  # genomes of the (re)initialisation still to ask
+        self.restarts = 0
+        self.pairs: list[list[float]] = []  # (predicted, true) f1 since the last refit
+        self.taus: list[float] = []
+        self.predicted: dict[str, float] = {}  # asked genome json → predicted f1 (for τ)
+        self.exhausted = False
+        self._initialise(first=True)
+
+    # -- archive -------------------------------------------------------------------------------
+    def _offer(self, js: str, F: Objectives) -> bool:
+        """Put (js, F) into the archive if no member weakly dominates it; drop those it dominates."""
+        for m in self.archive:
+            if m[0] == js or dominates((m[1], m[2]), F) or (m[1], m[2]) == tuple(F):
+                return False
+        self.archive = [m for m in self.archive if not dominates(F, (m[1], m[2]))]
+        self.archive.append([js, F[0], F[1], False])
+        return True
+
+    def _initialise(self, first: bool) -> None:
+        avoid: set[str] = set()
+        picks: list[Genome] = []
+        if first:
+            picks.append(Genome.smallest(self.space))
+            avoid.add(picks[0].key())
+        while len(picks) < self.initial_size:
+            g = self.novel_random(avoid)
+            avoid.add(g.key())
+            picks.append(g)
+        self.init_left = [g.to_json() for g in picks]
+        if not first and all(self.known(g) for g in picks):
+            self.exhausted = True  # random draws find nothing new: the space is (nearly) all seen
+
+    # -- local search ----------------------------------------------------------------------------
+    def _select(self) -> bool:
+        """Pick an unvisited archive member as the current solution; False when none is left."""
+        unvisited = [m for m in self.archive if not m[3]]
+        if not unvisited:
+            return False
+        m = unvisited[int(self.rng.integers(len(unvisited)))]
+        self.current = m[0]
+        cur = Genome.from_json(m[0])
+        nbrs = cur.neighbours(self.space)
+        nbrs = [nbrs[int(k)] for k in self.rng.permutation(len(nbrs))]
+        preds: list[float | None] = [None] * len(nbrs)
+        if self.surrogate is not None:
+            self._flush_tau()
+            done = self.evaluated()
+            self.surrogate.fit([g for g, _ in done], [F[0] for _, F in done], seed=self.seed)
+            unknown = [k for k, g in enumerate(nbrs) if g.key() not in self.results]
+            if self.surrogate.ready and unknown:
+                p = self.surrogate.predict([nbrs[k] for k in unknown])
+                for k, v in zip(unknown, p):
+                    preds[k] = float(v)
+                f_cur = (m[1], m[2])
+
+                def rank(k: int):
+                    if preds[k] is None:
+                        return (0, -np.inf)  # known: answered for free, look at it first
+                    F = (preds[k], self.f2_of(nbrs[k]))
+                    return (1 if dominates(F, f_cur) else 2, preds[k])
+
+                order = sorted(range(len(nbrs)), key=lambda k: (rank(k), k))
+                nbrs, preds = [nbrs[k] for k in order], [preds[k] for k in order]
+        self.queue = [[g.to_json(), p] for g, p in zip(nbrs, preds)]
+        return True
+
+    def _flush_tau(self) -> None:
+        """Kendall τ of the forest's predictions against the trials since the last flush."""
+        tau = kendall_tau([p for p, _ in self.pairs], [t for _, t in self.pairs])
+        if tau is not None:
+            self.taus.append(tau)
+        self.pairs = []
+
+    def _mark_visited(self, js: str) -> None:
+        for m in self.archive:
+            if m[0] == js:
+                m[3] = True
+
+    def _improves_current(self, F: Objectives) -> bool:
+        m = next((m for m in self.archive if m[0] == self.current), None)
+        return m is not None and dominates(F, (m[1], m[2]))
+
+    def _finish_current(self) -> None:
+        if self.current is not None:
+            self._mark_visited(self.current)
+        self.current = None
+        self.queue = []
+
+    # -- protocol ------------------------------------------------------------------------------
+    def _ask(self, n: int) -> list[Genome]:
+        out: list[Genome] = []
+        guard = 0
+        while len(out) < n:
+            guard += 1
+            if guard > 100000:  # only reachable when nearly the whole space is evaluated
+                break
+            if self.init_left:
+                js = self.init_left.pop(0)
+                g = Genome.from_json(js)
+                if g.key() in self.results:
+                    F = self.results[g.key()]
+                    if F is not None:
+                        self._offer(js, F)
+                    continue
+                out.append(g)
+                continue
+            if self.pending or out:
+                if not self.queue and self.current is not None:
+                    break  # the rest of this neighbourhood is being trained
+                if self.current is None:
+                    break  # wait for the initialisation's results before searching
+            if self.current is None:
+                if not self._select():
+                    if self.exhausted:
+                        break
+                    self.restarts += 1
+                    self._initialise(first=False)
+                    continue
+            if not self.queue:
+                self._finish_current()  # whole neighbourhood evaluated
+                continue
+            js, pred = self.queue.pop(0)
+            g = Genome.from_json(js)
+            if g.key() in self.results or js in self.pending or any(o.key() == g.key() for o in out):
+                F = self.results.get(g.key())
+                if F is not None:
+                    self._offer(js, F)
+                    if self._improves_current(F):
+                        self._finish_current()
+                continue
+            if pred is not None:
+                self.predicted[js] = pred
+            out.append(g)
+        return out
+
+    @property
+    def done(self) -> bool:
+        return self.exhausted and not self.init_left and self.current is None
+
+    def _on_tell(self, genome: Genome, F: Objectives | None) -> None:
+        js = genome.to_json()
+        pred = self.predicted.pop(js, None)
+        if F is None:
+            return
+        if pred is not None:
+            self.pairs.append([pred, F[0]])
+            if len(self.pairs) >= TAU_BATCH:
+                self._flush_tau()
+        self._offer(js, F)
+        if self.current is not None and self._improves_current(F):
+            self._finish_current()
+
+    def stats(self) -> dict:
+        s = super().stats()
+        s.update(
+            archive=len(self.archive),
+            visited=sum(1 for m in self.archive if m[3]),
+            restarts=self.restarts,
+            surrogate_tau=self.taus[-1] if self.taus else None,
+            surrogate_taus=list(self.taus),
+        )
+        return s
+
+    def _own_state(self) -> dict:
+        return {
+            "archive": self.archive,
+            "current": self.current,
+            "queue": self.queue,
+            "init_left": self.init_left,
+            "restarts": self.restarts,
+            "pairs": self.pairs,
+            "taus": self.taus,
+            "predicted": dict(self.predicted),
+            "exhausted": self.exhausted,
+        }
+
+    def _load_own_state(self, d: dict) -> None:
+        self.archive = [list(m) for m in d["archive"]]
+        self.current = d["current"]
+        self.queue = [list(q) for q in d["queue"]]
+        self.init_left = list(d["init_left"])
+        self.restarts = int(d["restarts"])
+        self.pairs = [list(p) for p in d["pairs"]]
+        self.taus = list(d["taus"])
+        self.predicted = {k: float(v) for k, v in d["predicted"].items()}
+        self.exhausted = bool(d["exhausted"])
