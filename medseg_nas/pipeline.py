@@ -101,7 +101,9 @@ def retrain_current(cfg: Config, run_dir: Path) -> bool:
         return False
     with TrialStore(run_dir / "trials.sqlite") as st:
         row, _ = pick_trial(st.rows(), str(cfg.retrain.pick))
-    return row.id == info.get("trial_id") and info.get("epochs_budget") == cfg.retrain.epochs
+    budget = (cfg.retrain.epochs, cfg.retrain.iters_per_epoch, cfg.retrain.include_val)
+    return row.id == info.get("trial_id") and (info.get("epochs_budget"), info.get("iters_per_epoch"),
+                                               info.get("include_val")) == budget
 
 
 def stage_retrain(cfg: Config, run_dir: Path, force: bool) -> bool:
@@ -115,10 +117,17 @@ def stage_retrain(cfg: Config, run_dir: Path, force: bool) -> bool:
     return True
 
 
+def _summary_tta(run_dir: Path) -> bool | None:
+    try:
+        return bool(json.loads((run_dir / "best" / "summary.json").read_text()).get("tta"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def stage_evaluate(cfg: Config, run_dir: Path, force: bool) -> bool:
     from medseg_nas.evaluate_cli import evaluate_run, outputs_complete
 
-    if not force and outputs_complete(run_dir):
+    if not force and outputs_complete(run_dir) and _summary_tta(run_dir) == bool(cfg.predict.tta):
         print(f"evaluate: {run_dir / 'best' / 'summary.json'} is current, skipped")
         return False
     _say("evaluate (test split)")
@@ -190,10 +199,12 @@ def run_pipeline(cfg: Config, run_dir: str | Path | None = None, force_from: str
     if force_from:
         for s in order[order.index(force_from):]:
             force[s] = True
-    changed = timed("retrain", stage_retrain, cfg, run_dir, force["retrain"] or changed) or changed
-    changed = timed("evaluate", stage_evaluate, cfg, run_dir, force["evaluate"] or changed) or changed
-    changed = timed("export", stage_export, cfg, run_dir, force["export"] or changed) or changed
-    report = timed("report", stage_report, run_dir, changed)
+    # evaluate and export depend on the model only: a new search/retrain redoes them, a changed
+    # evaluation setting (TTA) redoes evaluate alone; the report follows any change
+    retrained = timed("retrain", stage_retrain, cfg, run_dir, force["retrain"] or changed)
+    evaluated = timed("evaluate", stage_evaluate, cfg, run_dir, force["evaluate"] or retrained)
+    exported = timed("export", stage_export, cfg, run_dir, force["export"] or retrained)
+    report = timed("report", stage_report, run_dir, changed or retrained or evaluated or exported)
     print(final_summary(run_dir, report))
     # per-stage wall-clock: the quickstart promise (< 15 min on 2 CPU cores) is checked on these
     print("wall-clock: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())

@@ -163,6 +163,18 @@ def test_run_skips_complete_stages(run, monkeypatch, capsys):
         assert f"{stage}: " in out and "skipped" in out
     assert "=== " not in out
     assert (run_dir / "best" / "model.pt").stat().st_mtime == stamp
+    # a changed evaluation setting redoes evaluate (and the report) only
+    cfg.predict.tta = True
+    run_pipeline(cfg, run_dir)
+    out = capsys.readouterr().out
+    assert "=== evaluate" in out and "=== report" in out and "=== retrain" not in out and "=== export" not in out
+    assert json.loads((run_dir / "best" / "summary.json").read_text())["tta"] is True
+    # a changed retrain budget redoes retrain and everything after it
+    cfg.retrain.iters_per_epoch += 1
+    run_pipeline(cfg, run_dir)
+    out = capsys.readouterr().out
+    assert "=== retrain" in out and "=== evaluate" in out and "=== export" in out
+    assert json.loads((run_dir / "best" / "retrain.json").read_text())["iters_per_epoch"] == cfg.retrain.iters_per_epoch
 
 
 def test_prepare_stage_builds_reuses_and_refuses(tmp_path, capsys):
