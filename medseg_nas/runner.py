@@ -235,43 +235,27 @@ def reference_box(cfg: Config, ctx: SearchContext) -> tuple[tuple[float, float],
 
 def pareto_indices(F: list[tuple[float, float]]) -> list[int]:
     """Indices of the non-dominated points of F (both minimised); identical points kept once."""
-    order = sorted(range(len(F)), key=lambda i: (F[i][1], F[i][0], i))
-    out: list[int] = []
-    best_f1 = math.inf
-    for i in order:  # increasing f2: a point is on the front iff it beats every smaller f2's f1
-        if F[i][0] < best_f1:
-            out.append(i)
-            best_f1 = F[i][0]
-    return out
+    from medseg_nas.search.archive import pareto_front
+
+    return [int(i) for i in pareto_front(F)] if len(F) else []
 
 
 def normalised_hypervolume(F: list[tuple[float, float]], box) -> float:
-    """Hypervolume of F inside the fixed box, as a fraction of the box (0..1)."""
-    (lo1, lo2), (hi1, hi2) = box
-    pts = sorted({(f1, f2) for f1, f2 in F if f1 < hi1 and f2 < hi2}, key=lambda p: (p[1], p[0]))
-    front: list[tuple[float, float]] = []  # the staircase: increasing f2, strictly falling f1
-    for f1, f2 in pts:
-        if not front or f1 < front[-1][0]:
-            front.append((f1, f2))
-    hv = 0.0
-    for k, (f1, f2) in enumerate(front):
-        right = front[k + 1][1] if k + 1 < len(front) else hi2
-        hv += (hi1 - f1) * (right - f2)
-    return float(hv / ((hi1 - lo1) * (hi2 - lo2)))
+    """Hypervolume (pymoo) of F inside the fixed box, as a fraction of the box (0..1)."""
+    from medseg_nas.search.archive import normalised_hypervolume as _nhv
+
+    return _nhv(F, box[0], box[1]) if len(F) else 0.0
 
 
 def knee_index(F: list[tuple[float, float]], front: list[int]) -> int | None:
+    """Index into F of the knee of the front (search.archive.knee_point)."""
     if not front:
         return None
-    try:
-        import numpy as np
+    import numpy as np
 
-        from medseg_nas.search.archive import knee_point
+    from medseg_nas.search.archive import knee_point
 
-        k = knee_point(np.asarray([F[i] for i in front], dtype=float))
-        return front[int(k)]
-    except ImportError:
-        return front[len(front) // 2]
+    return front[int(knee_point(np.asarray([F[i] for i in front], dtype=float)))]
 
 
 # -- small helpers ------------------------------------------------------------------------------
@@ -684,6 +668,7 @@ class _Search:
             "hypervolume": hv,
             "hypervolume_box": {"ideal": list(self.box[0]), "reference": list(self.box[1])},
             "knee": rows[knee].id if knee is not None else None,
+            "strategy_stats": _stats(self.strategy),
             "front": entries,
             "published": (
                 {"dataset": pub, "n_params": PUBLISHED_PARAMS[pub], "dice": PUBLISHED_DICE[pub]} if pub else None
