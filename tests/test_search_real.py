@@ -15,9 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytest.importorskip("medseg_nas.train", reason="medseg_nas.train (Trainer) has not landed yet")
-pytest.importorskip("medseg_nas.search", reason="medseg_nas.search (strategies) has not landed yet")
-
 REPO = Path(__file__).resolve().parents[1]
 
 
