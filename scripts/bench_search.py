@@ -353,6 +353,32 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def write(out: Path, args, seeds, names, problem, runs, total: float) -> dict:
+    import subprocess
+
+    import torch
+
+    summary = summarise(runs, args.budget)
+    commit = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", "medseg_nas/search"],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "medseg_nas/search"],
+                           capture_output=True, text=True).stdout.strip()
+    h = hashlib.sha1()
+    for f in sorted((ROOT / "medseg_nas" / "search").glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    provenance = {"commit": commit or None, "uncommitted_changes": bool(dirty), "sources_sha1": h.hexdigest()[:12]}
+    doc = {"benchmark": "bench_search", "mode": args.mode, "budget_trials": args.budget, "seeds": seeds,
+           "strategies": names, "config": args.config, "overrides": args.set, "search_code": provenance,
+           "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+           "hypervolume_box": {"ideal": list(problem.box[0]), "reference": list(problem.box[1])},
+           "problem": problem.description, "total_wall_s": round(total, 1),
+           "trained_this_invocation": getattr(problem, "n_trained", None),
+           "complete": len(runs) == len(seeds) * len(names),
+           "argv": sys.argv[1:], "summary": summary, "runs": runs}
+    out.write_text(json.dumps(doc, indent=2))
+    return summary
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=("train", "analytic"), default="train")
@@ -380,7 +406,8 @@ def main(argv=None) -> int:
     problem = TrainProblem(args) if args.mode == "train" else AnalyticProblem(args)
     work = Path(args.work_dir) / args.mode
     t0 = time.perf_counter()
-    runs = []
+    runs: list[dict] = []
+    out.parent.mkdir(parents=True, exist_ok=True)
     for seed in seeds:  # seed-major: the cache fills evenly, a cut-short run still has every strategy
         for name in names:
             r = run_one(name, seed, problem, args.budget, work / f"{name}_s{seed}")
@@ -388,29 +415,9 @@ def main(argv=None) -> int:
             print(f"{name:15s} seed {seed:2d}: {r['n_trials']:3d} trials ({r['cache_hits']:3d} cached, {r['n_failed']} failed)"
                   f"  final HV {r['final_hv']:.4f}  train {r['train_s']:7.1f}s  wall {r['wall_s']:7.1f}s"
                   f"  tau {r['surrogate_tau_mean']}", flush=True)
+            summary = write(out, args, seeds, names, problem, runs, time.perf_counter() - t0)  # partial results survive
     total = time.perf_counter() - t0
-    summary = summarise(runs, args.budget)
-    import subprocess
-
-    commit = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", "medseg_nas/search"],
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "medseg_nas/search"],
-                           capture_output=True, text=True).stdout.strip()
-    h = hashlib.sha1()
-    for f in sorted((ROOT / "medseg_nas" / "search").glob("*.py")):
-        h.update(f.name.encode() + f.read_bytes())
-    provenance = {"commit": commit or None, "uncommitted_changes": bool(dirty), "sources_sha1": h.hexdigest()[:12]}
-    import torch
-
-    doc = {"benchmark": "bench_search", "mode": args.mode, "budget_trials": args.budget, "seeds": seeds,
-           "strategies": names, "config": args.config, "overrides": args.set, "search_code": provenance,
-           "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
-           "hypervolume_box": {"ideal": list(problem.box[0]), "reference": list(problem.box[1])},
-           "problem": problem.description, "total_wall_s": round(total, 1),
-           "trained_this_invocation": getattr(problem, "n_trained", None),
-           "argv": sys.argv[1:] if argv is None else list(argv), "summary": summary, "runs": runs}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2))
+    summary = write(out, args, seeds, names, problem, runs, total)
     png = out.with_suffix(".png")
     plot(runs, png, f"bench_search ({args.mode}): budget {args.budget}, seeds {args.seeds}")
     for name, s in summary["per_strategy"].items():

@@ -1,0 +1,83 @@
+"""Smoke tests of the benchmark scripts in their tiny modes (seconds): they run, write what
+docs/BENCHMARKS.md reads, and the search benchmark's training cache answers a repeat run.
+The benchmarks themselves (minutes to hours) are not run by CI."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", SCRIPTS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    from data_prep import synthetic
+
+    root = tmp_path_factory.mktemp("bench") / "synthetic"
+    synthetic.generate(root, cases=6, seed=0)
+    return root
+
+
+def test_bench_search_analytic(tmp_path):
+    bs = _load("bench_search")
+    out = tmp_path / "search.json"
+    assert bs.main(["--mode", "analytic", "--seeds", "0-1", "--budget", "10", "--work-dir", str(tmp_path / "w"),
+                    "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    per = doc["summary"]["per_strategy"]
+    assert set(per) == set(bs.STRATEGIES) and doc["complete"]
+    for r in doc["runs"]:
+        assert r["n_trials"] == 10 and len(r["hv"]) == 10
+        assert all(b >= a - 1e-12 for a, b in zip(r["hv"], r["hv"][1:]))  # a front only grows
+        assert 0 < r["final_hv"] <= 1
+    assert "samea vs dmls" in doc["summary"]["mann_whitney_u"]
+    assert doc["summary"]["surrogate_savings"]["target"].startswith("mean final hypervolume")
+    assert out.with_suffix(".png").stat().st_size > 1000
+    front = json.loads((tmp_path / "w" / "analytic" / "dmls_s0" / "front.json").read_text())
+    assert front["front"] and front["knee"] in {e["id"] for e in front["front"]}
+
+
+def test_bench_search_train_cache_and_peers_with_run_dir(tmp_path, synthetic_root):
+    bs = _load("bench_search")
+    argv = ["--mode", "train", "--strategies", "dmls,random", "--seeds", "0", "--budget", "2",
+            "--data-root", str(synthetic_root), "--spacing", "4", "4", "4", "--patch", "16", "16", "16",
+            "--epochs", "1", "--iters", "1", "--set", "data.val_fraction=0.34", "--set", "data.test_fraction=0.17",
+            "--work-dir", str(tmp_path / "w")]
+    assert bs.main(argv + ["--out", str(tmp_path / "a.json")]) == 0
+    a = json.loads((tmp_path / "a.json").read_text())
+    assert a["trained_this_invocation"] >= 2 and all(r["n_trials"] == 2 for r in a["runs"])
+    # the same genomes with the same budget are answered from the cache: nothing is trained again
+    assert bs.main(argv + ["--out", str(tmp_path / "b.json")]) == 0
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert b["trained_this_invocation"] == 0
+    assert [r["final_hv"] for r in b["runs"]] == [r["final_hv"] for r in a["runs"]]
+
+    bp = _load("bench_peers")
+    out = tmp_path / "peers.json"
+    assert bp.main(["--tiny", "--nets", "monai_dynunet,emonas_cardiac,nas_knee,nas_small",
+                    "--run-dir", str(tmp_path / "w" / "train" / "dmls_s0"), "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert {"monai_dynunet", "emonas_cardiac", "nas_knee", "nas_small"} <= set(doc["results"])
+    for name, r in doc["results"].items():
+        assert r["n_params"] > 0 and r["runs"][0]["status"] == "done", (name, r["runs"][0]["error"])
+        assert len(r["test"]) == len(doc["data"]["labels"]) - 1
+        assert r["infer_ms_per_volume"] > 0 and "claim_holds" in r
+
+
+def test_bench_throughput_tiny_local(tmp_path):
+    bt = _load("bench_throughput")
+    out = tmp_path / "tp.json"
+    assert bt.main(["--tiny", "--skip-ray", "--work-dir", str(tmp_path / "w"), "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["results"]["local"]["trials"] == 2 and doc["results"]["local"]["trials_per_hour"] > 0
