@@ -142,9 +142,11 @@ def compare_onnx(path: str | Path, model: LoadedModel, inputs: list[torch.Tensor
 
 def bundle_inference_config(model: LoadedModel, sw_batch_size: int = 2, overlap: float = 0.25) -> dict:
     """inference.json: MONAI-only preprocessing, sliding window, Invertd and SaveImaged."""
+    # no_grad around the loop only: a global torch.set_grad_enabled(False) in "initialize" would
+    # outlive an in-process `monai.bundle.run(...)` and break every later backward pass
     run_expr = (
-        "$[@postprocessing({**d, 'pred': @inferer(d['image'][None].to(@device), @network)[0].cpu()})"
-        " for d in @dataset]"
+        "$torch.no_grad()(lambda: [@postprocessing({**d, 'pred': @inferer(d['image'][None].to(@device), @network)[0].cpu()})"
+        " for d in @dataset])()"
     )
     return {
         "imports": ["$import glob", "$import os", "$import numpy", "$import torch"],
@@ -184,7 +186,7 @@ def bundle_inference_config(model: LoadedModel, sw_batch_size: int = 2, overlap:
                  "separate_folder": False, "print_log": True},
             ],
         },
-        "initialize": ["$torch.set_grad_enabled(False)", "$os.makedirs(@output_dir, exist_ok=True)"],
+        "initialize": ["$os.makedirs(@output_dir, exist_ok=True)"],
         "run": [run_expr],
         "finalize": [],
     }

@@ -55,8 +55,10 @@ def test_bundle_runs_with_monai_bundle_api(exported, tmp_path):
     parser.read_config(str(bundle / "configs" / "inference.json"))
     parser.update({"bundle_root": str(bundle)})
     assert isinstance(parser.get_parsed_content("network"), torch.jit.ScriptModule)
+    assert torch.is_grad_enabled()
     run(config_file=str(bundle / "configs" / "inference.json"), bundle_root=str(bundle),
         dataset_dir=str(case), output_dir=str(tmp_path / "out"))
+    assert torch.is_grad_enabled()  # an in-process bundle run leaves autograd on for later training
     out = nib.load(str(tmp_path / "out" / "case_seg.nii.gz"))
     ref = nib.load(str(case))
     assert out.shape[:3] == ref.shape and np.allclose(out.affine, ref.affine, atol=1e-5)
