@@ -48,3 +48,39 @@ def test_invalid_results_raise(kw):
     base.update(kw)
     with pytest.raises(ValueError):
         compute_objectives(TrialResult(**base), ObjectivesConfig())
+
+
+def test_f1_from_a_hand_written_validation_history(bundle_and_trainer):
+    """Trainer history → e_max, MCDice at e_max, early stopping → f1, checked by hand.
+
+    Validation Dice per class by epoch (injected): mean 0.3, 0.55, 0.55, 0.3, 0.1 → the best is
+    epoch 2 (the later tie does not move it); patience 3 stops after epoch 5 of a 10-epoch budget.
+    f1 = 0.25·(1 − train MCDice at epoch 2) + (1 − 0.55) + 0.1·(10 − 2)/10.
+    """
+    Trainer, bundle, genome = bundle_and_trainer
+    scores = iter([[0.2, 0.4], [0.6, 0.5], [0.5, 0.6], [0.3, 0.3], [0.1, 0.1]])
+    from medseg_nas.config import TrainConfig
+
+    t = Trainer(TrainConfig(epochs=10, iters_per_epoch=1, batch_size=2, patience=3, val_every=1), bundle, bundle.plan,
+                device="cpu", progress=False)
+    t._validate = lambda *a: next(scores)
+    r = t.fit(genome, seed=0)
+    assert r.status == "done", r.error
+    assert (r.e_max, r.epochs_run, r.epochs_budget) == (2, 5, 10)
+    assert r.val_dice == pytest.approx(0.55) and r.val_dice_per_class == {"1": 0.6, "2": 0.5}
+    row = r.history[1]
+    assert row["train_dice"] == pytest.approx(sum(row["train_dice_per_class"].values()) / 2)  # MCDice: mean of classes
+    f1, f2 = compute_objectives(r, ObjectivesConfig())
+    assert f1 == pytest.approx(0.25 * (1 - row["train_dice"]) + 0.45 + 0.08)
+    assert f2 == pytest.approx(math.log(r.n_params))
+    assert compute_objectives(r.to_dict(), ObjectivesConfig()) == (f1, f2)  # the stored dict gives the same
+
+
+@pytest.fixture
+def bundle_and_trainer():
+    from medseg_nas.space import Genome
+    from medseg_nas.train import Trainer
+    from medseg_nas.train.toy import ToyBundle
+
+    bundle = ToyBundle(n_train=2, n_val=1, shape=(16, 16, 16), patch=(16, 16, 16), seed=0)
+    return Trainer, bundle, Genome(ops=("conv3d_1",) * 4, n_c=2, n_f=3, lr=1e-3)

@@ -59,6 +59,14 @@ def test_deterministic_on_cpu(bundle):
     assert strip(a.history) != strip(c.history)
 
 
+def test_trains_when_the_caller_disabled_autograd(bundle):
+    t = Trainer(cfg(epochs=1, iters_per_epoch=1), bundle, bundle.plan, device="cpu", progress=False)
+    with torch.no_grad():
+        r = t.fit(GENOME, seed=0)
+    assert r.status == "done", r.error
+    assert torch.is_grad_enabled()
+
+
 def test_nan_loss_is_a_failed_trial():
     bad = ToyBundle(n_train=2, n_val=1, shape=(16, 16, 16), patch=(16, 16, 16), seed=1)
     for case in bad.train.data:

@@ -214,7 +214,9 @@ class Trainer:
         error = None
         try:
             devices = [self.device.index or 0] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
+            # enable_grad: a caller inside no_grad/inference_mode (or one that left grad off
+            # globally) still gets a trained network instead of a failed trial
+            with torch.random.fork_rng(devices=devices), torch.enable_grad():
                 self._fit(genome, seed, E, iters, pat, result, run)
         except Exception as exc:  # every failure becomes data (KeyboardInterrupt still stops)
             error = _describe(exc, run.where())
