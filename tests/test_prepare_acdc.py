@@ -111,3 +111,13 @@ def test_empty_and_wrong_source(tmp_path):
 def test_dst_inside_src(raw):
     with pytest.raises(DataError, match="inside --src"):
         acdc.convert(raw, raw / "patient001" / "out")
+
+
+def test_appledouble_files_ignored(raw, tmp_path):
+    junk = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+    (raw / "._patient001").write_bytes(junk)
+    for p in list((raw / "patient001").iterdir()):
+        (raw / "patient001" / f"._{p.name}").write_bytes(junk)
+    meta = acdc.convert(raw, tmp_path / "out")
+    assert meta["numTraining"] == 4
+    assert not any(p.name.startswith("._") for p in (tmp_path / "out").rglob("*"))

@@ -71,3 +71,12 @@ def test_empty_and_dst_inside_src(raw, tmp_path):
         promise12.convert(tmp_path / "empty", tmp_path / "out")
     with pytest.raises(DataError, match="inside --src"):
         promise12.convert(raw, raw / "out")
+
+
+def test_appledouble_files_ignored(raw, tmp_path):
+    junk = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+    for p in list(raw.iterdir()):
+        (raw / f"._{p.name}").write_bytes(junk)
+    meta = promise12.convert(raw, tmp_path / "out")
+    assert meta["numTraining"] == 2 and meta["test"] == ["./imagesTs/Case02.nii.gz"]
+    assert not any(p.name.startswith("._") for p in (tmp_path / "out").rglob("*"))
