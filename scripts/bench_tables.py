@@ -1,0 +1,79 @@
+"""Markdown tables for docs/BENCHMARKS.md from benchmarks/results/*.json (no numbers typed by hand).
+
+    python scripts/bench_tables.py benchmarks/results/peers_mni152_cpu.json benchmarks/results/search_train_cpu.json ...
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def peers(doc: dict) -> str:
+    res = doc["results"]
+    classes = next((list(r["test"]) for r in res.values() if r.get("test")), [])
+    head = ["network", "params", "test Dice mean"] + [f"Dice {c}" for c in classes] + [f"HD95 {c} (mm)" for c in classes]
+    head += ["train s", "infer ms/vol", "Dice − DynUNet", "DynUNet params ÷", "claim"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in res.items():
+        if r.get("test") is None:
+            lines.append(f"| {name} | {r.get('n_params')} | failed: {r['runs'][0].get('error')} |")
+            continue
+        row = [f"`{name}`", f"{r['n_params'] / 1e6:.3f} M", f"{r['test_mean_dice']:.3f}"]
+        row += [f"{r['test'][c]['dice']:.3f}" for c in classes] + [f"{r['test'][c]['hd95_mm']:.2f}" for c in classes]
+        row += [f"{r['train_s']:.0f}", f"{r['infer_ms_per_volume']:.0f}",
+                f"{r.get('dice_minus_dynunet', float('nan')):+.3f}", f"{r.get('param_ratio_dynunet', float('nan')):.1f}×",
+                "yes" if r.get("claim_holds") else "no"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def search(doc: dict) -> str:
+    s = doc["summary"]
+    lines = ["| strategy | seeds | trials | final HV mean ± std | surrogate τ (mean) | train s / run | strategy overhead s / run |",
+             "|---|---|---|---|---|---|---|"]
+    for name, p in s["per_strategy"].items():
+        tau = "—" if p["surrogate_tau_mean"] is None else f"{p['surrogate_tau_mean']:.2f} (n={p['surrogate_tau_n']})"
+        lines.append(f"| {name} | {p['n_seeds']} | {p['trials_mean']:.0f} | {p['final_hv_mean']:.4f} ± {p['final_hv_std']:.4f}"
+                     f" | {tau} | {p['train_s_mean']:.0f} | {p['overhead_s_mean']:.2f} |")
+    lines += ["", "| Mann–Whitney U (two-sided, final HV) | U | p |", "|---|---|---|"]
+    for pair, t in s["mann_whitney_u"].items():
+        lines.append(f"| {pair} | {t['U']} | {t['p']} |")
+    sv = s.get("surrogate_savings")
+    if sv:
+        lines += ["", f"Trials to reach {sv['target']} ({sv['target_hv']:.4f}):", "",
+                  "| strategy | trials per seed (— = not reached) | mean where reached |", "|---|---|---|"]
+        for name, n in sv["per_strategy"].items():
+            t = ", ".join("—" if h is None else str(h) for h in n["trials_to_target"])
+            lines.append(f"| {name} | {t} | {n['mean_trials_if_reached']} |")
+        lines.append(f"\nTrials saved by surrogate ordering (DMLS − DMLS-surrogate): {sv['trials_saved_dmls_surrogate_vs_dmls']}")
+    sa = s["per_strategy"].get("samea", {})
+    if sa.get("surrogate_screened_mean") is not None:
+        lines.append(f"SaMEA forest: {sa['surrogate_screened_mean']:.0f} candidates screened, "
+                     f"{sa['surrogate_rejected_mean']:.0f} rejected without training per run (mean)")
+    return "\n".join(lines)
+
+
+def throughput(doc: dict) -> str:
+    lines = ["| executor | trials | seconds | trials/hour |", "|---|---|---|---|"]
+    for name, r in doc["results"].items():
+        extra = f" (+{r['ray_startup_s']} s Ray start-up)" if "ray_startup_s" in r else ""
+        lines.append(f"| {name} | {r['trials']} | {r['seconds']}{extra} | {r['trials_per_hour']} |")
+    if "speedup_ray_vs_local" in doc:
+        lines.append(f"\nRay ({doc['results']['ray']['workers']} workers) vs local: {doc['speedup_ray_vs_local']}× (ideal 2×)")
+    return "\n".join(lines)
+
+
+def main(paths: list[str]) -> int:
+    for p in paths:
+        doc = json.loads(Path(p).read_text())
+        kind = doc.get("benchmark")
+        print(f"### {p}\n")
+        print({"bench_peers": peers, "bench_search": search, "bench_throughput": throughput}[kind](doc))
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
