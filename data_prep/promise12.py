@@ -55,9 +55,12 @@ def _read(path: Path, what: str):
         img = sitk.ReadImage(str(path))
         arr = sitk.GetArrayViewFromImage(img)
     except Exception as exc:
-        msg = str(exc).strip().splitlines()
-        detail = next((m for m in msg if "rror" in m or "ead" in m), msg[-1] if msg else type(exc).__name__)
-        raise DataError(f"{what} file {path} is unreadable or truncated ({detail.strip()[:200]})") from None
+        # ITK puts "Exception thrown in ...: file.cxx:99:" first, the reason ("sitk::ERROR: ...") after
+        msg = [m.strip() for m in str(exc).strip().splitlines() if m.strip()]
+        detail = next((m for m in msg if "ERROR" in m.upper() and not m.startswith("Exception thrown")),
+                      msg[-1] if msg else type(exc).__name__)
+        detail = detail.split("ERROR:", 1)[-1].strip()
+        raise DataError(f"{what} file {path} is unreadable or truncated ({detail[:200]})") from None
     if img.GetDimension() != 3:
         raise DataError(f"{what} file {path} is {img.GetDimension()}D; expected a 3D volume")
     return img, np.asarray(arr)
