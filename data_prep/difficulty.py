@@ -1,85 +1,118 @@
-"""Is a prepared dataset hard enough that architectures differ? A small, fixed training probe.
+"""Is a prepared dataset hard enough that architectures differ? Same budget, different operations.
 
-    python -m data_prep.difficulty DATA_ROOT --ops conv3d_1 --seconds 90
-    python -m data_prep.difficulty DATA_ROOT --ops conv3d_3 --seconds 90
+    python -m data_prep.difficulty --config configs/quickstart.yaml --ops conv3d_1,conv3d_3 \
+        --seeds 0,1 --out benchmarks/results/mni152_difficulty_cpu.json
 
-Trains one EMONAS genome (all four nodes = --ops) for a wall-clock budget on random patches
-with Dice+CE, then reports the mean foreground Dice on the validation cases (sliding window).
-A measurement tool for the embedded dataset, not the project's Trainer.
+Trains, with the project's `Trainer` and the config's search-trial budget (epochs ×
+iterations × batch, patch size, spacing, augmentation, validation), one EMONAS genome per
+`--ops` entry whose four nodes all use that operation and read each other in a chain
+(inputs 1, 2, 3), with everything else equal (n_c, n_f, learning rate, seed, split). Reports
+per genome and seed the best mean validation Dice (sliding window over the split's whole
+validation volumes), the per-class Dice, the parameter count and the seconds; and the mean
+over seeds of each genome. A 1×1×1-only network sees context only through pooling, so on a
+dataset where context matters it must score clearly lower than the 3×3×3 one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import statistics
+import sys
 import time
+from pathlib import Path
 
-import torch
+
+def _seeds(text: str) -> list[int]:
+    if "-" in text and "," not in text:
+        a, b = text.split("-")
+        return list(range(int(a), int(b) + 1))
+    return [int(s) for s in text.split(",") if s.strip()]
 
 
-def probe(root: str, op: str, seconds: float, iters: int = 0, n_c: int = 2, n_f: int = 3, spacing=(3.0, 3.0, 3.0),
-          patch=(48, 48, 48), lr: float = 3e-3, seed: int = 0) -> dict:
-    from monai.inferers import sliding_window_inference
-    from monai.losses import DiceCELoss
-    from monai.metrics import DiceMetric
-    from monai.networks.utils import one_hot
+def measure(cfg, root: str | Path, ops: list[str], seeds: list[int], n_c: int = 2, n_f: int = 3, lr: float = 1e-3,
+            epochs: int = 0, iters: int = 0, log=print) -> dict:
+    """Train one chain genome per op for each seed on the config's budget; returns the figures."""
+    import torch
 
-    from medseg_nas.config import DataConfig
-    from medseg_nas.data import build_datasets, compute_fingerprint, load_datalist, make_plan, make_split
+    from medseg_nas import data as mdata
     from medseg_nas.space.genome import Genome
-    from medseg_nas.space.network import build_network, count_parameters
+    from medseg_nas.train import Trainer
 
-    torch.manual_seed(seed)
-    cfg = DataConfig(target_spacing=list(spacing), patch_size=list(patch), augment="light")
-    dl = load_datalist(root)
-    split = make_split(dl, seed=0, val_fraction=0.2, test_fraction=0.2)
-    plan = make_plan(compute_fingerprint(root, dl), cfg)
-    bundle = build_datasets(dl, split, plan, cfg)
-    bundle.reseed(seed)
-    genome = Genome(inputs=(1, 2, 3), ops=(op,) * 4, n_c=n_c, n_f=n_f, lr=lr)
-    net = build_network(genome, plan.in_channels, plan.n_classes, plan.network_plan)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    loader = bundle.train_loader(batch_size=2, num_samples=10**6, seed=seed)
-    t0, it = time.perf_counter(), 0
-    net.train()
-    for batch in loader:
-        opt.zero_grad()
-        loss = loss_fn(net(batch["image"]), batch["label"])
-        loss.backward()
-        opt.step()
-        it += 1
-        if time.perf_counter() - t0 > seconds or (iters and it >= iters):
-            break
-    train_s = time.perf_counter() - t0
-    net.eval()
-    metric = DiceMetric(include_background=False, reduction="mean_batch")
-    with torch.no_grad():
-        for i in range(len(bundle.val)):
-            v = bundle.val[i]
-            logits = sliding_window_inference(v["image"][None].as_tensor(), list(patch), 2, net, overlap=0.25)
-            pred = one_hot(logits.argmax(1, keepdim=True), plan.n_classes)
-            metric(pred, one_hot(v["label"][None].as_tensor().long(), plan.n_classes))
-    per_class = metric.aggregate().tolist()
-    return {"op": op, "n_c": n_c, "n_f": n_f, "patch": list(patch), "iters": it, "train_s": round(train_s, 1),
-            "n_params": count_parameters(genome, plan.in_channels, plan.n_classes, plan.network_plan),
-            "val_dice_per_class": [round(d, 4) for d in per_class], "val_dice": round(sum(per_class) / len(per_class), 4)}
+    t0 = time.perf_counter()
+    dl = mdata.load_datalist(root)
+    split = mdata.make_split(dl, seed=cfg.data.split_seed, val_fraction=cfg.data.val_fraction,
+                             test_fraction=cfg.data.test_fraction)
+    plan = mdata.make_plan(mdata.compute_fingerprint(root, dl), cfg.data)
+    bundle = mdata.build_datasets(dl, split, plan, cfg.data)
+    setup_s = time.perf_counter() - t0
+    E = int(epochs or cfg.train.epochs)
+    iters = int(iters or cfg.train.iters_per_epoch)
+    trainer = Trainer(cfg.train, bundle, plan, device="cpu", progress=False)
+    runs: dict[str, list[dict]] = {}
+    for op in ops:
+        genome = Genome(inputs=(1, 2, 3), ops=(op,) * 4, n_c=n_c, n_f=n_f, lr=lr)
+        for seed in seeds:
+            r = trainer.fit(genome, seed=seed, epochs=E, iters_per_epoch=iters, patience=0)
+            row = {"seed": seed, "status": r.status, "error": r.error, "val_dice": round(r.val_dice, 4),
+                   "val_dice_per_class": {k: round(v, 4) for k, v in (r.val_dice_per_class or {}).items()},
+                   "train_dice": round(r.train_dice, 4), "e_max": r.e_max, "n_params": r.n_params,
+                   "seconds": r.seconds, "step_ms": r.timing.get("step_ms")}
+            runs.setdefault(op, []).append(row)
+            log(f"{op:10s} seed {seed}: {r.status} val Dice {row['val_dice']} {row['val_dice_per_class']} "
+                f"({r.n_params} params, {r.seconds:.0f} s) {r.error or ''}")
+    summary = {}
+    for op, rows in runs.items():
+        ok = [x["val_dice"] for x in rows if x["status"] == "done"]
+        summary[op] = {"mean_val_dice": round(statistics.fmean(ok), 4) if ok else None,
+                       "min_val_dice": min(ok) if ok else None, "max_val_dice": max(ok) if ok else None,
+                       "n_done": len(ok), "n_params": rows[0]["n_params"]}
+    return {
+        "benchmark": "difficulty", "device": "cpu", "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "machine": platform.machine(),
+        "data": {"root": str(root), "n_train": len(split.train), "n_val": len(split.val),
+                 "patch_size": list(plan.patch_size), "target_spacing": list(plan.target_spacing),
+                 "augment": cfg.data.augment, "setup_s": round(setup_s, 2)},
+        "budget": {"epochs": E, "iters_per_epoch": iters, "batch_size": int(cfg.train.batch_size),
+                   "val_every": int(cfg.train.val_every)},
+        "genome": {"inputs": [1, 2, 3], "n_c": n_c, "n_f": n_f, "lr": lr}, "seeds": seeds,
+        "runs": runs, "summary": summary,
+    }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("root")
-    ap.add_argument("--ops", default="conv3d_3")
-    ap.add_argument("--seconds", type=float, default=90)
+def main(argv: list[str] | None = None) -> int:
+    from medseg_nas.config import load_config
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/quickstart.yaml")
+    ap.add_argument("--set", action="append", default=[], help="config override, e.g. train.epochs=4")
+    ap.add_argument("--data-root", default="", help="default: the config's data.root (must be prepared)")
+    ap.add_argument("--ops", default="conv3d_1,conv3d_3", help="comma list; one genome per op")
+    ap.add_argument("--seeds", default="0", help="e.g. 0,1 or 0-2")
     ap.add_argument("--n-c", type=int, default=2)
     ap.add_argument("--n-f", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--iters", type=int, default=0, help="stop after N iterations (0: time budget only)")
-    ap.add_argument("--patch", type=int, default=48)
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    print(json.dumps(probe(a.root, a.ops, a.seconds, a.iters, a.n_c, a.n_f, patch=(a.patch,) * 3, seed=a.seed)))
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--epochs", type=int, default=0, help="0: the config's train.epochs")
+    ap.add_argument("--iters", type=int, default=0, help="0: the config's train.iters_per_epoch")
+    ap.add_argument("--out", default="", help="write the figures as JSON here")
+    a = ap.parse_args(argv)
+    cfg = load_config(a.config, a.set)
+    root = Path(a.data_root or cfg.data.root)
+    if not (root / "dataset.json").is_file():
+        print(f"error: {root} has no dataset.json; run `medseg-nas prepare` first", file=sys.stderr)
+        return 1
+    out = measure(cfg, root, [o.strip() for o in a.ops.split(",") if o.strip()], _seeds(a.seeds), n_c=a.n_c,
+                  n_f=a.n_f, lr=a.lr, epochs=a.epochs, iters=a.iters)
+    out["config"], out["argv"] = a.config, list(argv if argv is not None else sys.argv[1:])
+    for op, s in out["summary"].items():
+        print(f"{op:10s} mean val Dice {s['mean_val_dice']} over {s['n_done']} seed(s), {s['n_params']} params")
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(out, indent=2))
+        print(f"wrote {a.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
