@@ -14,7 +14,9 @@ split of the same `make_split`:
                    (1 along an axis still > 2x coarser), filters 32·2^i capped at 320, instance
                    norm, LeakyReLU, no deep supervision (the Trainer's loss takes one output);
 - `emonas_<name>`  the three published EMONAS-Net genomes (`medseg_nas.space.PUBLISHED_GENOMES`)
-                   at 2^n_f first-level filters (`--n-f`; published: n_f=5, 32 filters);
+                   at 2^n_f first-level filters (`--n-f`, default 3 = 8 filters, the CPU quickstart
+                   space; published: n_f=5, 32 filters; rows get `_nf<n>` when n_f != 3), with their
+                   published learning rate or, with `--genome-lr`, the given one (`_lr<lr>` rows);
 - `nas_knee`, `nas_small`  with `--run-dir`: the knee of a search run's Pareto front
                    (front.json) and the smallest front member whose validation Dice is within
                    `--dice-tol` (1 point) of the front's best.
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import json
 import platform
 import sys
@@ -189,7 +192,7 @@ def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
 def networks(args, plan, info) -> list[tuple[str, object, object, dict]]:
     """(name, spec for Trainer.fit, network_fn or None, extra info) per network to train."""
     in_ch, n_cls, strides = int(plan.in_channels), int(plan.n_classes), plan.network_plan.strides
-    wanted = set(args.nets.split(",")) if args.nets else None
+    wanted = [w for w in args.nets.split(",") if w] or None
     rows = []
     dyn = dynunet_plan(plan.target_spacing, strides)
     n_dyn = len(dyn["strides"]) - 1
@@ -199,11 +202,17 @@ def networks(args, plan, info) -> list[tuple[str, object, object, dict]]:
                  {"config": {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in dyn.items()}}))
     for name, g in PUBLISHED_GENOMES.items():
         g = g.with_value("n_f", args.n_f)
-        rows.append((f"emonas_{name}", g, None, {"genome": g.to_dict(), "describe": g.describe()}))
+        tag = ""
+        if args.genome_lr:  # the published lr is tuned for hundreds of epochs; compare at the peers' lr too
+            g = g.with_value("lr", args.genome_lr)
+            tag = f"_lr{args.genome_lr:g}"
+        if args.n_f != 3:
+            tag += f"_nf{args.n_f}"
+        rows.append((f"emonas_{name}{tag}", g, None, {"genome": g.to_dict(), "describe": g.describe()}))
     if args.run_dir:
         for name, (g, extra) in nas_picks(Path(args.run_dir), args.dice_tol).items():
             rows.append((name, g, None, extra))
-    return [r for r in rows if wanted is None or r[0] in wanted]
+    return [r for r in rows if wanted is None or any(fnmatch.fnmatchcase(r[0], w) for w in wanted)]
 
 
 def tiny_data(dst: Path) -> Path:
@@ -230,10 +239,12 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--seeds", default="0", help="comma list of training seeds (each network once per seed)")
     ap.add_argument("--n-f", type=int, default=3, help="first-level filters 2^n_f of the published genomes")
+    ap.add_argument("--genome-lr", type=float, default=0.0,
+                    help="train the published genomes at this lr instead of their own (rows get an _lr suffix)")
     ap.add_argument("--peer-lr", type=float, default=1e-3, help="AdamW learning rate of the MONAI peers")
     ap.add_argument("--run-dir", default="", help="search run directory (front.json) for the NAS networks")
     ap.add_argument("--dice-tol", type=float, default=0.01)
-    ap.add_argument("--nets", default="", help="comma list restricting the networks")
+    ap.add_argument("--nets", default="", help="comma list of names or globs (emonas_*) restricting the networks")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tiny", action="store_true", help="smoke mode: synthetic phantoms, 1 epoch of 1 step")
     ap.add_argument("--merge", action="store_true",
