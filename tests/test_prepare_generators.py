@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -106,7 +107,8 @@ def test_difficulty_probe_runs_and_writes_figures(tmp_path):
     root = tmp_path / "syn"
     synthetic.generate(root, cases=5, seed=0)
     out = tmp_path / "d.json"
-    assert difficulty.main(["--data-root", str(root), "--set", "data.patch_size=[16,16,16]", "--epochs", "1",
+    config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    assert difficulty.main(["--config", str(config), "--data-root", str(root), "--set", "data.patch_size=[16,16,16]", "--epochs", "1",
                             "--iters", "1", "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert set(doc["summary"]) == {"conv3d_1", "conv3d_3"} and doc["budget"]["epochs"] == 1
