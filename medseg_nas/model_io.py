@@ -143,6 +143,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
             raise MedsegError(f"{path} is a folder without best/model.pt or model.pt")
     if path.suffix == ".ts":
         return load_torchscript(path, device)
+    if path.suffix == ".onnx":  # ours or not, it carries no PyTorch weights: say what to use instead
+        raise MedsegError(f"{path} is an ONNX model: give best/model.pt or best/model.ts "
+                          "(the ONNX export is for onnxruntime and other runtimes)")
     ckpt = read_checkpoint(path)
     genome = Genome.from_dict(ckpt["genome"])
     plan = NetworkPlan.from_dict(ckpt["network_plan"]) if ckpt["network_plan"] else NetworkPlan()

@@ -34,6 +34,9 @@ def test_foreign_files_are_rejected(tmp_path):
         read_checkpoint(tmp_path / "other.pt")
     with pytest.raises(MedsegError, match="does not exist"):
         load_model(tmp_path / "missing.pt")
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07")
+    with pytest.raises(MedsegError, match="is an ONNX model: give best/model.pt or best/model.ts"):
+        load_model(tmp_path / "model.onnx")
 
 
 def test_mismatched_weights(tmp_path):
