@@ -45,6 +45,10 @@ def test_pareto_front_hypervolume_and_knee_by_hand():
     assert hypervolume(np.array([[6.0, 1.0]]), (5.0, 5.0)) == 0.0
     assert knee_point(F) == 1  # the bend of the L
     assert knee_point(np.array([[0.0, 10.0], [1.0, 1.0], [10.0, 0.0], [9.0, 0.5]])) == 1
+    # a concave front (no bend towards the ideal point): the balanced middle, never an extreme
+    concave = np.array([[1.0, 9.30], [0.95, 9.47], [0.80, 9.60], [0.10, 9.70]])
+    assert knee_point(concave) in (1, 2)
+    assert knee_point(np.array([[0.5, 1.0], [0.2, 3.0]])) == 1  # two points: the more accurate
     assert dominates((1, 1), (1, 2)) and not dominates((1, 2), (1, 2)) and not dominates((0, 3), (1, 2))
 
 

@@ -59,23 +59,31 @@ def normalised_hypervolume(F, ideal, ref) -> float:
 def knee_point(F) -> int:
     """Index (into F) of the knee of the front of F.
 
-    The knee is the front point farthest from the straight line through the front's two
-    extreme points, measured after scaling both objectives to [0, 1] over the front (Das 1999;
-    the usual "bend" of a 2-objective trade-off). With one or two front points it is the one
-    with the smallest sum of scaled objectives.
+    Objectives are scaled to [0, 1] over the front. Where the front bulges towards the ideal
+    point, the knee is the front point farthest from the straight line through the two extreme
+    points (Das 1999; the usual "bend" of a 2-objective trade-off). Where no point lies on the
+    ideal side of that line (a straight or concave front, common with few trials), that rule
+    would return an extreme — the smallest network — so the knee is instead the point nearest
+    to the diagonal ray from the ideal point (PBI's d2 for equal weights): the balanced
+    trade-off. With one or two front points it is the one with the lower f1 (the more accurate).
     """
     F = np.asarray(F, dtype=float).reshape(-1, 2)
     if len(F) == 0:
         raise ValueError("knee_point of an empty set")
     front = pareto_front(F)
     P = F[front]
+    if len(P) <= 2:
+        return int(front[int(np.argmin(P[:, 0]))])
     lo, hi = P.min(axis=0), P.max(axis=0)
     S = (P - lo) / np.maximum(hi - lo, 1e-12)
-    if len(P) <= 2:
-        return int(front[int(np.argmin(S.sum(axis=1)))])
     a, b = S[np.argmin(S[:, 1])], S[np.argmax(S[:, 1])]  # the extremes (by f2)
     d = b - a
     norm = max(float(np.hypot(*d)), 1e-12)
     signed = (d[0] * (S[:, 1] - a[1]) - d[1] * (S[:, 0] - a[0])) / norm
     ideal_side = np.sign(d[0] * (0.0 - a[1]) - d[1] * (0.0 - a[0])) or 1.0
-    return int(front[int(np.argmax(signed * ideal_side))])  # farthest on the ideal point's side
+    bulge = signed * ideal_side
+    if bulge.max() > 1e-6:
+        return int(front[int(np.argmax(bulge))])
+    diag = np.array([1.0, 1.0]) / np.sqrt(2.0)
+    d2 = np.linalg.norm(S - np.outer(S @ diag, diag), axis=1)
+    return int(front[int(np.argmin(d2))])
