@@ -41,11 +41,8 @@ def measure(cfg, root: str | Path, ops: list[str], seeds: list[int], n_c: int = 
     from medseg_nas.train import Trainer
 
     t0 = time.perf_counter()
-    dl = mdata.load_datalist(root)
-    split = mdata.make_split(dl, seed=cfg.data.split_seed, val_fraction=cfg.data.val_fraction,
-                             test_fraction=cfg.data.test_fraction)
-    plan = mdata.make_plan(mdata.compute_fingerprint(root, dl), cfg.data)
-    bundle = mdata.build_datasets(dl, split, plan, cfg.data)
+    data = mdata.load_data(root, cfg.data)
+    split, plan, bundle = data.split, data.plan, data.bundle
     setup_s = time.perf_counter() - t0
     E = int(epochs or cfg.train.epochs)
     iters = int(iters or cfg.train.iters_per_epoch)

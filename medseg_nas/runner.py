@@ -121,14 +121,7 @@ def prepare_data(cfg: Config, run_dir: Path) -> SearchContext:
     if split_path.exists():
         split = mdata.Split.load(split_path)
     else:
-        split = mdata.make_split(
-            datalist,
-            seed=cfg.data.split_seed,
-            val_fraction=cfg.data.val_fraction,
-            test_fraction=cfg.data.test_fraction,
-            n_folds=cfg.data.n_folds,
-            fold=cfg.data.fold,
-        )
+        split = mdata.split_from_config(datalist, cfg.data)
         split.save(split_path)
     fingerprint = mdata.compute_fingerprint(root, datalist, cache_path=run_dir / "fingerprint.json")
     plan = mdata.make_plan(fingerprint, cfg.data)

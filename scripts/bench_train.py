@@ -43,11 +43,8 @@ def build_bundle(args):
         print(f"generating {args.cases} MNI152 tissue cases in {root} ...", flush=True)
         mni152.generate(root, cases=args.cases, seed=0)
     t0 = time.perf_counter()
-    dl = mdata.load_datalist(root)
-    split = mdata.make_split(dl, seed=cfg.data.split_seed, val_fraction=cfg.data.val_fraction,
-                             test_fraction=cfg.data.test_fraction)
-    plan = mdata.make_plan(mdata.compute_fingerprint(root, dl), cfg.data)
-    bundle = mdata.build_datasets(dl, split, plan, cfg.data)
+    data = mdata.load_data(root, cfg.data)
+    split, plan, bundle = data.split, data.plan, data.bundle
     setup_s = time.perf_counter() - t0
     val_shapes = [list(bundle.val[i]["image"].shape[1:]) for i in range(len(bundle.val))]
     info = {"root": str(root), "n_train": len(split.train), "n_val": len(split.val), "val_shapes": val_shapes,

@@ -6,18 +6,21 @@
     plan = make_plan(fp, cfg.data)                                        # plan.to_dict() -> plan.json / checkpoints
     bundle = build_datasets(datalist, split, plan, cfg.data)              # bundle.reseed(trial_seed)
 
+    data = load_data(root, cfg.data)                                      # the chain above in one call
+
 See docs/ARCHITECTURE.md for the contract.
 """
 
 from medseg_nas.data.datalist import load_datalist, load_dataset_json
 from medseg_nas.data.datasets import DataBundle, build_datasets, clear_cache
 from medseg_nas.data.fingerprint import Fingerprint, compute_fingerprint
+from medseg_nas.data.loaded import LoadedData, load_data, split_from_config
 from medseg_nas.data.plan import DataPlan, make_plan
 from medseg_nas.data.split import Split, make_split
 from medseg_nas.data.transforms import inference_transforms, preprocess_transforms, train_transforms
 
 __all__ = [
-    "DataBundle", "DataPlan", "Fingerprint", "Split", "build_datasets", "clear_cache", "compute_fingerprint",
+    "DataBundle", "DataPlan", "Fingerprint", "LoadedData", "Split", "load_data", "split_from_config", "build_datasets", "clear_cache", "compute_fingerprint",
     "inference_transforms", "load_datalist", "load_dataset_json", "make_plan", "make_split",
     "preprocess_transforms", "train_transforms",
 ]
