@@ -204,35 +204,19 @@ def make(name: str, problem, seed: int):
 def run_one(name: str, seed: int, problem, budget: int, out_dir: Path | None) -> dict:
     from medseg_nas.runner import knee_index, normalised_hypervolume, pareto_indices
 
+    from medseg_nas.search.driver import drive
+
     strat = make(name, problem, seed)
-    seen: dict[str, dict] = {}
-    order: list[str] = []
-    hv: list[float] = []
     t0 = time.perf_counter()
-    overhead = 0.0
-    idle = 0
-    while len(seen) < budget and idle < 2000 and not getattr(strat, "done", False):
-        ta = time.perf_counter()
-        asked = strat.ask(1)
-        overhead += time.perf_counter() - ta
-        if not asked:
-            idle += 1
-            continue
-        for g in asked:
-            k = g.key()
-            if k not in seen:
-                idle = 0
-                seen[k] = problem.evaluate(g)
-                seen[k]["genome_obj"] = g
-                order.append(k)
-                F = [(seen[j]["f1"], seen[j]["f2"]) for j in order if seen[j]["status"] == "done"]
-                hv.append(normalised_hypervolume(F, problem.box) if F else 0.0)
-            else:
-                idle += 1
-            e = seen[k]
-            tt = time.perf_counter()
-            strat.tell(g, (e["f1"], e["f2"]) if e["status"] == "done" else None)
-            overhead += time.perf_counter() - tt
+    d = drive(strat, problem.evaluate, budget,
+              objectives_of=lambda e: (e["f1"], e["f2"]) if e["status"] == "done" else None)
+    seen = {g.key(): dict(d.results[g.key()], genome_obj=g) for g in d.order}
+    order = [g.key() for g in d.order]
+    overhead = d.strategy_seconds
+    hv: list[float] = []
+    for j in range(1, len(order) + 1):
+        F = [(seen[k]["f1"], seen[k]["f2"]) for k in order[:j] if seen[k]["status"] == "done"]
+        hv.append(normalised_hypervolume(F, problem.box) if F else 0.0)
     wall = time.perf_counter() - t0
     stats = strat.stats() if hasattr(strat, "stats") else {}
     taus = [t for t in (stats.get("surrogate_taus") or []) if t is not None]
@@ -242,7 +226,7 @@ def run_one(name: str, seed: int, problem, budget: int, out_dir: Path | None) ->
     knee = knee_index(F, front)
     row = {
         "strategy": name, "seed": seed, "n_trials": len(order), "n_failed": len(order) - len(done),
-        "stop": "budget" if len(order) >= budget else ("strategy done" if getattr(strat, "done", False) else "no new genomes"),
+        "stop": d.stop,
         "hv": [round(h, 5) for h in hv], "final_hv": round(hv[-1], 5) if hv else 0.0,
         "wall_s": round(wall, 2), "overhead_s": round(overhead, 2),
         "train_s": round(sum(seen[k].get("seconds", 0.0) for k in order), 1),

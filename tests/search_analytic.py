@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from medseg_nas.search.archive import normalised_hypervolume
+from medseg_nas.search.driver import drive as run_budget
 from medseg_nas.space.genome import Genome, SearchSpace
 
 _W = {"identity": 0, "conv3d_1": 1, "conv3d_3": 27, "conv3d_5": 125, "conv2d_3": 9, "conv2d_5": 25,
@@ -41,19 +42,10 @@ BOX = ((0.0, f2(Genome.smallest(SPACE))), (1.4, f2(Genome(ops=("conv3d_5",) * 4,
 
 def drive(strategy, budget: int, batch: int = 1, fail=lambda g: False) -> list[float]:
     """Ask/tell until `budget` distinct genomes are evaluated; returns hypervolume after each."""
-    seen: dict[str, tuple[float, float] | None] = {}
-    hv: list[float] = []
-    idle = 0
-    while len(seen) < budget and idle < 1000:
-        asked = strategy.ask(batch)
-        if not asked:
-            idle += 1
-            continue
-        for g in asked:
-            k = g.key()
-            if k not in seen:
-                seen[k] = None if fail(g) else objectives(g)
-                F = [v for v in seen.values() if v is not None]
-                hv.append(normalised_hypervolume(np.array(F).reshape(-1, 2), *BOX) if F else 0.0)
-            strategy.tell(g, seen[k])
+    d = run_budget(strategy, lambda g: None if fail(g) else objectives(g), budget, batch=batch, max_idle=1000)
+    hv, F = [], []
+    for g in d.order:
+        if d.results[g.key()] is not None:
+            F.append(d.results[g.key()])
+        hv.append(normalised_hypervolume(np.array(F).reshape(-1, 2), *BOX) if F else 0.0)
     return hv
