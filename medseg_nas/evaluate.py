@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,10 @@ def case_metrics_detail(prediction, label, spacing, labels: Iterable[int]) -> di
             inter = int(np.logical_and(p, g).sum())
             pt = torch.from_numpy(p[None, None])
             gtt = torch.from_numpy(g[None, None])
-            hd = float(compute_hausdorff_distance(pt, gtt, include_background=True, percentile=95, spacing=spacing))
-            asd = float(compute_average_surface_distance(pt, gtt, include_background=True, symmetric=True, spacing=spacing))
+            with warnings.catch_warnings():  # MONAI 1.5+ deprecation notice inside get_mask_edges, once per case
+                warnings.simplefilter("ignore", FutureWarning)
+                hd = float(compute_hausdorff_distance(pt, gtt, include_background=True, percentile=95, spacing=spacing))
+                asd = float(compute_average_surface_distance(pt, gtt, include_background=True, symmetric=True, spacing=spacing))
             row.update(dice=2.0 * inter / (n_p + n_g), hd95=hd, asd=asd)
         out[lab] = row
     return out
