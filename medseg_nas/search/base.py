@@ -134,7 +134,3 @@ class BaseStrategy:
             out.append((Genome.from_json(js), None if f1 is None else (f1, f2)))
         return out
 
-
-def rng_for(seed: int, *salt: int) -> np.random.Generator:
-    """A generator derived from the strategy seed and a counter (e.g. the generation)."""
-    return np.random.default_rng([int(seed), *(int(s) for s in salt)])

@@ -108,6 +108,7 @@ class SaMEA(BaseStrategy):
     def _screen(self, order) -> None:
         done = [(g, F[0]) for g, F in self.evaluated()]
         self.surrogate.fit([g for g, _ in done], [f for _, f in done], seed=self.seed)
+        bounds = self._bounds()  # the history does not change while screening
         avoid: set[str] = set()
         fallback = None  # (shortfall, genome, subproblem, predicted f1)
         for i in order:
@@ -126,9 +127,9 @@ class SaMEA(BaseStrategy):
                 continue
             f1 = self.surrogate.predict(cands)
             F = np.array([[a, self.f2_of(g)] for a, g in zip(f1, cands)])
-            g_pred = self._g(F, i)
+            g_pred = self._g(F, i, bounds)
             best = int(np.argmin(g_pred))
-            current = self._g_of_member(i)
+            current = self._g_of_member(i, bounds)
             if g_pred[best] < current:
                 self.queue.append([cands[best].to_json(), i, float(f1[best])])
                 avoid.add(cands[best].key())
@@ -179,7 +180,7 @@ class SaMEA(BaseStrategy):
     # -- decomposition ---------------------------------------------------------------------------
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Ideal point and scale: min and range of the Pareto front of everything evaluated."""
-        done = np.array([F for _, F in self.evaluated()], dtype=float).reshape(-1, 2)
+        done = np.array([[f1, f2] for _, f1, f2 in self.history if f1 is not None], dtype=float).reshape(-1, 2)
         if not len(done):
             return np.zeros(2), np.ones(2)
         front = done[pareto_front(done)]
@@ -187,17 +188,20 @@ class SaMEA(BaseStrategy):
         nadir = front.max(axis=0)
         return ideal, np.maximum(nadir - ideal, 1e-6)
 
-    def _g(self, F: np.ndarray, i: int) -> np.ndarray:
-        """PBI values of the rows of F for subproblem i, on normalised objectives."""
-        ideal, scale = self._bounds()
+    def _g(self, F: np.ndarray, i: int, bounds=None) -> np.ndarray:
+        """PBI values of the rows of F for subproblem i, on normalised objectives.
+
+        `bounds` (from _bounds) can be passed by callers that score many points at one moment.
+        """
+        ideal, scale = self._bounds() if bounds is None else bounds
         Fn = (np.atleast_2d(F) - ideal) / scale
         return np.asarray(self.pbi.do(Fn, self.weights[i], ideal_point=np.zeros(2))).reshape(-1)
 
-    def _g_of_member(self, j: int) -> float:
+    def _g_of_member(self, j: int, bounds=None) -> float:
         m = self.population[j]
         if m is None or m[1] is None:
             return math.inf
-        return float(self._g(np.array([[m[1], m[2]]]), j)[0])
+        return float(self._g(np.array([[m[1], m[2]]]), j, bounds)[0])
 
     # -- protocol ------------------------------------------------------------------------------
     def _ask(self, n: int) -> list[Genome]:
@@ -230,8 +234,9 @@ class SaMEA(BaseStrategy):
             return
         improved = False
         js_F = np.array([F])
+        bounds = self._bounds()  # from the evaluated front, which replacements below do not change
         for j in [int(j) for j in self.rng.permutation(self.B[i])]:
-            if float(self._g(js_F, j)[0]) < self._g_of_member(j):
+            if float(self._g(js_F, j, bounds)[0]) < self._g_of_member(j, bounds):
                 self.population[j] = [js, F[0], F[1]]
                 improved = True
         if improved:
