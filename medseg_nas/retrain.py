@@ -36,17 +36,6 @@ PICKS = ("knee", "best", "smallest")
 
 
 def pareto(F: list[tuple[float, float]]) -> list[int]:
-    try:
-        import numpy as np
-
-        from medseg_nas.search.archive import pareto_front
-
-        idx = pareto_front(np.asarray(F, dtype=float))
-        idx = [int(i) for i in np.asarray(idx).ravel()]
-        if idx and len(idx) <= len(F) and all(0 <= i < len(F) for i in idx):
-            return idx
-    except Exception:  # the archive helper is not there (yet) or returns a mask: use the runner's
-        pass
     from medseg_nas.runner import pareto_indices
 
     return pareto_indices(F)

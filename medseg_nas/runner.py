@@ -42,6 +42,7 @@ from typing import Any, Callable
 from medseg_nas.config import Config, config_from_dict, config_to_dict, load_config, save_config
 from medseg_nas.errors import ConfigError, DataError, MedsegError
 from medseg_nas.executors import Completed, Executor, TrialSpec, make_executor, result_to_dict
+from medseg_nas.search.objectives import compute_objectives
 from medseg_nas.space.genome import Genome, SearchSpace
 from medseg_nas.space.network import count_parameters
 from medseg_nas.space.plan import NetworkPlan
@@ -191,20 +192,6 @@ def train_trial(spec: TrialSpec):
 
 
 # -- objectives, front, hypervolume ------------------------------------------------------------
-
-
-def compute_objectives(result: Any, obj_cfg) -> tuple[float, float]:
-    try:
-        from medseg_nas.search.objectives import compute_objectives as _co
-    except ImportError:  # TODO(runner): remove once medseg_nas.search.objectives has landed
-        return _fallback_objectives(result, obj_cfg)
-    return _co(result, obj_cfg)
-
-
-def _fallback_objectives(result: Any, o) -> tuple[float, float]:
-    E = max(int(result.epochs_budget), 1)
-    f1 = o.alpha * (o.C - result.train_dice) + (o.C - result.val_dice) + o.beta * (E - result.e_max) / E
-    return float(f1), math.log(result.n_params)
 
 
 def reference_box(cfg: Config, ctx: SearchContext) -> tuple[tuple[float, float], tuple[float, float]]:
