@@ -114,6 +114,9 @@ class SearchConfig:
     budget_hours: float = 0.0  # 0: no wall-clock limit
     seed: int = 0
     max_consecutive_failures: int = 3
+    # first-batch policy, the same for every strategy: the smallest genome of the space (the
+    # trivial end of every front) is evaluated first, as the DMLS thesis does for every method
+    seed_smallest: bool = True
     samea: SaMEAConfig = field(default_factory=SaMEAConfig)
     dmls: DMLSConfig = field(default_factory=DMLSConfig)
     nsga2: NSGA2Config = field(default_factory=NSGA2Config)

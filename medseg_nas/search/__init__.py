@@ -20,19 +20,20 @@ def make_strategy(name: str, space: SearchSpace, search_cfg, f2_of: Callable[[Ge
     if name == "samea":
         from medseg_nas.search.samea import SaMEA
 
-        return SaMEA(space, f2_of, seed, search_cfg.samea)
+        return SaMEA(space, f2_of, seed, search_cfg.samea, seed_smallest=search_cfg.seed_smallest)
     if name == "dmls":
         from medseg_nas.search.dmls import DMLS
 
-        return DMLS(space, f2_of, seed, search_cfg.dmls, surrogate_trees=search_cfg.samea.surrogate_trees)
+        return DMLS(space, f2_of, seed, search_cfg.dmls, surrogate_trees=search_cfg.samea.surrogate_trees,
+                    seed_smallest=search_cfg.seed_smallest)
     if name == "random":
         from medseg_nas.search.random_search import RandomSearch
 
-        return RandomSearch(space, f2_of, seed)
+        return RandomSearch(space, f2_of, seed, seed_smallest=search_cfg.seed_smallest)
     if name == "nsga2":
         from medseg_nas.search.nsga2 import NSGA2
 
-        return NSGA2(space, f2_of, seed, search_cfg.nsga2)
+        return NSGA2(space, f2_of, seed, search_cfg.nsga2, seed_smallest=search_cfg.seed_smallest)
     raise ConfigError(f"unknown search.strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
 
 

@@ -43,8 +43,9 @@ class BaseStrategy:
     # attempts at drawing a genome not evaluated yet before accepting a repeat
     NOVELTY_TRIES = 50
 
-    def __init__(self, space: SearchSpace, f2_of: Callable[[Genome], float], seed: int) -> None:
+    def __init__(self, space: SearchSpace, f2_of: Callable[[Genome], float], seed: int, seed_smallest: bool = True) -> None:
         self.space = space
+        self.seed_smallest = bool(seed_smallest)  # search.seed_smallest: smallest genome in the first batch
         self.f2_of = f2_of
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)

@@ -36,8 +36,8 @@ TAU_BATCH = 8  # trials per logged Kendall τ of the surrogate
 class DMLS(BaseStrategy):
     name = "dmls"
 
-    def __init__(self, space: SearchSpace, f2_of: Callable[[Genome], float], seed: int, cfg, surrogate_trees: int = 200) -> None:
-        super().__init__(space, f2_of, seed)
+    def __init__(self, space: SearchSpace, f2_of: Callable[[Genome], float], seed: int, cfg, surrogate_trees: int = 200, seed_smallest: bool = True) -> None:
+        super().__init__(space, f2_of, seed, seed_smallest)
         self.initial_size = max(1, int(cfg.initial_archive_size))
         self.order = str(cfg.neighbour_order)
         if self.order not in ("random", "surrogate"):

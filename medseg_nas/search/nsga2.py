@@ -40,8 +40,8 @@ class GenomeProblem(Problem):
 class NSGA2(BaseStrategy):
     name = "nsga2"
 
-    def __init__(self, space: SearchSpace, f2_of: Callable[[Genome], float], seed: int, cfg) -> None:
-        super().__init__(space, f2_of, seed)
+    def __init__(self, space: SearchSpace, f2_of: Callable[[Genome], float], seed: int, cfg, seed_smallest: bool = True) -> None:
+        super().__init__(space, f2_of, seed, seed_smallest)
         self.pop_size = max(2, int(cfg.pop_size))
         self.problem = GenomeProblem(space)
         self.algorithm = PymooNSGA2(

@@ -45,8 +45,8 @@ DELTA = 0.9  # probability of mating inside the neighbourhood (Li & Zhang 2009)
 class SaMEA(BaseStrategy):
     name = "samea"
 
-    def __init__(self, space: SearchSpace, f2_of: Callable[[Genome], float], seed: int, cfg) -> None:
-        super().__init__(space, f2_of, seed)
+    def __init__(self, space: SearchSpace, f2_of: Callable[[Genome], float], seed: int, cfg, seed_smallest: bool = True) -> None:
+        super().__init__(space, f2_of, seed, seed_smallest)
         self.N = max(2, int(cfg.n_subproblems))
         self.T = max(2, min(int(cfg.neighbourhood), self.N))
         self.theta = float(cfg.theta)
