@@ -138,6 +138,10 @@ class RetrainConfig:
     iters_per_epoch: int = 100
     patience: int = 30
     include_val: bool = True  # train on train+val cases (test stays held out)
+    # with include_val: this share of the validation cases (at least one) is NOT trained on and
+    # is the monitor for the curve and the best-epoch choice; 0 trains on every validation case
+    # and the curve is then measured on training data (the report says so)
+    monitor_fraction: float = 0.25
 
 
 @dataclass

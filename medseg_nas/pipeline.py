@@ -101,9 +101,9 @@ def retrain_current(cfg: Config, run_dir: Path) -> bool:
         return False
     with TrialStore(run_dir / "trials.sqlite") as st:
         row, _ = pick_trial(st.rows(), str(cfg.retrain.pick))
-    budget = (cfg.retrain.epochs, cfg.retrain.iters_per_epoch, cfg.retrain.include_val)
+    budget = (cfg.retrain.epochs, cfg.retrain.iters_per_epoch, cfg.retrain.include_val, cfg.retrain.monitor_fraction)
     return row.id == info.get("trial_id") and (info.get("epochs_budget"), info.get("iters_per_epoch"),
-                                               info.get("include_val")) == budget
+                                               info.get("include_val"), info.get("monitor_fraction")) == budget
 
 
 def stage_retrain(cfg: Config, run_dir: Path, force: bool) -> bool:

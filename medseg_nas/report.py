@@ -299,7 +299,11 @@ def build_report(run_dir: str | Path) -> Path:
         parts.append(f"<p>{retrain_info.get('epochs_run')} of {retrain_info.get('epochs_budget')} epochs × "
                      f"{retrain_info.get('iters_per_epoch')} iterations, best epoch {retrain_info.get('e_max')}, "
                      f"{_fmt(retrain_info.get('seconds'), 0)} s, trained on "
-                     f"{'train + validation' if retrain_info.get('include_val') else 'train'} cases.</p>")
+                     f"{'train + validation' if retrain_info.get('include_val') else 'train'} cases; "
+                     + (f"the validation curve and best epoch are measured on {len(retrain_info.get('monitor_cases') or [])} "
+                        "held-out case(s) the retrain never trained on.</p>" if retrain_info.get("monitor_held_out")
+                        else "<b>the validation curve is measured on cases the retrain also trained on</b> "
+                             "(optimistic; see the test set below).</p>"))
     parts.append("<h2>Test set</h2>")
     if summary:
         parts.append(metrics_table(summary))

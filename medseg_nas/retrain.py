@@ -9,9 +9,11 @@ Pick (among the run's `done` trials in `trials.sqlite`):
 
 The genome (its learning rate included) is trained from scratch by the same Trainer as the
 search, with `retrain.epochs`, `retrain.iters_per_epoch` and `retrain.patience`, on the train
-cases plus, with `retrain.include_val` (default), the validation cases. Validation Dice is still
-tracked on the validation cases for the history (optimistic when they are trained on); the
-test cases stay held out for `evaluate`.
+cases plus, with `retrain.include_val` (default), the validation cases except a monitor slice
+(`retrain.monitor_fraction` of them, at least one): the curve and the best epoch are measured on
+cases the retrain never trains on (`monitor_split`). With `monitor_fraction: 0` every validation
+case is trained on and retrain.json says the curve is measured on training data. The test cases
+stay held out for `evaluate`.
 
 Writes best/model.pt (medseg_nas.model_io format), best/genome.json, best/history.json (the
 TrialResult without weights) and best/retrain.json (what was picked and why).
@@ -89,6 +91,23 @@ def _get(result: Any, key: str, default=None):
     return result.get(key, default) if isinstance(result, dict) else getattr(result, key, default)
 
 
+def monitor_split(train: list[str], val: list[str], include_val: bool, monitor_fraction: float) -> tuple[list[str], list[str], bool]:
+    """(cases trained on, cases the curve and best epoch are measured on, monitor held out?).
+
+    The monitor slice is the first cases of the (already shuffled) validation list, so it is
+    the same for every retrain of a run.
+    """
+    train, val = list(train), list(val)
+    if not include_val:
+        return train, val or train[:1], bool(val)
+    if not val:
+        return train, train[:1], False
+    n_monitor = min(len(val), max(1, round(len(val) * float(monitor_fraction)))) if monitor_fraction > 0 else 0
+    if n_monitor == 0:
+        return train + val, val, False
+    return train + val[n_monitor:], val[:n_monitor], True
+
+
 def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | None, progress: bool):
     """Train `genome` with the run's data and the Trainer; returns (TrialResult, DataPlan)."""
     from medseg_nas import data as mdata
@@ -102,8 +121,9 @@ def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | Non
     else:
         fp = mdata.compute_fingerprint(Path(cfg.data.root), datalist, cache_path=run_dir / "fingerprint.json")
         plan = mdata.make_plan(fp, cfg.data)
-    train_ids = list(split.train) + (list(split.val) if cfg.retrain.include_val else [])
-    rsplit = mdata.Split(train=train_ids, val=list(split.val) or list(split.train)[:1], test=list(split.test),
+    train_ids, monitor_ids, _ = monitor_split(split.train, split.val, cfg.retrain.include_val,
+                                              cfg.retrain.monitor_fraction)
+    rsplit = mdata.Split(train=train_ids, val=monitor_ids, test=list(split.test),
                          info={**split.info, "retrain_include_val": cfg.retrain.include_val})
     bundle = mdata.build_datasets(datalist, rsplit, plan, cfg.data)
     if hasattr(bundle, "reseed"):
@@ -113,6 +133,15 @@ def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | Non
     result = trainer.fit(genome, seed=seed, epochs=cfg.retrain.epochs, iters_per_epoch=cfg.retrain.iters_per_epoch,
                          patience=cfg.retrain.patience)
     return result, plan
+
+
+def _read_split(run_dir: Path):
+    from medseg_nas import data as mdata
+
+    path = run_dir / "split.json"
+    if not path.is_file():
+        raise MedsegError(f"{path} does not exist; run `medseg-nas search` first")
+    return mdata.Split.load(path)
 
 
 def outputs_complete(run_dir: str | Path) -> bool:
@@ -151,9 +180,12 @@ def retrain(
     row, why = pick_trial(rows, pick)
     genome = Genome.from_dict(row.genome)
     seed = int(cfg.train.seed)
+    split = _read_split(run_dir)
+    trained, monitor, held_out = monitor_split(split.train, split.val, cfg.retrain.include_val, cfg.retrain.monitor_fraction)
     log(f"retrain: trial {row.id} — {why}\n  genome {genome.describe()}\n"
         f"  budget {cfg.retrain.epochs} epochs × {cfg.retrain.iters_per_epoch} iterations, patience {cfg.retrain.patience}, "
-        f"{'train+val' if cfg.retrain.include_val else 'train'} cases")
+        f"{len(trained)} training cases ({'train+val' if cfg.retrain.include_val else 'train'}), curve on {len(monitor)} "
+        f"{'held-out' if held_out else 'TRAINING'} case(s)")
     t0 = time.time()
     result, plan = (fit_fn or default_fit)(cfg, run_dir, genome, seed, device, progress)
     if _get(result, "status") != "done":
@@ -172,6 +204,9 @@ def retrain(
         "n_params": _get(result, "n_params") or (int(round(math.exp(row.f2))) if row.f2 else None),
         "seed": seed,
         "include_val": cfg.retrain.include_val,
+        "monitor_fraction": cfg.retrain.monitor_fraction,
+        "monitor_cases": monitor,
+        "monitor_held_out": held_out,  # False: val_dice / e_max are measured on training cases
         "epochs_budget": cfg.retrain.epochs,
         "iters_per_epoch": cfg.retrain.iters_per_epoch,
         "epochs_run": res.get("epochs_run"),

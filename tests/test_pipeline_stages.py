@@ -197,3 +197,25 @@ def test_prepare_stage_builds_reuses_and_refuses(tmp_path, capsys):
     assert cli(["run", str(tmp_path / "missing.yaml")]) == 1
     assert "does not exist and data.prepare.source is empty" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_retrain_keeps_a_monitor_slice_out_of_training():
+    """With include_val the curve/best epoch come from validation cases the retrain never trains on."""
+    from medseg_nas.retrain import monitor_split
+
+    train, val = ["a", "b", "c"], ["v1", "v2", "v3", "v4"]
+    trained, monitor, held = monitor_split(train, val, include_val=True, monitor_fraction=0.25)
+    assert monitor == ["v1"] and held and not set(monitor) & set(trained)
+    assert set(trained) == {"a", "b", "c", "v2", "v3", "v4"}
+    assert monitor_split(train, val, True, 0.01)[1] == ["v1"]  # at least one case
+    trained, monitor, held = monitor_split(train, val, include_val=True, monitor_fraction=0)
+    assert monitor == val and not held and set(val) <= set(trained)  # stated, not hidden
+    assert monitor_split(train, val, include_val=False, monitor_fraction=0.25) == (train, val, True)
+
+
+def test_retrain_json_says_what_the_curve_is_measured_on(run):
+    from medseg_nas.retrain import retrain
+
+    _, run_dir = run
+    info = retrain(run_dir, "best", fit_fn=stub_fit, force=True)
+    assert info["monitor_held_out"] is True and info["monitor_cases"]
