@@ -81,3 +81,17 @@ def test_bench_throughput_tiny_local(tmp_path):
     assert bt.main(["--tiny", "--skip-ray", "--work-dir", str(tmp_path / "w"), "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["results"]["local"]["trials"] == 2 and doc["results"]["local"]["trials_per_hour"] > 0
+
+
+def test_learning_curve_tiny(tmp_path, synthetic_root):
+    lc = _load("learning_curve")
+    assert lc.plateau_epoch([0.1, 0.5, 0.52, 0.6, 0.601, 0.59], tol=0.005) == 4
+    assert lc.plateau_epoch([0.3, 0.2, 0.1], tol=0.005) == 1
+    out = tmp_path / "curve.json"
+    genome = '{"inputs": [0, 1, 2], "ops": ["conv3d_3", "identity", "identity", "identity"], "n_c": 2, "n_f": 3, "lr": 0.003}'
+    assert lc.main(["--config", str(SCRIPTS.parent / "configs" / "quickstart.yaml"), "--data-root", str(synthetic_root),
+                    "--set", "data.patch_size=[32,32,8]", "--set", "data.target_spacing=null",
+                    "--genome", genome, "--epochs", "2", "--iters", "1", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["finished"] and [c["epoch"] for c in doc["curve"]] == [1, 2]
+    assert 1 <= doc["plateau"]["epoch"] <= 2

@@ -203,8 +203,10 @@ class Trainer:
         channels_last: bool | None = None,
         network_fn: Callable[[Any], nn.Module] | None = None,
         precision: Precision | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
     ) -> None:
         self.cfg = train_cfg
+        self.on_epoch = on_epoch  # called with each epoch's history row as it ends (live curves)
         self.precision = precision  # None: `precision_for(device, train.amp)`
         self.network_fn = network_fn
         self.bundle = bundle
@@ -420,6 +422,8 @@ class Trainer:
                         best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.state_dict().items()}
                 row["seconds"] = round(time.perf_counter() - t_ep, 3)
                 run.history.append(row)
+                if self.on_epoch is not None:
+                    self.on_epoch(row)
                 if writer is not None:
                     self._log_scalars(writer, row)
                 bar.set_postfix(epoch=f"{epoch}/{E}", loss=f"{row['loss']:.3f}", val=f"{best:.3f}")
