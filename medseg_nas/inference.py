@@ -172,6 +172,42 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain. MONAI wraps every loader failure as "applying transform
+    <LoadImaged object …>", which names neither the file's problem nor anything the user can fix."""
+    seen = {id(exc)}
+    while True:
+        inner = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        if inner is None or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner
+
+
+def describe_error(exc: BaseException, limit: int = 300) -> str:
+    """`Type: message` of the root cause, on one line."""
+    cause = root_cause(exc)
+    text = " ".join(str(cause).split())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+
+
+def check_volume(path: str | Path):
+    """The input's NIfTI header, refused with one DataError when unreadable or not a volume
+    (a 2D slice would otherwise fail deep inside sliding-window inference)."""
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:
+        raise DataError(f"cannot read {path}: {describe_error(exc)}") from None
+    shape = tuple(int(n) for n in img.shape)
+    if len(shape) < 3:
+        raise DataError(f"{path} is a {len(shape)}D image with shape {shape}; predict needs a 3D volume "
+                        "(X×Y×Z, or X×Y×Z×C with one channel per modality)")
+    return img
+
+
 class Predictor:
     """NIfTI path → label map on the input grid, for one loaded model (see module doc)."""
 
@@ -214,12 +250,13 @@ class Predictor:
     def preprocess(self, path: str | Path) -> dict:
         import warnings
 
+        check_volume(path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # MONAI deprecation notices, once per case
                 d = self.transforms({"image": str(path)})
         except Exception as exc:
-            raise DataError(f"cannot read/preprocess {path}: {str(exc).splitlines()[-1][:300]}") from None
+            raise DataError(f"cannot read/preprocess {path}: {describe_error(exc)}") from None
         c = d["image"].shape[0]
         if c != self.model.in_channels:
             raise DataError(

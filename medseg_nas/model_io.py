@@ -113,7 +113,7 @@ def read_checkpoint(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip/pickle errors, unsafe globals, truncated files
         raise MedsegError(
-            f"{path} is not a medseg-nas checkpoint (torch.load failed: {str(exc).splitlines()[0][:200]}); "
+            f"{path} is not a medseg-nas checkpoint (torch.load failed: {(str(exc) or type(exc).__name__).splitlines()[0][:200]}); "
             "expected best/model.pt written by `medseg-nas retrain`"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -141,6 +141,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
                 break
         else:
             raise MedsegError(f"{path} is a folder without best/model.pt or model.pt")
+    if path.is_file() and path.stat().st_size == 0:  # an interrupted copy: torch's own message is cryptic
+        raise MedsegError(f"model file {path} is empty (0 bytes); copy or export it again")
     if path.suffix == ".ts":
         return load_torchscript(path, device)
     if path.suffix == ".onnx":  # ours or not, it carries no PyTorch weights: say what to use instead
@@ -178,15 +180,21 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> Lo
         raise MedsegError(f"{path} is not a TorchScript model: {str(exc).splitlines()[0][:200]}") from None
     if not files[TS_META]:
         raise MedsegError(f"{path} is TorchScript but carries no medseg-nas metadata; export it with `medseg-nas export`")
-    meta = json.loads(files[TS_META])
-    n_classes = int(meta["n_classes"])
-    return LoadedModel(
-        network=net.eval(),
-        genome=Genome.from_dict(meta["genome"]) if meta.get("genome") else None,
-        in_channels=int(meta["in_channels"]),
-        n_classes=n_classes,
-        network_plan=NetworkPlan.from_dict(meta["network_plan"]) if meta.get("network_plan") else NetworkPlan(),
-        data_plan=dict(meta.get("data_plan") or {}),
-        labels=_labels(meta.get("labels"), n_classes),
-        path=path,
-    )
+    try:
+        meta = json.loads(files[TS_META])
+        n_classes = int(meta["n_classes"])
+        return LoadedModel(
+            network=net.eval(),
+            genome=Genome.from_dict(meta["genome"]) if meta.get("genome") else None,
+            in_channels=int(meta["in_channels"]),
+            n_classes=n_classes,
+            network_plan=NetworkPlan.from_dict(meta["network_plan"]) if meta.get("network_plan") else NetworkPlan(),
+            data_plan=dict(meta.get("data_plan") or {}),
+            labels=_labels(meta.get("labels"), n_classes),
+            path=path,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON, missing keys, wrong types
+        raise MedsegError(
+            f"{path}: its medseg-nas metadata ({TS_META}) is malformed ({type(exc).__name__}: {str(exc)[:200]}); "
+            "export the model again with `medseg-nas export`"
+        ) from None

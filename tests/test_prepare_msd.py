@@ -141,3 +141,125 @@ def test_non_empty_dst_needs_force_and_failure_keeps_old(raw, tmp_path):
     bad.write_bytes(good_bytes)
     msd.convert(raw, out, force=True)
     assert not (out / "keep.txt").exists() and (out / "dataset.json").is_file()
+
+
+# --- dataset.json entries: each bad entry is refused through the real CLI with one line naming it ---
+
+def _edit(raw, change):
+    meta = json.loads((raw / "dataset.json").read_text())
+    change(meta)
+    (raw / "dataset.json").write_text(json.dumps(meta))
+
+
+def _copy_pair(raw, folder, name, case="phantom_001"):
+    """A valid image/label pair (a copy of `case`) stored under `folder`, named `name`."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(raw / "imagesTr" / f"{case}.nii.gz", folder / f"{name}.nii.gz")
+    shutil.copyfile(raw / "labelsTr" / f"{case}.nii.gz", folder / f"{name}_gt.nii.gz")
+    return folder / f"{name}.nii.gz", folder / f"{name}_gt.nii.gz"
+
+
+def _dup_case(raw):
+    """A second, valid pair whose image file is also called phantom_000: today it silently replaced case 0."""
+    _copy_pair(raw, raw / "extra", "phantom_000")
+    _edit(raw, lambda m: m["training"].append({"image": "./extra/phantom_000.nii.gz",
+                                               "label": "./extra/phantom_000_gt.nii.gz"}))
+    return ["training entry 0", "training entry 3", "'./extra/phantom_000.nii.gz'", "phantom_000", "overwrite"]
+
+
+def _dup_case_other_suffix(raw):
+    """phantom_001.nii and phantom_001.nii.gz are the same case once written as .nii.gz."""
+    import shutil
+
+    shutil.copyfile(raw / "imagesTr" / "phantom_001.nii.gz", raw / "imagesTr" / "phantom_001.nii")
+    _edit(raw, lambda m: m["training"].append({"image": "imagesTr/phantom_001.nii",
+                                               "label": "./labelsTr/phantom_001.nii.gz"}))
+    return ["training entry 1", "training entry 3", "phantom_001", "overwrite"]
+
+
+def _dup_test_case(raw):
+    _edit(raw, lambda m: m["test"].append("./imagesTr/phantom_003.nii.gz"))
+    import shutil
+
+    shutil.copyfile(raw / "imagesTs" / "phantom_003.nii.gz", raw / "imagesTr" / "phantom_003.nii.gz")
+    return ["test entry 0", "test entry 1", "phantom_003", "overwrite"]
+
+
+def _escaping_relative(raw):
+    """A valid pair outside --src reached with ../: today it was read and copied into the dataset."""
+    _copy_pair(raw, raw.parent / "elsewhere", "stolen")
+    _edit(raw, lambda m: m["training"].append({"image": "./imagesTr/../../elsewhere/stolen.nii.gz",
+                                               "label": "labelsTr/phantom_001.nii.gz"}))
+    return ["training entry 3", "'./imagesTr/../../elsewhere/stolen.nii.gz'", "'image'", "outside --src"]
+
+
+def _absolute(raw):
+    img, lab = _copy_pair(raw, raw.parent / "elsewhere", "stolen")
+    _edit(raw, lambda m: m["training"].insert(1, {"image": "./imagesTr/phantom_001.nii.gz", "label": str(lab)}))
+    return ["training entry 1", repr(str(lab)), "'label'", "absolute path"]
+
+
+def _absolute_test(raw):
+    img, _ = _copy_pair(raw, raw.parent / "elsewhere", "stolen")
+    _edit(raw, lambda m: m["test"].append(str(img)))
+    return ["test entry 1", repr(str(img)), "absolute path"]
+
+
+def _image_number(raw):
+    _edit(raw, lambda m: m["training"].append({"image": 5, "label": "./labelsTr/phantom_000.nii.gz"}))
+    return ["training entry 3", "{'image': 5,", "'image' must be a path string, got int 5"]
+
+
+def _label_list(raw):
+    _edit(raw, lambda m: m["training"][2].update(label=["./labelsTr/phantom_002.nii.gz"]))
+    return ["training entry 2", "'label' must be a path string, got list"]
+
+
+def _image_null(raw):
+    _edit(raw, lambda m: m["training"][0].update(image=None))
+    return ["training entry 0", "{'image': None,", "'image' must be a path string, got NoneType"]
+
+
+def _test_number(raw):
+    _edit(raw, lambda m: m["test"].append(7))
+    return ["test entry 1 (7)", "must be a path string, got int 7"]
+
+
+def _test_dict_without_image(raw):
+    _edit(raw, lambda m: m["test"].append({"label": "x.nii.gz"}))
+    return ["test entry 1 ({'label': 'x.nii.gz'})", "needs 'image'"]
+
+
+def _labels_list(raw):
+    _edit(raw, lambda m: m.update(labels=["background", "crescent"]))
+    return ["'labels' must map integers to names", "['background', 'crescent']"]
+
+
+@pytest.mark.parametrize("make", [_dup_case, _dup_case_other_suffix, _dup_test_case, _escaping_relative, _absolute,
+                                  _absolute_test, _image_number, _label_list, _image_null, _test_number,
+                                  _test_dict_without_image, _labels_list])
+def test_bad_dataset_json_entry_one_line_via_cli(raw, tmp_path, capsys, make):
+    from medseg_nas.cli import main
+
+    expected = make(raw)
+    dst = tmp_path / "out"
+    rc = main(["prepare", "msd", "--src", str(raw), "--dst", str(dst)])
+    cap = capsys.readouterr()
+    lines = cap.err.strip().splitlines()
+    assert rc == 1 and "Traceback" not in cap.err + cap.out, cap.err
+    assert len(lines) == 1 and lines[0].startswith("error:") and "dataset.json" in lines[0], cap.err
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+    assert not dst.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_paths_inside_src_still_accepted(raw, tmp_path):
+    """Entries without ./, with a harmless ../ that stays inside, and in another sub-folder are fine."""
+    _copy_pair(raw, raw / "extra", "phantom_009")
+    _edit(raw, lambda m: m["training"].extend([
+        {"image": "imagesTr/../extra/phantom_009.nii.gz", "label": "extra/phantom_009_gt.nii.gz"},
+    ]))
+    meta = msd.convert(raw, tmp_path / "out")
+    assert meta["numTraining"] == 4 and (tmp_path / "out" / "imagesTr" / "phantom_009.nii.gz").is_file()
