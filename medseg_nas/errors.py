@@ -15,3 +15,7 @@ class ConfigError(MedsegError):
 
 class DataError(MedsegError):
     """A dataset file or folder is missing, unreadable or inconsistent."""
+
+
+class ModelFileError(MedsegError):
+    """A model file (checkpoint, TorchScript export) is unreadable or carries metadata we refuse."""

@@ -16,6 +16,8 @@
           --bundle_root best/bundle --dataset_dir IN_DIR_OR_FILE --output_dir OUT_DIR
 
   segments NIfTI files without medseg-nas installed (`python -m monai.bundle` needs `fire`).
+  A bundle is code (MONAI's parser evaluates its `$` expressions): only values that passed
+  medseg_nas.plan_schema go into it.
 
 The measured differences are written to `best/export.json`.
 """
@@ -34,6 +36,7 @@ import torch
 from medseg_nas.errors import MedsegError
 from medseg_nas.inference import inference_compose, patch_of, preprocess_spec
 from medseg_nas.model_io import TS_META, LoadedModel, load_model
+from medseg_nas.plan_schema import validate_metadata
 
 FORMATS = ("torchscript", "onnx", "bundle")
 ONNX_OPSET = 17
@@ -256,8 +259,10 @@ def _version(pkg: str) -> str:
 
 
 def export_bundle(model: LoadedModel, bundle_dir: str | Path, ts_path: str | Path | None = None) -> Path:
+    """The bundle is code that MONAI's parser runs: it is written from schema-checked values only."""
     import shutil
 
+    validate_metadata(model.metadata(), model.path or "the model")
     bundle_dir = Path(bundle_dir)
     (bundle_dir / "configs").mkdir(parents=True, exist_ok=True)
     (bundle_dir / "models").mkdir(parents=True, exist_ok=True)

@@ -118,12 +118,40 @@ def inference_compose(dp: dict):
     return build_transforms(preprocess_spec(dp))
 
 
-def build_transforms(spec: list[dict]):
-    """Instantiate a transform-config list into a MONAI Compose (as the bundle would)."""
-    from monai.bundle import ConfigParser
+def above_minimum(x):
+    """CropForegroundd's select_fn: voxels above the image minimum (the bundle spells it `$lambda`)."""
+    return x > x.min()
 
-    parser = ConfigParser({"imports": ["$import torch"], "t": {"_target_": "Compose", "transforms": copy.deepcopy(spec)}})
-    return parser.get_parsed_content("t")
+
+# the only `$` expressions preprocess_spec writes, and the objects they stand for; build_transforms
+# maps these and refuses any other `$`/`@`/`%` string instead of evaluating it
+SPEC_EXPRESSIONS = {"$lambda x: x > x.min()": above_minimum, "$torch.float32": torch.float32}
+
+
+def _literal(value: Any, target: str) -> Any:
+    if isinstance(value, str) and value[:1] in ("$", "@", "%"):
+        if value in SPEC_EXPRESSIONS:
+            return SPEC_EXPRESSIONS[value]
+        raise MedsegError(f"refusing to evaluate {value[:80]!r} given to {target}")
+    if isinstance(value, list):
+        return [_literal(v, target) for v in value]
+    return value
+
+
+def build_transforms(spec: list[dict]):
+    """Instantiate a transform-config list into a MONAI Compose (what the bundle's parser builds),
+    with MONAI's classes directly: no config parser, so no string is ever evaluated."""
+    import monai.transforms as mt
+
+    out = []
+    for item in spec:
+        kwargs = dict(item)
+        target = kwargs.pop("_target_")
+        cls = getattr(mt, target, None)
+        if not isinstance(cls, type) or not issubclass(cls, mt.Transform):
+            raise MedsegError(f"unknown MONAI transform {target!r} in the preprocessing spec")
+        out.append(cls(**{k: _literal(v, target) for k, v in kwargs.items()}))
+    return mt.Compose(out)
 
 
 def mirror_axes(tta: bool) -> list[tuple[int, ...]]:

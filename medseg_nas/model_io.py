@@ -7,7 +7,9 @@ Format (docs/ARCHITECTURE.md, "Pipeline"): a plain dict saved with `torch.save`
      "extra": {...}}          # optional: pick, trial id, history summary, ...
 
 Only tensors and plain Python values are stored, so `torch.load(weights_only=True)` reads it
-and no class of ours is pickled: a checkpoint survives refactors of the package.
+and no class of ours is pickled: a checkpoint survives refactors of the package. Every loaded
+checkpoint and TorchScript metadata passes medseg_nas.plan_schema before use, so a model file
+from a stranger carries weights and checked values only, never code.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from medseg_nas.errors import MedsegError
+from medseg_nas.errors import MedsegError, ModelFileError
+from medseg_nas.plan_schema import validate_metadata
 from medseg_nas.space import Genome, NetworkPlan, build_network
 
 FORMAT = "medseg-nas/1"
@@ -122,7 +125,7 @@ def read_checkpoint(path: str | Path) -> dict:
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise MedsegError(f"{path}: checkpoint is missing {', '.join(missing)}")
-    return ckpt
+    return validate_metadata(ckpt, path)
 
 
 def _labels(d: dict | None, n_classes: int) -> dict[int, str]:
@@ -182,6 +185,10 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> Lo
         raise MedsegError(f"{path} is TorchScript but carries no medseg-nas metadata; export it with `medseg-nas export`")
     try:
         meta = json.loads(files[TS_META])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: its {TS_META} metadata is not valid JSON ({exc})") from None
+    validate_metadata(meta, path)
+    try:
         n_classes = int(meta["n_classes"])
         return LoadedModel(
             network=net.eval(),
@@ -193,8 +200,8 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> Lo
             labels=_labels(meta.get("labels"), n_classes),
             path=path,
         )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON, missing keys, wrong types
-        raise MedsegError(
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # wrong shapes the schema lets through
+        raise ModelFileError(
             f"{path}: its medseg-nas metadata ({TS_META}) is malformed ({type(exc).__name__}: {str(exc)[:200]}); "
             "export the model again with `medseg-nas export`"
         ) from None

@@ -360,7 +360,11 @@ class _Search:
                 raise SearchError(
                     f"cannot resume {run_dir} with strategy {self.strategy_name!r}: it was searched with {state.get('strategy')!r}"
                 )
-            self.strategy.load_state_dict(state["state"])
+            try:  # plain JSON only; a malformed or foreign state is refused, never half-loaded
+                self.strategy.load_state_dict(state["state"])
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                why = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise SearchError(f"cannot resume from {self.state_path}: bad strategy state ({why})") from None
             pending = state.get("pending", [])
             self.n_told = int(state.get("n_told", 0))
             self.elapsed_before = float(state.get("elapsed_s", 0.0))
