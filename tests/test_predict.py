@@ -179,10 +179,10 @@ def _scripted(tmp_path, name, meta: bytes | str):
 @pytest.mark.parametrize("make, expected", [
     (lambda d: _empty(d / "empty.pt"), "empty.pt is empty (0 bytes)"),
     (lambda d: _empty(d / "empty.ts"), "empty.ts is empty (0 bytes)"),
-    (lambda d: _scripted(d, "notjson.ts", "{not json"), "notjson.ts: its medseg-nas metadata (medseg_nas.json) is malformed"),
-    (lambda d: _scripted(d, "nokeys.ts", '{"labels": {}}'), "nokeys.ts: its medseg-nas metadata"),
-    (lambda d: _scripted(d, "list.ts", "[1, 2]"), "list.ts: its medseg-nas metadata"),
-    (lambda d: _scripted(d, "badint.ts", '{"n_classes": "three", "in_channels": 1}'), "badint.ts: its medseg-nas metadata"),
+    (lambda d: _scripted(d, "notjson.ts", "{not json"), "notjson.ts: its medseg_nas.json metadata is not valid JSON"),
+    (lambda d: _scripted(d, "nokeys.ts", '{"labels": {}}'), "nokeys.ts: refusing model metadata"),
+    (lambda d: _scripted(d, "list.ts", "[1, 2]"), "list.ts: refusing model metadata"),
+    (lambda d: _scripted(d, "badint.ts", '{"n_classes": "three", "in_channels": 1}'), "badint.ts: refusing model metadata"),
 ])
 def test_bad_model_files_one_clear_error(tmp_path, capsys, make, expected):
     model = make(tmp_path)
