@@ -2,14 +2,15 @@
 
     prepare  (only when data.root is missing and data.prepare.source is set)
     search   (runner.run_search; resumes a stopped search, skipped once the trial budget is spent)
-    retrain  (skipped when best/ holds a model retrained for the same pick and trial)
+    retrain  (skipped when best/ holds a loadable model retrained for the same pick and trial)
     evaluate (skipped when metrics.csv / summary.json are newer than best/model.pt)
     export   (skipped when every configured format is newer than best/model.pt)
     report   (rewritten whenever an earlier stage did something or report.html is missing)
 
 Running the same command again after an interruption continues where it stopped; a finished
-run only rewrites nothing. Ends with a short summary: front size, chosen network, test Dice per
-class, report path.
+run only rewrites nothing. From the search on, the run directory is locked (run_lock): a second
+`run`, `search` or `retrain` on it is refused while this one lives. Ends with a short summary:
+front size, chosen network, test Dice per class, report path.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from medseg_nas.config import Config, load_config
 from medseg_nas.errors import MedsegError
+from medseg_nas.run_lock import run_dir_lock
 
 
 def _say(msg: str) -> None:
@@ -91,10 +93,14 @@ def stage_search(cfg: Config, run_dir: Path) -> bool:
 
 
 def retrain_current(cfg: Config, run_dir: Path) -> bool:
-    from medseg_nas.retrain import outputs_complete, pick_trial
+    from medseg_nas.retrain import checkpoint_problem, outputs_complete, pick_trial
     from medseg_nas.store import TrialStore
 
     if not outputs_complete(run_dir):
+        return False
+    problem = checkpoint_problem(run_dir)
+    if problem is not None:
+        print(f"retrain: redone, the existing model is not usable: {problem}")
         return False
     info = json.loads((run_dir / "best" / "retrain.json").read_text())
     if str(info.get("pick")) != str(cfg.retrain.pick):
@@ -193,18 +199,21 @@ def run_pipeline(cfg: Config, run_dir: str | Path | None = None, force_from: str
             seconds[name] = time.time() - t
 
     timed("prepare", stage_prepare, cfg)
-    changed = timed("search", stage_search, cfg, run_dir)
     order = ["retrain", "evaluate", "export"]
     force = {s: False for s in order}
     if force_from:
         for s in order[order.index(force_from):]:
             force[s] = True
-    # evaluate and export depend on the model only: a new search/retrain redoes them, a changed
-    # evaluation setting (TTA) redoes evaluate alone; the report follows any change
-    retrained = timed("retrain", stage_retrain, cfg, run_dir, force["retrain"] or changed)
-    evaluated = timed("evaluate", stage_evaluate, cfg, run_dir, force["evaluate"] or retrained)
-    exported = timed("export", stage_export, cfg, run_dir, force["export"] or retrained)
-    report = timed("report", stage_report, run_dir, changed or retrained or evaluated or exported)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # one process per run directory; the search and retrain stages take this lock again (re-entrant)
+    with run_dir_lock(run_dir):
+        changed = timed("search", stage_search, cfg, run_dir)
+        # evaluate and export depend on the model only: a new search/retrain redoes them, a changed
+        # evaluation setting (TTA) redoes evaluate alone; the report follows any change
+        retrained = timed("retrain", stage_retrain, cfg, run_dir, force["retrain"] or changed)
+        evaluated = timed("evaluate", stage_evaluate, cfg, run_dir, force["evaluate"] or retrained)
+        exported = timed("export", stage_export, cfg, run_dir, force["export"] or retrained)
+        report = timed("report", stage_report, run_dir, changed or retrained or evaluated or exported)
     print(final_summary(run_dir, report))
     # per-stage wall-clock: the quickstart promise (< 15 min on 2 CPU cores) is checked on these
     print("wall-clock: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())

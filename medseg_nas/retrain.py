@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from medseg_nas.errors import MedsegError
-from medseg_nas.model_io import save_model
+from medseg_nas.model_io import load_model, save_model
+from medseg_nas.run_lock import run_dir_lock
 from medseg_nas.runinfo import best_dir, run_config
 from medseg_nas.space import Genome
 from medseg_nas.store import TrialRow, TrialStore
@@ -115,6 +116,7 @@ def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | Non
 
     datalist = mdata.load_datalist(Path(cfg.data.root))
     split = mdata.Split.load(run_dir / "split.json")
+    split.check_cases(datalist, run_dir / "split.json")
     plan_path = run_dir / "plan.json"
     if plan_path.is_file():
         plan = mdata.DataPlan.from_dict(json.loads(plan_path.read_text()))
@@ -149,6 +151,27 @@ def outputs_complete(run_dir: str | Path) -> bool:
     return all((b / f).is_file() for f in ("model.pt", "genome.json", "history.json", "retrain.json"))
 
 
+def checkpoint_problem(run_dir: str | Path) -> str | None:
+    """Why best/model.pt cannot stand for best/retrain.json (unreadable, or another retrain's), or None.
+
+    The pipeline skips retraining when the outputs are complete: a truncated or foreign model
+    file must not pass as current.
+    """
+    b = best_dir(run_dir)
+    try:
+        info = json.loads((b / "retrain.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"{b / 'retrain.json'} is unreadable ({exc})"
+    try:
+        model = load_model(b / "model.pt")
+    except Exception as exc:  # noqa: BLE001 - whatever makes it unloadable, the answer is to retrain
+        return str(exc) if isinstance(exc, MedsegError) else f"{b / 'model.pt'} does not load ({type(exc).__name__}: {exc})"
+    keys = ("trial_id", "pick", "epochs_budget", "iters_per_epoch", "include_val")
+    if not isinstance(info, dict) or any(model.extra.get(k) != info.get(k) for k in keys):
+        return f"{b / 'model.pt'} was not written by the retrain that {b / 'retrain.json'} describes"
+    return None
+
+
 def retrain(
     run_dir: str | Path,
     pick: str | None = None,
@@ -160,13 +183,17 @@ def retrain(
     log=print,
     cfg=None,
 ) -> dict:
-    """Pick, retrain and save; returns the contents of best/retrain.json.
+    """Pick, retrain and save, holding the run directory's lock; returns best/retrain.json's contents.
 
     `cfg` (a Config) replaces the run's saved config.yaml (the pipeline passes its own, so
     `run --set retrain.epochs=...` applies); `fit_fn(cfg, run_dir, genome, seed, device, progress)
     -> (TrialResult, DataPlan)` replaces the Trainer (tests).
     """
-    run_dir = Path(run_dir)
+    with run_dir_lock(run_dir):
+        return _retrain(Path(run_dir), pick, overrides, force, device, progress, fit_fn, log, cfg)
+
+
+def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, log, cfg) -> dict:
     cfg = cfg if cfg is not None else run_config(run_dir, overrides)
     pick = str(pick or cfg.retrain.pick)
     out = best_dir(run_dir)

@@ -42,6 +42,7 @@ from typing import Any, Callable
 from medseg_nas.config import Config, config_from_dict, config_to_dict, load_config, save_config
 from medseg_nas.errors import ConfigError, DataError, MedsegError
 from medseg_nas.executors import Completed, Executor, TrialSpec, make_executor, result_to_dict
+from medseg_nas.run_lock import run_dir_lock
 from medseg_nas.search.objectives import compute_objectives
 from medseg_nas.space.genome import Genome, SearchSpace
 from medseg_nas.space.network import count_parameters
@@ -121,6 +122,7 @@ def prepare_data(cfg: Config, run_dir: Path) -> SearchContext:
     split_path = run_dir / "split.json"
     if split_path.exists():
         split = mdata.Split.load(split_path)
+        split.check_cases(datalist, split_path)
     else:
         split = mdata.split_from_config(datalist, cfg.data)
         split.save(split_path)
@@ -774,10 +776,33 @@ def run_search(
         cfg.search.budget_trials = int(budget)
     cfg = config_from_dict(config_to_dict(cfg), source="the search config")  # re-validate overrides
     run_dir = Path(run_dir) if run_dir is not None else Path(cfg.run_root) / cfg.name
+    if resume and not (run_dir / "config.yaml").exists():
+        raise SearchError(f"nothing to resume: {run_dir / 'config.yaml'} does not exist")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # one search per run directory: everything below reads or writes the store and the state
+    with run_dir_lock(run_dir):
+        summary = _run_search_locked(cfg, run_dir, resume, strategy, trial_fn, executor, progress)
+    if summary.n_trials and not summary.n_done and summary.stop_reason != "interrupted":
+        raise SearchError(all_failed_message(run_dir))
+    return summary
+
+
+def all_failed_message(run_dir: Path) -> str:
+    """Why a search whose every finished trial failed is an error, with the last trial's error."""
+    with TrialStore(run_dir / "trials.sqlite") as st:
+        failed = st.rows("failed")
+    last = max(failed, key=lambda r: (r.finished or "", r.id)) if failed else None
+    first = ((last.error or "").strip().splitlines() or ["no error message"])[0] if last else "?"
+    return (
+        f"all {len(failed)} trials of the search in {run_dir} failed (none done), so there is nothing to retrain"
+        f" (last: trial {last.id if last else '?'}: {first}). Details in {run_dir / 'search.log'} and"
+        f" {run_dir / 'trials.sqlite'}; fix the cause and search again into a new --run-dir."
+    )
+
+
+def _run_search_locked(cfg: Config, run_dir: Path, resume: bool, strategy, trial_fn, executor, progress) -> SearchSummary:
     store_path = run_dir / "trials.sqlite"
     if resume:
-        if not (run_dir / "config.yaml").exists():
-            raise SearchError(f"nothing to resume: {run_dir / 'config.yaml'} does not exist")
         import yaml
 
         _check_resume_config(yaml.safe_load((run_dir / "config.yaml").read_text()) or {}, config_to_dict(cfg), run_dir)
@@ -788,7 +813,6 @@ def run_search(
                     f"{run_dir} already holds a search ({len(st)} trials): pass --resume to continue it,"
                     " or choose another --run-dir"
                 )
-    run_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(run_dir / "config.yaml", __import__("yaml").safe_dump(config_to_dict(cfg), sort_keys=False))
     search = _Search(cfg, run_dir, resume, strategy, trial_fn, executor, progress)
     try:

@@ -101,3 +101,15 @@ def dies_once_trial(spec):
 
 def always_dies_trial(spec):
     os._exit(4)
+
+
+def gated_trial(spec):
+    """An analytic trial that records itself in run_dir/trained.txt ("<trial id> <pid>"), then
+    waits for the file named by $FAKE_TRIAL_GATE (the test creates it when it is ready)."""
+    with open(Path(spec.run_dir) / "trained.txt", "a") as fh:
+        fh.write(f"{spec.trial_id} {os.getpid()}\n")
+    gate = os.environ.get("FAKE_TRIAL_GATE")
+    deadline = time.time() + 180
+    while gate and not os.path.exists(gate) and time.time() < deadline:
+        time.sleep(0.05)
+    return analytic_trial(spec)

@@ -6,6 +6,7 @@ by pytest (no test_ prefix).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from fake_trials import (  # noqa: F401 - re-exported for the tests
     dies_once_trial,
     failing_trial,
     flaky_trial,
+    gated_trial,
     make_result,
     raising_trial,
 )
@@ -83,8 +85,6 @@ def run_fake(run_dir: str, resume: bool = False, budget: int = 8, seed: int = 0,
 
 
 def front_of(summary_or_dir) -> list[tuple[str, float, float]]:
-    import json
-
     if isinstance(summary_or_dir, (str, Path)):
         front = json.loads((Path(summary_or_dir) / "front.json").read_text())["front"]
     else:
@@ -121,3 +121,15 @@ STRATEGY_OVERRIDES = [
     "search.dmls.initial_archive_size=3",
     "search.nsga2.pop_size=4",
 ]
+
+
+def write_search_config(path: Path, data_root: Path, run_root: Path, budget: int = 3) -> Path:
+    """A YAML config for the CLI: TINY_CONFIG's space on a synthetic dataset at `data_root`."""
+    import yaml
+
+    d = json.loads(json.dumps(TINY_CONFIG))
+    d["run_root"] = str(run_root)
+    d["data"] = {"root": str(data_root), "patch_size": [32, 32, 8], "augment": "none"}
+    d["search"]["budget_trials"] = budget
+    path.write_text(yaml.safe_dump(d))
+    return path

@@ -30,6 +30,21 @@ class Split:
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise DataError(f"split file {path} is unreadable ({exc})") from None
 
+    def check_cases(self, datalist: list[dict], source: str | Path) -> None:
+        """DataError naming `source` when the split lists a case the dataset does not hold.
+
+        A run directory reused after the dataset changed keeps its old split.json: checked once
+        up front, instead of every trial failing on it.
+        """
+        ids = {d["id"] for d in datalist}
+        missing = [(i, part) for part in ("train", "val", "test") for i in getattr(self, part) if i not in ids]
+        if missing:
+            case, part = missing[0]
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise DataError(f"split file {source} lists case '{case}' ({part}){more} which is not in the dataset "
+                            f"({len(ids)} cases): it was made for another dataset; use a new run directory, "
+                            "or point data.root back to the dataset it was made from")
+
     def select(self, datalist: list[dict], part: str) -> list[dict]:
         """The datalist entries of one part ("train" | "val" | "test"), in split order."""
         by_id = {d["id"]: d for d in datalist}
