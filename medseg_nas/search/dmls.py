@@ -61,7 +61,7 @@ class DMLS(BaseStrategy):
         self.queue: list[list] = []  # [genome json, predicted f1 | None]: neighbours still to ask
         self.init_left: list[str] = []  # genomes of the (re)initialisation still to ask
         self.restarts = 0
-        self.pairs: list[list[float]] = []  # (predicted, measured) f1 or rank since the last refit
+        self.pairs: list[list[float]] = []  # [predicted, f1] (forest) or [predicted, f1, f2] (linear)
         self.taus: list[float] = []
         self.predicted: dict[str, float] = {}  # asked genome json → predicted f1 or rank (for τ)
         self.exhausted = False
@@ -145,18 +145,17 @@ class DMLS(BaseStrategy):
         order = sorted(range(len(nbrs)), key=lambda k: (preds[k] is not None, -np.inf if preds[k] is None else preds[k], k))
         return [nbrs[k] for k in order], [preds[k] for k in order]
 
-    def _true_value(self, genome: Genome, F: Objectives) -> float:
-        """What the ordering model predicts, measured, for the logged Kendall τ: f1 (forest), or
-        the normalised rank of the genome among every solution evaluated so far (linear)."""
-        if self.rank_model is None:
-            return F[0]
-        done = self.evaluated()
-        at = next(i for i, (g, _) in enumerate(done) if g.key() == genome.key())
-        return float(normalised_ranks([f for _, f in done])[at])
-
     def _flush_tau(self) -> None:
-        """Kendall τ of the ordering model's predictions against the trials since the last flush."""
-        tau = kendall_tau([p for p, _ in self.pairs], [t for _, t in self.pairs])
+        """Kendall τ of the ordering model's predictions against the trials since the last flush:
+        against f1 (forest), or against the normalised Pareto rank among everything evaluated now
+        (linear; measured for the whole batch at once, so the rank scale is the same for all)."""
+        if self.rank_model is None:
+            measured = [p[1] for p in self.pairs]
+        else:
+            done = [F for _, F in self.evaluated()]
+            rank = dict(zip(map(tuple, done), normalised_ranks(done)))
+            measured = [float(rank[(p[1], p[2])]) for p in self.pairs]
+        tau = kendall_tau([p[0] for p in self.pairs], measured)
         if tau is not None:
             self.taus.append(tau)
         self.pairs = []
@@ -237,7 +236,7 @@ class DMLS(BaseStrategy):
         if F is None:
             return
         if pred is not None:
-            self.pairs.append([pred, self._true_value(genome, F)])
+            self.pairs.append([pred, F[0]] if self.rank_model is None else [pred, F[0], F[1]])
             if len(self.pairs) >= TAU_BATCH:
                 self._flush_tau()
         self._offer(js, F)
