@@ -99,7 +99,9 @@ class SaMEAConfig:
 @dataclass
 class DMLSConfig:
     initial_archive_size: int = 7
-    neighbour_order: str = "random"  # "random" | "surrogate"
+    # "random" | "forest" | "linear" (LS-PON: ridge on one-hot variables → normalised Pareto rank);
+    # "surrogate" is still accepted as the old name of "forest"
+    neighbour_order: str = "random"
 
 
 @dataclass
@@ -173,7 +175,7 @@ _CHOICES = {
     "data.prepare.source": {"", "mni152-tissue", "synthetic", "msd", "acdc", "promise12"},
     "data.augment": {"none", "light", "full"},
     "search.strategy": {"samea", "dmls", "random", "nsga2"},
-    "search.dmls.neighbour_order": {"random", "surrogate"},
+    "search.dmls.neighbour_order": {"random", "forest", "linear", "surrogate"},
     "executor.kind": {"local", "ray"},
 }
 

@@ -1,10 +1,17 @@
-"""Which search strategy finds the better front for the same budget (issue 7, part 2).
+"""Which search strategy finds the better front for the same budget (issues 7 and 12).
 
-SaMEA, DMLS, DMLS with surrogate-ordered neighbours (LS-PON), NSGA-II and random search, each
-driven through `medseg_nas.search.make_strategy`'s ask/tell interface for the same number of
-distinct trained genomes (`--budget`), with the same per-trial training budget, for several
-strategy seeds. A genome a strategy asks for again is answered from that run's history and does
-not count (as in the runner).
+Named variants — a strategy plus `search.*` config overrides — each driven through
+`medseg_nas.search.make_strategy`'s ask/tell interface for the same number of distinct trained
+genomes (`--budget`), with the same per-trial training budget, for several strategy seeds. A
+genome a strategy asks for again is answered from that run's history and does not count (as in
+the runner). `--variants` is a comma-separated list of `strategy` or
+`label=strategy:key=value:key=value` (keys under `search.`), e.g.
+
+    --variants samea,dmls,dmls_linear=dmls:search.dmls.neighbour_order=linear,nsga2,random
+
+`dmls_linear`, `dmls_forest` (and the old `dmls_surrogate`) are predefined. Every variant runs
+with the same first-batch policy (`search.seed_smallest` of the config and `--set`; a variant
+may not override it), so the comparison measures searches, not starts.
 
 Modes
 - `--mode train` (the benchmark): every trial is a real `Trainer.fit` on the MNI152-derived data
@@ -19,15 +26,20 @@ Modes
 - `--mode analytic` (CI smoke, seconds; also a many-seed strategy comparison): the cheap
   analytic problem of tests/search_analytic.py instead of training.
 
-Reported (JSON + PNG): normalised hypervolume (fraction of the runner's fixed reference box)
-after every trial, mean ± std per strategy; final hypervolume mean ± std; pairwise two-sided
-Mann–Whitney U (scipy) on the final hypervolumes; trials saved by the surrogate (trials DMLS-
-surrogate needed to reach DMLS-random's mean final hypervolume, vs DMLS-random; candidates
-SaMEA's forest screened out without training); the surrogates' Kendall τ; wall-clock. Each
-run's front is written as `<work-dir>/<strategy>_s<seed>/front.json` (the runner's schema, so
+Reported per variant (JSON, a markdown table from scripts/bench_tables.py beside it as .md, and
+a PNG): normalised hypervolume (fraction of the runner's fixed reference box) after every trial;
+final hypervolume mean ± std; two-sided Mann–Whitney U (scipy) on the final hypervolumes for
+every pair of variants; trials each variant needs to reach the mean final hypervolume of the
+`--target` variant (plain DMLS by default); the surrogate's Kendall τ after the learning phase
+(the τ a strategy logs in `stats()["surrogate_taus"]`, which it measures only while its model
+decides: SaMEA after its learning generations, DMLS after its initial archive; batches of 8
+trials; it covers only the genomes the model let through — DMLS's top-predicted neighbours, cut
+short by first improvement — so it is range-restricted and can be far below the model's τ over
+a whole neighbourhood); candidates SaMEA's forest screened out without training; wall-clock. Each run's front
+is written as `<work-dir>/<mode>/<label>_s<seed>/front.json` (the runner's schema, so
 `scripts/bench_peers.py --run-dir` can retrain its knee / smallest-within-1-point networks).
 
-    python scripts/bench_search.py --mode train --seeds 0,1,2 --budget 16 \
+    python scripts/bench_search.py --mode train --seeds 0-4 --budget 30 \
         --data-root /tmp/bench/mni152 --out benchmarks/results/search_train_cpu.json
     python scripts/bench_search.py --mode analytic --seeds 0-19 --budget 40 --out benchmarks/results/search_analytic.json
 """
@@ -35,7 +47,6 @@ run's front is written as `<work-dir>/<strategy>_s<seed>/front.json` (the runner
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import hashlib
 import itertools
@@ -51,7 +62,67 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-STRATEGIES = ("samea", "dmls", "dmls_surrogate", "nsga2", "random")
+STRATEGIES = ("samea", "dmls", "random", "nsga2")  # medseg_nas.search.STRATEGIES
+# label → strategy and search.* overrides; a bare strategy name is the variant of that name
+PREDEFINED = {
+    "dmls_linear": ("dmls", ["search.dmls.neighbour_order=linear"]),
+    "dmls_forest": ("dmls", ["search.dmls.neighbour_order=forest"]),
+    "dmls_surrogate": ("dmls", ["search.dmls.neighbour_order=forest"]),  # the old name of dmls_forest
+}
+DEFAULT_VARIANTS = "samea,dmls,dmls_linear,dmls_forest,nsga2,random"
+LOCKED_KEYS = ("search.seed_smallest", "search.strategy")  # equal start; the strategy is the variant's
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    label: str
+    strategy: str
+    overrides: tuple[str, ...] = ()
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split on `sep` outside brackets, so list values like [1,2] survive."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "[{("
+        depth -= ch in "]})"
+        if ch == sep and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return out + [cur]
+
+
+def parse_variants(text: str) -> list[Variant]:
+    """`strategy` | `label` (predefined) | `label=strategy:key=value:...`, comma-separated."""
+    out: list[Variant] = []
+    for item in (t.strip() for t in _split_top(text, ",")):
+        if not item:
+            continue
+        head, *overrides = (p.strip() for p in _split_top(item, ":"))
+        label, _, strategy = head.partition("=")
+        if not strategy:
+            label = strategy = head
+            if head in PREDEFINED:
+                strategy, predefined = PREDEFINED[head]
+                overrides = predefined + overrides
+        if strategy not in STRATEGIES:
+            raise SystemExit(f"variant {item!r}: unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}"
+                             f" (or a predefined variant: {', '.join(PREDEFINED)})")
+        for o in overrides:
+            key = o.split("=", 1)[0].strip()
+            if "=" not in o or not key.startswith("search."):
+                raise SystemExit(f"variant {item!r}: override {o!r} must look like search.<key>=<value>")
+            if key in LOCKED_KEYS:
+                raise SystemExit(f"variant {item!r}: {key} is the same for every variant (set it with --set)")
+        out.append(Variant(label, strategy, tuple(overrides)))
+    labels = [v.label for v in out]
+    if len(set(labels)) != len(labels):
+        raise SystemExit(f"variant labels must be unique: {labels}")
+    if not out:
+        raise SystemExit("no variants given")
+    return out
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -190,23 +261,30 @@ class TrainProblem:
 # -- one search -----------------------------------------------------------------------------------
 
 
-def make(name: str, problem, seed: int):
+def variant_search_config(variant: Variant, cfg):
+    """The problem's search config with the variant's overrides applied (validated like a config)."""
+    from medseg_nas.config import config_from_dict, config_to_dict
+    from medseg_nas.errors import ConfigError
+
+    try:
+        return config_from_dict(config_to_dict(cfg), f"variant {variant.label}", list(variant.overrides)).search
+    except ConfigError as exc:
+        raise SystemExit(f"variant {variant.label}: {exc}") from None
+
+
+def make(variant: Variant, problem, seed: int):
     from medseg_nas.search import make_strategy
 
-    scfg = copy.deepcopy(problem.cfg.search)
-    base = name
-    if name.startswith("dmls"):
-        base = "dmls"
-        scfg.dmls.neighbour_order = "surrogate" if name == "dmls_surrogate" else "random"
-    return make_strategy(base, problem.space, scfg, problem.f2_of, seed)
+    return make_strategy(variant.strategy, problem.space, variant_search_config(variant, problem.cfg), problem.f2_of, seed)
 
 
-def run_one(name: str, seed: int, problem, budget: int, out_dir: Path | None) -> dict:
+def run_one(variant: Variant, seed: int, problem, budget: int, out_dir: Path | None) -> dict:
     from medseg_nas.runner import knee_index, normalised_hypervolume, pareto_indices
 
     from medseg_nas.search.driver import drive
 
-    strat = make(name, problem, seed)
+    name = variant.label
+    strat = make(variant, problem, seed)
     t0 = time.perf_counter()
     d = drive(strat, problem.evaluate, budget,
               objectives_of=lambda e: (e["f1"], e["f2"]) if e["status"] == "done" else None)
@@ -225,7 +303,8 @@ def run_one(name: str, seed: int, problem, budget: int, out_dir: Path | None) ->
     front = pareto_indices(F)
     knee = knee_index(F, front)
     row = {
-        "strategy": name, "seed": seed, "n_trials": len(order), "n_failed": len(order) - len(done),
+        "strategy": name, "base_strategy": variant.strategy, "overrides": list(variant.overrides),
+        "seed": seed, "n_trials": len(order), "n_failed": len(order) - len(done),
         "stop": d.stop,
         "hv": [round(h, 5) for h in hv], "final_hv": round(hv[-1], 5) if hv else 0.0,
         "wall_s": round(wall, 2), "overhead_s": round(overhead, 2),
@@ -261,10 +340,11 @@ def first_reaching(curve: list[float], target: float) -> int | None:
     return None
 
 
-def summarise(runs: list[dict], budget: int) -> dict:
+def summarise(runs: list[dict], budget: int, target: str = "dmls") -> dict:
+    """Per variant: final HV, τ, costs; pairwise Mann–Whitney U; trials to reach `target`'s HV."""
     from scipy.stats import mannwhitneyu
 
-    by = {}
+    by: dict[str, list[dict]] = {}
     for r in runs:
         by.setdefault(r["strategy"], []).append(r)
     out = {"per_strategy": {}, "mann_whitney_u": {}}
@@ -272,19 +352,22 @@ def summarise(runs: list[dict], budget: int) -> dict:
         finals = [r["final_hv"] for r in rs]
         taus = [t for r in rs for t in r["surrogate_taus"]]
         out["per_strategy"][name] = {
+            "strategy": rs[0].get("base_strategy", name), "overrides": rs[0].get("overrides", []),
             "n_seeds": len(rs), "final_hv_mean": round(float(np.mean(finals)), 5),
             "final_hv_std": round(float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0, 5),
             "final_hv": finals, "wall_s_mean": round(float(np.mean([r["wall_s"] for r in rs])), 2),
             "train_s_mean": round(float(np.mean([r["train_s"] for r in rs])), 1),
             "overhead_s_mean": round(float(np.mean([r["overhead_s"] for r in rs])), 3),
             "trials_mean": round(float(np.mean([r["n_trials"] for r in rs])), 1),
+            # τ is logged only while the strategy's model decides, i.e. after its learning phase
             "surrogate_tau_mean": round(float(np.mean(taus)), 3) if taus else None,
+            "surrogate_tau_std": round(float(np.std(taus, ddof=1)), 3) if len(taus) > 1 else None,
             "surrogate_tau_n": len(taus),
         }
-        if name == "samea":
-            rej = [r["stats"].get("surrogate_rejected") for r in rs if r["stats"].get("surrogate_rejected") is not None]
-            scr = [r["stats"].get("surrogate_screened") for r in rs if r["stats"].get("surrogate_screened") is not None]
-            out["per_strategy"][name]["surrogate_screened_mean"] = float(np.mean(scr)) if scr else None
+        rej = [r["stats"].get("surrogate_rejected") for r in rs if r["stats"].get("surrogate_rejected") is not None]
+        scr = [r["stats"].get("surrogate_screened") for r in rs if r["stats"].get("surrogate_screened") is not None]
+        if scr:
+            out["per_strategy"][name]["surrogate_screened_mean"] = float(np.mean(scr))
             out["per_strategy"][name]["surrogate_rejected_mean"] = float(np.mean(rej)) if rej else None
     names = list(by)
     for a, b in itertools.combinations(names, 2):
@@ -294,19 +377,22 @@ def summarise(runs: list[dict], budget: int) -> dict:
             out["mann_whitney_u"][f"{a} vs {b}"] = {"U": float(res.statistic), "p": round(float(res.pvalue), 4)}
         except ValueError as exc:  # all values identical
             out["mann_whitney_u"][f"{a} vs {b}"] = {"U": None, "p": None, "note": str(exc)}
-    if "dmls" in by and "dmls_surrogate" in by:
-        target = float(np.mean([r["final_hv"] for r in by["dmls"]]))
+    if names:
+        best = max(names, key=lambda n: out["per_strategy"][n]["final_hv_mean"])
+        out["best"] = best
+        out["mann_whitney_u_vs_best"] = {
+            n: (out["mann_whitney_u"].get(f"{n} vs {best}") or out["mann_whitney_u"].get(f"{best} vs {n}"))
+            for n in names if n != best}
+    if target in by:
+        goal = float(np.mean([r["final_hv"] for r in by[target]]))
         need = {}
         for name in names:
-            hits = [first_reaching(r["hv"], target) for r in by[name]]
-            need[name] = {"trials_to_target": hits,
-                          "reached": sum(h is not None for h in hits),
-                          "mean_trials_if_reached": round(float(np.mean([h for h in hits if h])), 1) if any(hits) else None}
-        saved = None
-        if need["dmls"]["mean_trials_if_reached"] and need["dmls_surrogate"]["mean_trials_if_reached"]:
-            saved = round(need["dmls"]["mean_trials_if_reached"] - need["dmls_surrogate"]["mean_trials_if_reached"], 1)
-        out["surrogate_savings"] = {"target_hv": round(target, 5), "target": "mean final hypervolume of DMLS (random order)",
-                                    "per_strategy": need, "trials_saved_dmls_surrogate_vs_dmls": saved}
+            hits = [first_reaching(r["hv"], goal) for r in by[name]]
+            reached = [h for h in hits if h]
+            need[name] = {"trials_to_target": hits, "reached": len(reached), "n": len(hits),
+                          "mean_trials_if_reached": round(float(np.mean(reached)), 1) if reached else None}
+        out["trials_to_target"] = {"variant": target, "target_hv": round(goal, 5),
+                                   "target": f"mean final hypervolume of {target}", "per_strategy": need}
     return out
 
 
@@ -337,12 +423,22 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write(out: Path, args, seeds, names, problem, runs, total: float) -> dict:
+def markdown(doc: dict) -> str:
+    """The tables of docs/BENCHMARKS.md for this result (scripts/bench_tables.py's renderer)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bench_tables", ROOT / "scripts" / "bench_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.search(doc)
+
+
+def write(out: Path, args, seeds, variants: list[Variant], problem, runs, total: float) -> dict:
     import subprocess
 
     import torch
 
-    summary = summarise(runs, args.budget)
+    summary = summarise(runs, args.budget, args.target)
     commit = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", "medseg_nas/search"],
                             capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "medseg_nas/search"],
@@ -352,25 +448,33 @@ def write(out: Path, args, seeds, names, problem, runs, total: float) -> dict:
         h.update(f.name.encode() + f.read_bytes())
     provenance = {"commit": commit or None, "uncommitted_changes": bool(dirty), "sources_sha1": h.hexdigest()[:12]}
     doc = {"benchmark": "bench_search", "mode": args.mode, "budget_trials": args.budget, "seeds": seeds,
-           "strategies": names, "config": args.config, "overrides": args.set, "search_code": provenance,
+           "strategies": [v.label for v in variants],
+           "variants": [{"label": v.label, "strategy": v.strategy, "overrides": list(v.overrides)} for v in variants],
+           "seed_smallest": bool(problem.cfg.search.seed_smallest),
+           "config": args.config, "overrides": args.set, "search_code": provenance,
            "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
            "hypervolume_box": {"ideal": list(problem.box[0]), "reference": list(problem.box[1])},
            "problem": problem.description, "total_wall_s": round(total, 1),
            "trained_this_invocation": getattr(problem, "n_trained", None),
-           "complete": len(runs) == len(seeds) * len(names),
-           "argv": sys.argv[1:], "summary": summary, "runs": runs}
+           "complete": len(runs) == len(seeds) * len(variants),
+           "argv": args.argv, "summary": summary, "runs": runs}
     out.write_text(json.dumps(doc, indent=2))
+    out.with_suffix(".md").write_text(markdown(doc) + "\n")
     return summary
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=("train", "analytic"), default="train")
-    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--variants", default=DEFAULT_VARIANTS,
+                    help="comma-separated: strategy | predefined label | label=strategy:search.key=value:...")
+    ap.add_argument("--strategies", default=None, help="old name of --variants")
+    ap.add_argument("--target", default="dmls", help="variant whose mean final HV the others must reach")
     ap.add_argument("--seeds", default="0,1,2", help="strategy seeds, e.g. 0,1,2 or 0-19")
     ap.add_argument("--budget", type=int, default=16, help="distinct genomes evaluated per run")
     ap.add_argument("--config", default="configs/quickstart.yaml", help="space / search / objectives settings")
-    ap.add_argument("--set", action="append", default=[], help="config override, e.g. search.nsga2.pop_size=6")
+    ap.add_argument("--set", action="append", default=[],
+                    help="config override for every variant, e.g. search.nsga2.pop_size=6 or search.seed_smallest=false")
     ap.add_argument("--data-root", default="data/mni152_tissue")
     ap.add_argument("--cases", type=int, default=24, help="cases to generate if --data-root is missing")
     ap.add_argument("--spacing", type=float, nargs=3, default=[6.0, 6.0, 6.0])
@@ -381,38 +485,40 @@ def main(argv=None) -> int:
     ap.add_argument("--work-dir", default="runs/bench_search", help="cache and per-run front.json")
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     seeds = parse_seeds(args.seeds)
-    names = [s for s in args.strategies.split(",") if s]
-    bad = [s for s in names if s not in STRATEGIES]
-    if bad:
-        raise SystemExit(f"unknown strategies {bad}; choose from {', '.join(STRATEGIES)}")
+    variants = parse_variants(args.strategies if args.strategies is not None else args.variants)
     out = Path(args.out or f"benchmarks/results/search_{args.mode}_cpu.json")
     problem = TrainProblem(args) if args.mode == "train" else AnalyticProblem(args)
+    for v in variants:  # bad overrides fail before anything is trained
+        variant_search_config(v, problem.cfg)
     work = Path(args.work_dir) / args.mode
     t0 = time.perf_counter()
     runs: list[dict] = []
     out.parent.mkdir(parents=True, exist_ok=True)
-    for seed in seeds:  # seed-major: the cache fills evenly, a cut-short run still has every strategy
-        for name in names:
-            r = run_one(name, seed, problem, args.budget, work / f"{name}_s{seed}")
+    for seed in seeds:  # seed-major: the cache fills evenly, a cut-short run still has every variant
+        for v in variants:
+            r = run_one(v, seed, problem, args.budget, work / f"{v.label}_s{seed}")
             runs.append(r)
-            print(f"{name:15s} seed {seed:2d}: {r['n_trials']:3d} trials ({r['cache_hits']:3d} cached, {r['n_failed']} failed)"
+            print(f"{v.label:15s} seed {seed:2d}: {r['n_trials']:3d} trials ({r['cache_hits']:3d} cached, {r['n_failed']} failed)"
                   f"  final HV {r['final_hv']:.4f}  train {r['train_s']:7.1f}s  wall {r['wall_s']:7.1f}s"
                   f"  tau {r['surrogate_tau_mean']}", flush=True)
-            summary = write(out, args, seeds, names, problem, runs, time.perf_counter() - t0)  # partial results survive
+            summary = write(out, args, seeds, variants, problem, runs, time.perf_counter() - t0)  # partial results survive
     total = time.perf_counter() - t0
-    summary = write(out, args, seeds, names, problem, runs, total)
+    summary = write(out, args, seeds, variants, problem, runs, total)
     png = out.with_suffix(".png")
-    plot(runs, png, f"bench_search ({args.mode}): budget {args.budget}, seeds {args.seeds}")
+    plot(runs, png, f"bench_search ({args.mode}): budget {args.budget}, seeds {args.seeds}, "
+                    f"seed_smallest {problem.cfg.search.seed_smallest}")
     for name, s in summary["per_strategy"].items():
         print(f"{name:15s} final HV {s['final_hv_mean']:.4f} ± {s['final_hv_std']:.4f}  (n={s['n_seeds']})"
               f"  tau {s['surrogate_tau_mean']}  train {s['train_s_mean']:.0f}s  overhead {s['overhead_s_mean']:.2f}s")
     for pair, t in summary["mann_whitney_u"].items():
         print(f"  MWU {pair}: U={t['U']} p={t['p']}")
-    if "surrogate_savings" in summary:
-        print(f"  trials saved (DMLS-surrogate vs DMLS to reach {summary['surrogate_savings']['target_hv']:.4f}):"
-              f" {summary['surrogate_savings']['trials_saved_dmls_surrogate_vs_dmls']}")
-    print(f"wrote {out} and {png} ({total:.1f} s)")
+    tt = summary.get("trials_to_target")
+    if tt:
+        print(f"  trials to reach {tt['target']} ({tt['target_hv']:.4f}): "
+              + ", ".join(f"{n} {d['mean_trials_if_reached']} ({d['reached']}/{d['n']})" for n, d in tt["per_strategy"].items()))
+    print(f"wrote {out}, {out.with_suffix('.md')} and {png} ({total:.1f} s)")
     return 0
 
 

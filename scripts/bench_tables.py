@@ -29,18 +29,47 @@ def peers(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def _variant(name: str, p: dict) -> str:
+    over = p.get("overrides") or []
+    base = p.get("strategy", name)
+    return f"{name} (`{base}`" + "".join(f", `{o}`" for o in over) + ")" if (over or base != name) else name
+
+
 def search(doc: dict) -> str:
     s = doc["summary"]
-    lines = ["| strategy | seeds | trials | final HV mean ± std | surrogate τ (mean) | train s / run | strategy overhead s / run |",
-             "|---|---|---|---|---|---|---|"]
+    tt = s.get("trials_to_target")
+    head = ["variant", "seeds", "trials", "final HV mean ± std"]
+    if tt:
+        head.append(f"trials to {tt['variant']}'s HV ({tt['target_hv']:.4f}): mean (reached/seeds)")
+    head += ["surrogate τ after learning (mean ± std, n)", "train s / run", "strategy overhead s / run"]
+    lines = []
+    if "seed_smallest" in doc:
+        lines += [f"First batch: `search.seed_smallest: {str(doc['seed_smallest']).lower()}` for every variant.", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, p in s["per_strategy"].items():
-        tau = "—" if p["surrogate_tau_mean"] is None else f"{p['surrogate_tau_mean']:.2f} (n={p['surrogate_tau_n']})"
-        lines.append(f"| {name} | {p['n_seeds']} | {p['trials_mean']:.0f} | {p['final_hv_mean']:.4f} ± {p['final_hv_std']:.4f}"
-                     f" | {tau} | {p['train_s_mean']:.0f} | {p['overhead_s_mean']:.2f} |")
+        if p["surrogate_tau_mean"] is None:
+            tau = "—"
+        else:
+            sd = p.get("surrogate_tau_std")
+            tau = f"{p['surrogate_tau_mean']:.2f}" + (f" ± {sd:.2f}" if sd is not None else "") + f" (n={p['surrogate_tau_n']})"
+        row = [_variant(name, p), str(p["n_seeds"]), f"{p['trials_mean']:.0f}", f"{p['final_hv_mean']:.4f} ± {p['final_hv_std']:.4f}"]
+        if tt:
+            n = tt["per_strategy"][name]
+            m = "—" if n["mean_trials_if_reached"] is None else f"{n['mean_trials_if_reached']}"
+            row.append(f"{m} ({n['reached']}/{n['n']})")
+        row += [tau, f"{p['train_s_mean']:.0f}", f"{p['overhead_s_mean']:.2f}"]
+        lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| Mann–Whitney U (two-sided, final HV) | U | p |", "|---|---|---|"]
     for pair, t in s["mann_whitney_u"].items():
         lines.append(f"| {pair} | {t['U']} | {t['p']} |")
-    sv = s.get("surrogate_savings")
+    if s.get("best"):
+        lines.append(f"\nBest mean final HV: {s['best']}.")
+    if tt:
+        lines += ["", f"Trials to reach {tt['target']} ({tt['target_hv']:.4f}), per seed (— = not reached):", "",
+                  "| variant | trials per seed |", "|---|---|"]
+        for name, n in tt["per_strategy"].items():
+            lines.append(f"| {name} | {', '.join('—' if h is None else str(h) for h in n['trials_to_target'])} |")
+    sv = s.get("surrogate_savings")  # results written before the variants (issue 12)
     if sv:
         lines += ["", f"Trials to reach {sv['target']} ({sv['target_hv']:.4f}):", "",
                   "| strategy | trials per seed (— = not reached) | mean where reached |", "|---|---|---|"]
@@ -48,10 +77,11 @@ def search(doc: dict) -> str:
             t = ", ".join("—" if h is None else str(h) for h in n["trials_to_target"])
             lines.append(f"| {name} | {t} | {n['mean_trials_if_reached']} |")
         lines.append(f"\nTrials saved by surrogate ordering (DMLS − DMLS-surrogate): {sv['trials_saved_dmls_surrogate_vs_dmls']}")
-    sa = s["per_strategy"].get("samea", {})
-    if sa.get("surrogate_screened_mean") is not None:
-        lines.append(f"SaMEA forest: {sa['surrogate_screened_mean']:.0f} candidates screened, "
-                     f"{sa['surrogate_rejected_mean']:.0f} rejected without training per run (mean)")
+    for name, p in s["per_strategy"].items():
+        if p.get("surrogate_screened_mean") is not None:
+            rej = p.get("surrogate_rejected_mean")
+            lines.append(f"{name} forest: {p['surrogate_screened_mean']:.0f} candidates screened, "
+                         f"{'—' if rej is None else f'{rej:.0f}'} rejected without training per run (mean)")
     return "\n".join(lines)
 
 

@@ -32,20 +32,48 @@ def synthetic_root(tmp_path_factory):
 def test_bench_search_analytic(tmp_path):
     bs = _load("bench_search")
     out = tmp_path / "search.json"
+    variants = bs.DEFAULT_VARIANTS + ",dmls_k3=dmls:search.dmls.initial_archive_size=3"
     assert bs.main(["--mode", "analytic", "--seeds", "0-1", "--budget", "10", "--work-dir", str(tmp_path / "w"),
-                    "--out", str(out)]) == 0
+                    "--variants", variants, "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     per = doc["summary"]["per_strategy"]
-    assert set(per) == set(bs.STRATEGIES) and doc["complete"]
+    labels = ["samea", "dmls", "dmls_linear", "dmls_forest", "nsga2", "random", "dmls_k3"]
+    assert list(per) == labels and doc["complete"] and doc["seed_smallest"] is True
+    assert per["dmls_linear"]["strategy"] == "dmls" and per["dmls_linear"]["overrides"] == ["search.dmls.neighbour_order=linear"]
+    assert per["dmls_k3"]["overrides"] == ["search.dmls.initial_archive_size=3"]
     for r in doc["runs"]:
         assert r["n_trials"] == 10 and len(r["hv"]) == 10
         assert all(b >= a - 1e-12 for a, b in zip(r["hv"], r["hv"][1:]))  # a front only grows
         assert 0 < r["final_hv"] <= 1
-    assert "samea vs dmls" in doc["summary"]["mann_whitney_u"]
-    assert doc["summary"]["surrogate_savings"]["target"].startswith("mean final hypervolume")
+    assert "samea vs dmls" in doc["summary"]["mann_whitney_u"] and doc["summary"]["best"] in labels
+    tt = doc["summary"]["trials_to_target"]
+    assert tt["variant"] == "dmls" and tt["target"].startswith("mean final hypervolume")
+    assert set(tt["per_strategy"]) == set(labels) and tt["per_strategy"]["dmls"]["reached"] >= 1
+    md = out.with_suffix(".md").read_text()
+    assert "| dmls_linear (`dmls`, `search.dmls.neighbour_order=linear`) |" in md and "trials to dmls's HV" in md
     assert out.with_suffix(".png").stat().st_size > 1000
     front = json.loads((tmp_path / "w" / "analytic" / "dmls_s0" / "front.json").read_text())
     assert front["front"] and front["knee"] in {e["id"] for e in front["front"]}
+
+
+@pytest.mark.parametrize("variants,message", [
+    ("dmls_x=dmls:search.seed_smallest=false", "search.seed_smallest is the same for every variant"),
+    ("x=dmls:train.epochs=3", "must look like search.<key>=<value>"),
+    ("x=grid", "unknown strategy 'grid'"),
+    ("dmls,dmls", "labels must be unique"),
+])
+def test_bench_search_variants_reject_unequal_or_unknown(variants, message):
+    bs = _load("bench_search")
+    with pytest.raises(SystemExit, match=message):
+        bs.parse_variants(variants)
+
+
+def test_bench_search_variant_overrides_are_validated(tmp_path):
+    bs = _load("bench_search")
+    with pytest.raises(SystemExit, match="variant bad: .*neighbour_order"):
+        bs.main(["--mode", "analytic", "--seeds", "0", "--budget", "3", "--work-dir", str(tmp_path / "w"),
+                 "--variants", "bad=dmls:search.dmls.neighbour_order=lienar", "--out", str(tmp_path / "o.json")])
+    assert not (tmp_path / "o.json").exists()
 
 
 def test_bench_search_train_cache_and_peers_with_run_dir(tmp_path, synthetic_root):

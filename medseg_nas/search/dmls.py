@@ -2,16 +2,23 @@
 
 - Archive: unbounded, mutually non-dominated (genome, f1, f2); a genome enters when no member
   weakly dominates it, and the members it dominates leave. Failed trials never enter.
-- Initial archive: the smallest genome of the space plus `initial_archive_size − 1` random ones,
-  all trained; the non-dominated ones form the archive (a fixed number of evaluations instead of
-  "random solutions until the archive has k members", which can take unboundedly long).
+- Initial archive: with `search.seed_smallest` the smallest genome of the space plus
+  `initial_archive_size − 1` random ones, else `initial_archive_size` random ones, all trained;
+  the non-dominated ones form the archive (a fixed number of evaluations instead of "random
+  solutions until the archive has k members", which can take unboundedly long).
 - Iteration: pick an unvisited archive member at random; evaluate its neighbours (every genome
-  differing in one decision variable) in random order — or, with `neighbour_order: surrogate`,
-  in the order a random forest trained on all evaluations so far predicts best (LS-PON): first
-  the neighbours predicted to dominate the current solution, then by predicted f1. Neighbours
-  already evaluated are answered from the history for free. First improvement: as soon as a
-  neighbour dominates the current solution, the current one is marked visited and another is
-  picked. A member whose whole neighbourhood was evaluated is marked visited too.
+  differing in one decision variable) in an order set by `neighbour_order`:
+  `random` — a random permutation (the thesis's DMLS);
+  `linear` — LS-PON as the thesis states it: a ridge model on one-hot decision variables,
+  refitted on every evaluation so far, predicts each neighbour's normalised Pareto rank and the
+  neighbours are asked best-predicted first (rank_model.py);
+  `forest` (old name `surrogate`) — our variant: a random forest predicts f1 (f2 is exact), and
+  the neighbours predicted to dominate the current solution come first, then by predicted f1.
+  Neighbours already evaluated are answered from the history for free. First improvement: as
+  soon as a neighbour dominates the current solution (compared with the current solution's own
+  objectives, which stay known after the dominating neighbour pushes it out of the archive), the
+  current one is marked visited and another is picked. A member whose whole neighbourhood was
+  evaluated is marked visited too.
 - Restart: when every archive member is visited, `initial_archive_size` new random genomes are
   trained and merged into the (kept) archive; the ones that enter are unvisited.
 - Parallel asks: up to n neighbours of the current member are handed out at once; results that
@@ -26,11 +33,14 @@ import numpy as np
 
 from medseg_nas.search.archive import dominates
 from medseg_nas.search.base import BaseStrategy, Objectives
+from medseg_nas.search.rank_model import LinearRankModel, normalised_ranks
 from medseg_nas.search.surrogate import Surrogate, kendall_tau
 from medseg_nas.space.genome import Genome, SearchSpace
 
 
 TAU_BATCH = 8  # trials per logged Kendall τ of the surrogate
+NEIGHBOUR_ORDERS = ("random", "forest", "linear")
+ORDER_ALIASES = {"surrogate": "forest"}  # the old name, so existing configs and run dirs load
 
 
 class DMLS(BaseStrategy):
@@ -39,19 +49,21 @@ class DMLS(BaseStrategy):
     def __init__(self, space: SearchSpace, f2_of: Callable[[Genome], float], seed: int, cfg, surrogate_trees: int = 200, seed_smallest: bool = True) -> None:
         super().__init__(space, f2_of, seed, seed_smallest)
         self.initial_size = max(1, int(cfg.initial_archive_size))
-        self.order = str(cfg.neighbour_order)
-        if self.order not in ("random", "surrogate"):
-            raise ValueError(f"search.dmls.neighbour_order must be 'random' or 'surrogate', not {self.order!r}")
-        self.surrogate = Surrogate(surrogate_trees, seed) if self.order == "surrogate" else None
+        order = str(cfg.neighbour_order)
+        self.order = ORDER_ALIASES.get(order, order)
+        if self.order not in NEIGHBOUR_ORDERS:
+            raise ValueError(f"search.dmls.neighbour_order must be one of {', '.join(NEIGHBOUR_ORDERS)}, not {order!r}")
+        self.surrogate = Surrogate(surrogate_trees, seed) if self.order == "forest" else None
+        self.rank_model = LinearRankModel(space) if self.order == "linear" else None
         # own state
         self.archive: list[list] = []  # [genome json, f1, f2, visited]
         self.current: str | None = None  # genome json being explored
         self.queue: list[list] = []  # [genome json, predicted f1 | None]: neighbours still to ask
         self.init_left: list[str] = []  # genomes of the (re)initialisation still to ask
         self.restarts = 0
-        self.pairs: list[list[float]] = []  # (predicted, true) f1 since the last refit
+        self.pairs: list[list[float]] = []  # [predicted, f1] (forest) or [predicted, f1, f2] (linear)
         self.taus: list[float] = []
-        self.predicted: dict[str, float] = {}  # asked genome json → predicted f1 (for τ)
+        self.predicted: dict[str, float] = {}  # asked genome json → predicted f1 or rank (for τ)
         self.exhausted = False
         self._initialise(first=True)
 
@@ -68,7 +80,7 @@ class DMLS(BaseStrategy):
     def _initialise(self, first: bool) -> None:
         avoid: set[str] = set()
         picks: list[Genome] = []
-        if first:
+        if first and self.seed_smallest:
             picks.append(Genome.smallest(self.space))
             avoid.add(picks[0].key())
         while len(picks) < self.initial_size:
@@ -92,30 +104,58 @@ class DMLS(BaseStrategy):
         nbrs = [nbrs[int(k)] for k in self.rng.permutation(len(nbrs))]
         preds: list[float | None] = [None] * len(nbrs)
         if self.surrogate is not None:
-            self._flush_tau()
-            done = self.evaluated()
-            self.surrogate.fit([g for g, _ in done], [F[0] for _, F in done], seed=self.seed)
-            unknown = [k for k, g in enumerate(nbrs) if g.key() not in self.results]
-            if self.surrogate.ready and unknown:
-                p = self.surrogate.predict([nbrs[k] for k in unknown])
-                for k, v in zip(unknown, p):
-                    preds[k] = float(v)
-                f_cur = (m[1], m[2])
-
-                def rank(k: int):
-                    if preds[k] is None:
-                        return (0, -np.inf)  # known: answered for free, look at it first
-                    F = (preds[k], self.f2_of(nbrs[k]))
-                    return (1 if dominates(F, f_cur) else 2, preds[k])
-
-                order = sorted(range(len(nbrs)), key=lambda k: (rank(k), k))
-                nbrs, preds = [nbrs[k] for k in order], [preds[k] for k in order]
+            nbrs, preds = self._forest_order(nbrs, (m[1], m[2]))
+        elif self.rank_model is not None:
+            nbrs, preds = self._linear_order(nbrs)
         self.queue = [[g.to_json(), p] for g, p in zip(nbrs, preds)]
         return True
 
+    def _forest_order(self, nbrs: list[Genome], f_cur: Objectives) -> tuple[list[Genome], list[float | None]]:
+        """Known neighbours first (free), then predicted to dominate the current one, then by f1."""
+        preds: list[float | None] = [None] * len(nbrs)
+        self._flush_tau()
+        done = self.evaluated()
+        self.surrogate.fit([g for g, _ in done], [F[0] for _, F in done], seed=self.seed)
+        unknown = [k for k, g in enumerate(nbrs) if g.key() not in self.results]
+        if not (self.surrogate.ready and unknown):
+            return nbrs, preds
+        for k, v in zip(unknown, self.surrogate.predict([nbrs[k] for k in unknown])):
+            preds[k] = float(v)
+
+        def rank(k: int):
+            if preds[k] is None:
+                return (0, -np.inf)  # known: answered for free, look at it first
+            F = (preds[k], self.f2_of(nbrs[k]))
+            return (1 if dominates(F, f_cur) else 2, preds[k])
+
+        order = sorted(range(len(nbrs)), key=lambda k: (rank(k), k))
+        return [nbrs[k] for k in order], [preds[k] for k in order]
+
+    def _linear_order(self, nbrs: list[Genome]) -> tuple[list[Genome], list[float | None]]:
+        """LS-PON: known neighbours first (free), then by predicted normalised rank, lowest first."""
+        preds: list[float | None] = [None] * len(nbrs)
+        self._flush_tau()
+        done = self.evaluated()
+        self.rank_model.fit([g for g, _ in done], [F for _, F in done])
+        unknown = [k for k, g in enumerate(nbrs) if g.key() not in self.results]
+        if not (self.rank_model.ready and unknown):
+            return nbrs, preds
+        for k, v in zip(unknown, self.rank_model.predict([nbrs[k] for k in unknown])):
+            preds[k] = float(v)
+        order = sorted(range(len(nbrs)), key=lambda k: (preds[k] is not None, -np.inf if preds[k] is None else preds[k], k))
+        return [nbrs[k] for k in order], [preds[k] for k in order]
+
     def _flush_tau(self) -> None:
-        """Kendall τ of the forest's predictions against the trials since the last flush."""
-        tau = kendall_tau([p for p, _ in self.pairs], [t for _, t in self.pairs])
+        """Kendall τ of the ordering model's predictions against the trials since the last flush:
+        against f1 (forest), or against the normalised Pareto rank among everything evaluated now
+        (linear; measured for the whole batch at once, so the rank scale is the same for all)."""
+        if self.rank_model is None:
+            measured = [p[1] for p in self.pairs]
+        else:
+            done = [F for _, F in self.evaluated()]
+            rank = dict(zip(map(tuple, done), normalised_ranks(done)))
+            measured = [float(rank[(p[1], p[2])]) for p in self.pairs]
+        tau = kendall_tau([p[0] for p in self.pairs], measured)
         if tau is not None:
             self.taus.append(tau)
         self.pairs = []
@@ -126,8 +166,12 @@ class DMLS(BaseStrategy):
                 m[3] = True
 
     def _improves_current(self, F: Objectives) -> bool:
-        m = next((m for m in self.archive if m[0] == self.current), None)
-        return m is not None and dominates(F, (m[1], m[2]))
+        """Does F dominate the current solution? Asked after `_offer`, which may already have
+        removed the current solution from the archive, so its objectives come from the history."""
+        if self.current is None:
+            return False
+        cur = self.results.get(Genome.from_json(self.current).key())
+        return cur is not None and dominates(F, cur)
 
     def _finish_current(self) -> None:
         if self.current is not None:
@@ -192,7 +236,7 @@ class DMLS(BaseStrategy):
         if F is None:
             return
         if pred is not None:
-            self.pairs.append([pred, F[0]])
+            self.pairs.append([pred, F[0]] if self.rank_model is None else [pred, F[0], F[1]])
             if len(self.pairs) >= TAU_BATCH:
                 self._flush_tau()
         self._offer(js, F)

@@ -3,8 +3,11 @@
 Every decision variable is a pymoo `Choice` over the indices of its values (SearchSpace.choices)
 and NSGA-II runs with pymoo's mixed-variable sampling, mating and duplicate elimination: the op
 and input variables are categorical, so integer SBX/polynomial mutation (which treat op 3 as
-"between" ops 2 and 4) did worse than random search on the analytic test problem. A failed trial is told as f1 = (worst f1 seen) + 1 with its exact f2,
-i.e. dominated by every working network of the same size.
+"between" ops 2 and 4) did worse than random search on the analytic test problem. With
+`search.seed_smallest` the smallest genome of the space replaces the first sampled member of the
+initial population (SmallestFirstSampling), so it is trained in the first batch like in every
+other strategy and takes part in selection. A failed trial is told as f1 = (worst f1 seen) + 1
+with its exact f2, i.e. dominated by every working network of the same size.
 
 The state is plain JSON, never a pickle (a run directory may come from someone else): pymoo's
 algorithm is a deterministic function of its seed and of the objectives told to it, so the
@@ -23,6 +26,7 @@ import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2 as PymooNSGA2
 from pymoo.core.mixed import MixedVariableDuplicateElimination, MixedVariableMating, MixedVariableSampling
 from pymoo.core.problem import Problem
+from pymoo.core.sampling import Sampling
 from pymoo.core.variable import Choice
 from pymoo.termination.max_gen import MaximumGenerationTermination
 
@@ -40,6 +44,32 @@ class GenomeProblem(Problem):
     def decode(self, x: dict) -> Genome:
         return Genome.from_values([self.space.choices(v)[int(x[v])] for v in VARIABLES])
 
+    def encode(self, genome: Genome) -> dict:
+        """The pymoo variable dict (value indices) of a genome of this space."""
+        x = {}
+        for v, value in zip(VARIABLES, genome.values()):
+            ch = self.space.choices(v)
+            x[v] = next(i for i, c in enumerate(ch) if c == value or (isinstance(c, float) and abs(c - value) <= 1e-6 * c))
+        return x
+
+
+class SmallestFirstSampling(Sampling):
+    """pymoo's mixed-variable sampling with its first member replaced by the smallest genome.
+
+    Deterministic given pymoo's random state: the same draws as MixedVariableSampling, then one
+    replacement (none when the smallest genome was drawn anyway)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mixed = MixedVariableSampling()
+
+    def _do(self, problem, n_samples, random_state=None, **kwargs):
+        X = self.mixed._do(problem, n_samples, random_state=random_state, **kwargs)
+        smallest = problem.encode(Genome.smallest(problem.space))
+        if n_samples > 0 and smallest not in X:
+            X[0] = smallest
+        return X
+
 
 class NSGA2(BaseStrategy):
     name = "nsga2"
@@ -50,7 +80,7 @@ class NSGA2(BaseStrategy):
         self.problem = GenomeProblem(space)
         self.algorithm = PymooNSGA2(
             pop_size=self.pop_size,
-            sampling=MixedVariableSampling(),
+            sampling=SmallestFirstSampling() if self.seed_smallest else MixedVariableSampling(),
             mating=MixedVariableMating(eliminate_duplicates=MixedVariableDuplicateElimination()),
             eliminate_duplicates=MixedVariableDuplicateElimination(),
         )
