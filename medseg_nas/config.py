@@ -79,29 +79,44 @@ class TrainConfig:
 
 @dataclass
 class ObjectivesConfig:
-    """f1 = alpha(C - MCDice_train) + (C - MCDice_val) + beta(E - e_max)/E."""
+    """f1 = alpha(C - MCDice_train) + (C - MCDice_val) + beta(E - e_max)/E (search/objectives.py)."""
 
     alpha: float = 0.25
-    beta: float = 0.1
+    beta: float = 0.25  # the authors' main.py
     C: float = 1.0
+    # which Dice enters f1: "last5" = mean of the last 5 epochs' train and validation Dice (the
+    # authors' model_train_bp), "best" = train and validation Dice at e_max
+    dice_at: str = "last5"
 
 
 @dataclass
 class SaMEAConfig:
-    n_subproblems: int = 10  # N weight vectors = population size
-    neighbourhood: int = 3  # T
-    theta: float = 5.0  # PBI penalty
-    learning_generations: int = 2
-    screen_candidates: int = 30  # offspring screened by the surrogate per subproblem
-    surrogate_trees: int = 200
+    """SaMEA's numbers; defaults are the authors' (EMONAS main.py and Search/SaMEA_Algorithm.py)."""
 
-
+    # "paper": the authors' rules; "adaptive": θ = adaptive_theta, weight vectors over the whole
+    # simplex, normalisation by the evaluated front, screen_candidates children per slot
+    rules: str = "paper"
+    N: int = 10  # subproblems = population size (pop_size)
+    T: int = 3  # neighbourhood size (nei_size)
+    G: int = 40  # generations incl. the initial population (max_gen): the mutation decay's horizon
+    LGen: int = 10  # learning generations: every child is trained
+    theta: float = 0.001  # PBI penalty (penalty)
+    w1_min: float = 0.5  # weight vectors (w1, 1 - w1) with w1 from w1_min to 1 (generate_weight_vectors)
+    phi0: float = 1.0  # mutation probability scale: min(20/n, 1) with n = 10 variables (mutation_prob)
+    crossover_p: float = 0.5  # uniform crossover: chance of each variable coming from parent 1
+    value_smoothing: float = 0.2  # + value_smoothing/K on the K value probabilities of a variable
+    subproblem_smoothing: float = 0.2  # + subproblem_smoothing/N on the subproblem probabilities
+    surrogate_trees: int = 100  # RandomForestRegressor n_estimators (SurrogateRandomForest.BuildRF)
+    surrogate_min_samples_split: int = 5
+    adaptive_theta: float = 5.0  # rules: adaptive only
+    screen_candidates: int = 30  # rules: adaptive only: children screened per slot
 @dataclass
 class DMLSConfig:
     initial_archive_size: int = 7
     # "random" | "forest" | "linear" (LS-PON: ridge on one-hot variables → normalised Pareto rank);
     # "surrogate" is still accepted as the old name of "forest"
     neighbour_order: str = "random"
+    surrogate_trees: int = 200  # forest order: trees of the random forest (DMLS's own, not SaMEA's)
 
 
 @dataclass
@@ -176,6 +191,8 @@ _CHOICES = {
     "data.augment": {"none", "light", "full"},
     "search.strategy": {"samea", "dmls", "random", "nsga2"},
     "search.dmls.neighbour_order": {"random", "forest", "linear", "surrogate"},
+    "search.samea.rules": {"paper", "adaptive"},
+    "objectives.dice_at": {"last5", "best"},
     "executor.kind": {"local", "ray"},
 }
 
@@ -317,6 +334,20 @@ def validate(cfg: Config, source: str) -> None:
             raise ConfigError(f"key 'train.{key}' in {source} must be >= 1")
     if cfg.search.budget_trials < 1 and cfg.search.budget_hours <= 0:
         raise ConfigError(f"section 'search' in {source}: set budget_trials >= 1 or budget_hours > 0")
+    sa = cfg.search.samea
+    if not (sa.N >= 2 and 2 <= sa.T <= sa.N and sa.G >= 2 and sa.LGen >= 0):
+        raise ConfigError(f"section 'search.samea' in {source}: need N >= 2, 2 <= T <= N, G >= 2 and LGen >= 0")
+    if not (sa.theta >= 0 and sa.adaptive_theta >= 0 and 0 <= sa.w1_min < 1 and 0 < sa.phi0 <= 1
+            and 0 <= sa.crossover_p <= 1 and sa.value_smoothing > 0 and sa.subproblem_smoothing > 0):
+        raise ConfigError(
+            f"section 'search.samea' in {source}: need theta >= 0, 0 <= w1_min < 1, 0 < phi0 <= 1, "
+            "0 <= crossover_p <= 1 and smoothings > 0"
+        )
+    if sa.surrogate_trees < 1 or sa.surrogate_min_samples_split < 2 or sa.screen_candidates < 1:
+        raise ConfigError(
+            f"section 'search.samea' in {source}: need surrogate_trees >= 1, surrogate_min_samples_split >= 2, "
+            "screen_candidates >= 1"
+        )
     for fmt in cfg.export.formats:
         if fmt not in ("torchscript", "onnx", "bundle"):
             raise ConfigError(f"key 'export.formats' in {source}: unknown format '{fmt}'")

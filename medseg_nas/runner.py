@@ -350,7 +350,8 @@ class _Search:
         if strategy is None or isinstance(strategy, str):
             from medseg_nas.search import make_strategy
 
-            strategy = make_strategy(cfg.search.strategy, self.space, cfg.search, self.f2_of, cfg.search.seed)
+            strategy = make_strategy(cfg.search.strategy, self.space, cfg.search, self.f2_of, cfg.search.seed,
+                                     f1_bounds=(self.box[0][0], self.box[1][0]))
         self.strategy = strategy
 
         self.elapsed_before = 0.0

@@ -113,9 +113,9 @@ def run_named(run_dir: str, strategy: str, resume: bool = False, budget: int = 8
 
 # small populations so every phase of each strategy is reached within a dozen trials
 STRATEGY_OVERRIDES = [
-    "search.samea.n_subproblems=4",
-    "search.samea.neighbourhood=2",
-    "search.samea.learning_generations=1",
+    "search.samea.N=4",
+    "search.samea.T=2",
+    "search.samea.LGen=1",
     "search.samea.screen_candidates=8",
     "search.samea.surrogate_trees=20",
     "search.dmls.initial_archive_size=3",

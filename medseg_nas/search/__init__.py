@@ -15,16 +15,27 @@ from medseg_nas.space.genome import Genome, SearchSpace
 STRATEGIES = ("samea", "dmls", "random", "nsga2")
 
 
-def make_strategy(name: str, space: SearchSpace, search_cfg, f2_of: Callable[[Genome], float], seed: int) -> Strategy:
-    """The strategy `name` configured from `search_cfg` (medseg_nas.config.SearchConfig)."""
+def make_strategy(
+    name: str,
+    space: SearchSpace,
+    search_cfg,
+    f2_of: Callable[[Genome], float],
+    seed: int,
+    f1_bounds: tuple[float, float] | None = None,
+) -> Strategy:
+    """The strategy `name` configured from `search_cfg` (medseg_nas.config.SearchConfig).
+
+    `f1_bounds`: the range f1 can take under the run's objectives (the runner's reference box),
+    SaMEA's fixed normalisation; None: that of the default `ObjectivesConfig`.
+    """
     if name == "samea":
         from medseg_nas.search.samea import SaMEA
 
-        return SaMEA(space, f2_of, seed, search_cfg.samea, seed_smallest=search_cfg.seed_smallest)
+        return SaMEA(space, f2_of, seed, search_cfg.samea, seed_smallest=search_cfg.seed_smallest, f1_bounds=f1_bounds)
     if name == "dmls":
         from medseg_nas.search.dmls import DMLS
 
-        return DMLS(space, f2_of, seed, search_cfg.dmls, surrogate_trees=search_cfg.samea.surrogate_trees,
+        return DMLS(space, f2_of, seed, search_cfg.dmls, surrogate_trees=search_cfg.dmls.surrogate_trees,
                     seed_smallest=search_cfg.seed_smallest)
     if name == "random":
         from medseg_nas.search.random_search import RandomSearch

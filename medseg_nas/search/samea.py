@@ -1,201 +1,549 @@
-"""SaMEA: surrogate-assisted MOEA/D with PBI (the EMONAS-Net search), in three phases.
+"""SaMEA: surrogate-assisted MOEA/D with PBI (the EMONAS-Net search), as its authors built it.
 
-1. initialisation — one genome per subproblem (N weight vectors from pymoo's uniform reference
-   directions), all trained: random ones, except that the size-only subproblem λ = (1, 0)
-   starts from the smallest genome of the space (the trivial end of every front);
-2. learning — `learning_generations` MOEA/D generations: for each subproblem i two parents from
-   its neighbourhood B(i) (the T nearest weight vectors; the whole population with probability
-   0.1), uniform crossover + mutation; a trained offspring replaces every neighbour j ∈ B(i)
-   whose PBI value g(·|λʲ, z*) it improves. The values of offspring that improved at least one
-   subproblem raise the *selection probabilities* of those values (Laplace-smoothed counts per
-   decision variable), and every evaluation feeds the surrogate's training set;
-3. exploitation — per subproblem, `screen_candidates` offspring are drawn with mutation values
-   sampled from the learned probabilities; a random forest predicts f1 (f2 is exact) and only
-   the best candidate, and only if its predicted g beats the subproblem's current solution,
-   is trained. If the forest rejects every subproblem of a generation, the candidate with the
-   smallest predicted shortfall is trained anyway so the search never stalls. The forest is
-   refitted every generation; its Kendall τ against the true f1 of each trained batch is logged.
+Every rule below follows the authors' code (GitHub mariabaldeon/EMONAS, Search/SaMEA_Algorithm.py
+and Search/SurrogateRandomForest.py; numbers from main.py); each function names the one it
+reproduces. The numbers live in `SaMEAConfig` (search.samea in the config).
 
-Choices the paper leaves open (documented here, see SEARCH_ALGORITHMS.md):
-- Objectives are normalised before decomposition by the ideal point z* (best seen) and the nadir
-  of the Pareto front of all evaluations (not of the population, whose range shrinks as it
-  converges and would stop the extremes from moving out), then PBI (pymoo, θ from config).
-- A failed trial has g = +inf: it never replaces anyone and never counts as improving.
-- Generations are batches: all offspring of a generation are asked together (parallel
-  executors), and each one updates the population as soon as it is told.
+Generations. Generation 0 is the initial population: a Latin hypercube of N genomes, all trained,
+then sorted so the lowest-f1 network sits on the weight vector (1, 0). Generations 1..LGen are
+learning generations: slot j breeds one child for subproblem j and every child is trained.
+From LGen + 1 on, each slot breeds a child for a subproblem drawn with the learned subproblem
+probabilities and the random forest screens it: it is trained at once if its predicted PBI value
+matches or beats that of ANY of its T neighbours' current solutions, otherwise it is deferred;
+when every slot of the generation is done, the deferred children that would join the (predicted)
+Pareto front, the one with the lowest predicted f1 and the one with the highest tree std are
+trained too. A trained child replaces each neighbour whose PBI value it matches or beats. At the
+end of each generation the subproblem and value probabilities are updated.
+
+Mapping onto ask/tell (the runner's budget is trials, not generations): `ask(n)` breeds the next
+slots of the current generation from the population as it is at that moment, so with one trial
+in flight at a time the order of events is exactly the authors' sequential loop (child j is bred
+after child j − 1 was trained and placed), and with n workers n children of a generation train
+together. Deferred children cost no budget. The end-of-generation steps wait for every result of
+the generation. G only sets the mutation schedule; the search runs until the trial budget ends
+(past generation G − 1 the mutation probability stays at its floor 1/n).
+
+Where we differ from the authors' code, and why:
+- A failed trial (OOM, NaN) has no objectives: it never replaces anyone, its g is +inf as a
+  population member, it is left out of the forest's data and counts as f1 = f1_max (zero merit)
+  in the value probabilities (the authors record a loss of 1000, which drives those
+  probabilities negative).
+- No OOM rule for 9 cells × 32 filters (check_childhyper): our space is restricted by
+  config (`space.*`) instead.
+- The "best N by NSGA-II ranking" (pygmo select_best_N_mo) is pymoo's non-dominated sorting with
+  crowding distance; ties keep the earlier evaluation.
+- The generation of a child is matched by identity, not by the authors' name prefix 'x_<gen>'
+  (which also matches generation 10 when counting generation 1).
+
+`search.samea.rules: adaptive` switches four rules to the earlier implementation's choices
+(same module, same state): θ = adaptive_theta (5), weight vectors over the whole simplex,
+objectives normalised by the ideal and nadir of the evaluated Pareto front, and screening of
+`screen_candidates` children per slot, of which the best is trained only if its predicted g
+beats its own subproblem's current solution (if a generation trains nothing, the candidate
+closest to passing is trained). Initialisation, mating, mutation and the learned probabilities
+are the paper's in both.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from pymoo.decomposition.pbi import PBI
-from pymoo.util.ref_dirs import get_reference_directions
+from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+from scipy.stats import qmc
 
+from medseg_nas.errors import ConfigError
 from medseg_nas.search.archive import pareto_front
 from medseg_nas.search.base import BaseStrategy, Objectives
 from medseg_nas.search.surrogate import Surrogate, kendall_tau
 from medseg_nas.space.genome import VARIABLES, Genome, SearchSpace, _same
 
-DELTA = 0.9  # probability of mating inside the neighbourhood (Li & Zhang 2009)
+N_VARIABLES = len(VARIABLES)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The rules that `search.samea.rules` switches (see the module docstring)."""
+
+    weights: str  # "half": w1 ∈ [w1_min, 1] | "simplex": w1 ∈ [0, 1]
+    normalisation: str  # "fixed": by the bounds of the space | "front": by the evaluated front
+    screening: str  # "neighbours": one child vs any neighbour, deferred | "batch": best of many vs own
+
+
+RULES = {
+    "paper": Rules("half", "fixed", "neighbours"),
+    "adaptive": Rules("simplex", "front", "batch"),
+}
+
+
+# -- the authors' rules as small functions ------------------------------------------------------
+
+
+def weight_vectors(N: int, w1_min: float) -> np.ndarray:
+    """N weight vectors (w1, 1 − w1) with w1 = w1_min + i·(1 − w1_min)/(N − 1), i = 0..N−1.
+
+    Search/SaMEA_Algorithm.py, generate_weight_vectors() (w1_min = 0.5: only the accuracy-leaning
+    half of the simplex; w1 weights f1). The last vector is (1, 0).
+    """
+    w1 = w1_min + np.arange(N) * (1.0 - w1_min) / (N - 1)
+    return np.stack([w1, 1.0 - w1], axis=1)
+
+
+def neighbourhoods(W: np.ndarray, T: int) -> list[list[int]]:
+    """For each weight vector the indices of its T nearest (Euclidean, itself included).
+
+    Search/SaMEA_Algorithm.py, compute_neighbors(); ties go to the lower index.
+    """
+    dist = np.linalg.norm(W[:, None, :] - W[None, :, :], axis=-1)
+    return [[int(k) for k in np.argsort(dist[i], kind="stable")[:T]] for i in range(len(W))]
+
+
+def pbi(F: np.ndarray, w: np.ndarray, theta: float) -> np.ndarray:
+    """g = d1 + θ·d2 of the rows of F (normalised, ideal point at 0) for weight vector w.
+
+    d1 = |Fᵀw|/|w|, d2 = |F − d1·w/|w||: Search/SaMEA_Algorithm.py, calculate_BI().
+    """
+    F = np.atleast_2d(np.asarray(F, dtype=float))
+    u = np.asarray(w, dtype=float) / np.linalg.norm(w)
+    d1 = np.abs(F @ u)
+    d2 = np.linalg.norm(F - d1[:, None] * u[None, :], axis=1)
+    return d1 + theta * d2
+
+
+def mutation_probability(g: int, G: int, phi0: float, n: int = N_VARIABLES) -> float:
+    """p(g) = max(φ0·(1 − ln(g + 1)/ln G), 1/n) for generation g ≥ 1.
+
+    Search/SaMEA_Algorithm.py, mutation_prob() (called with gen = g + 1): about 0.81 in
+    generation 1 with φ0 = 1, G = 40, decaying to the floor 1/n = 0.1.
+    """
+    return max(phi0 * (1.0 - math.log(g + 1) / math.log(G)), 1.0 / n)
+
+
+def value_probabilities(f1_by_value: list[list[float]], f1_max: float, smoothing: float) -> list[float]:
+    """Selection probabilities of a variable's K values from the f1 of networks using each.
+
+    Merit of value j = f1_max − mean f1 of the networks with that value (0 if none), as shares
+    of the total, plus smoothing/K, renormalised: Search/SaMEA_Algorithm.py,
+    UpdateHyperSelProb() and ComputeSelectProbHyper(). Merits are clipped at 0 (f1 ≤ f1_max).
+    """
+    K = len(f1_by_value)
+    merit = np.array([max(f1_max - float(np.mean(v)), 0.0) if v else 0.0 for v in f1_by_value])
+    share = merit / merit.sum() if merit.sum() > 0 else np.zeros(K)
+    p = share + smoothing / K
+    return [float(x) for x in p / p.sum()]
+
+
+def subproblem_probabilities(success: list[float], smoothing: float) -> list[float]:
+    """Selection probabilities of the N subproblems from their cumulative NSGA-II-best counts.
+
+    Share of the children each subproblem produced that were among the best N (by NSGA-II
+    ranking) at the end of their generation, plus smoothing/N, renormalised:
+    Search/SaMEA_Algorithm.py, UpdateSubproblemSelProb().
+    """
+    s = np.asarray(success, dtype=float)
+    share = s / s.sum() if s.sum() > 0 else np.zeros(len(s))
+    p = share + smoothing / len(s)
+    return [float(x) for x in p / p.sum()]
+
+
+def best_n_nsga2(F: np.ndarray, n: int) -> list[int]:
+    """Indices of the best n rows of F by NSGA-II ranking (fronts, then crowding distance).
+
+    The authors use pygmo's select_best_N_mo (Search/SaMEA_Algorithm.py, BestSolutionsNSGA());
+    this is pymoo's non-dominated sorting and crowding distance, ties to the earlier row.
+    """
+    F = np.asarray(F, dtype=float).reshape(-1, 2)
+    if len(F) <= n:
+        return list(range(len(F)))
+    out: list[int] = []
+    for front in NonDominatedSorting().do(F):
+        front = [int(i) for i in sorted(front)]
+        if len(out) + len(front) <= n:
+            out.extend(front)
+            if len(out) == n:
+                break
+            continue
+        cd = calc_crowding_distance(F[front])
+        order = np.argsort(-cd, kind="stable")
+        out.extend(front[int(k)] for k in order[: n - len(out)])
+        break
+    return out
+
+
+def deferred_to_train(trained_F: np.ndarray, cand_F: np.ndarray, cand_std: np.ndarray) -> list[int]:
+    """Which deferred children the end of a generation trains (indices into the candidates).
+
+    Those on the Pareto front of trained ∪ candidates (candidates at their predicted f1), then of
+    the rest the lowest predicted f1, then of the rest the highest tree std:
+    Search/SaMEA_Algorithm.py, ReturnCandidatesToTrain(). Returned in candidate order.
+    """
+    cand_F = np.asarray(cand_F, dtype=float).reshape(-1, 2)
+    trained_F = np.asarray(trained_F, dtype=float).reshape(-1, 2)
+    n_t = len(trained_F)
+    allF = np.vstack([trained_F, cand_F])
+    front = NonDominatedSorting().do(allF, only_non_dominated_front=True)
+    picked = sorted(int(i) - n_t for i in front if int(i) >= n_t)
+    rest = [k for k in range(len(cand_F)) if k not in picked]
+    if rest:
+        k = min(rest, key=lambda k: (cand_F[k, 0], k))
+        picked.append(k)
+        rest.remove(k)
+    if rest:
+        k = max(rest, key=lambda k: (float(cand_std[k]), -k))
+        picked.append(k)
+    return sorted(picked)
+
+
+def latin_hypercube_genomes(space: SearchSpace, n: int, seed: int) -> list[Genome]:
+    """n genomes from a seeded Latin hypercube over the 10 variables, decoded through uniform
+    cumulative probabilities (value index = ⌊u·K⌋).
+
+    Search/SaMEA_Algorithm.py, search() (lhsmdu.sample) and ReturnInitialGene().
+    """
+    U = qmc.LatinHypercube(d=N_VARIABLES, seed=seed).random(n)
+    out = []
+    for row in U:
+        vals = []
+        for u, var in zip(row, VARIABLES):
+            ch = space.choices(var)
+            vals.append(ch[min(int(u * len(ch)), len(ch) - 1)])
+        out.append(Genome.from_values(vals))
+    return out
+
+
+def largest_genome(space: SearchSpace, f2_of: Callable[[Genome], float]) -> Genome:
+    """The largest network of the space: most levels and filters, its largest op everywhere.
+
+    Search/SaMEA_Algorithm.py, calculate_maxpoint() (there: 9 cells, 16 filters, conv3d 5×5×5).
+    """
+    small = Genome.smallest(space)
+
+    def at(op: str) -> Genome:
+        return Genome(inputs=(0, 1, 2), ops=(op,) * 4, n_c=max(space.n_c), n_f=max(space.n_f), lr=small.lr)
+
+    return max((at(op) for op in space.ops), key=f2_of)
+
+
+def _index(choices: tuple, value) -> int | None:
+    return next((k for k, c in enumerate(choices) if _same(c, value)), None)
+
+
+# -- the strategy -------------------------------------------------------------------------------
 
 
 class SaMEA(BaseStrategy):
     name = "samea"
 
-    def __init__(self, space: SearchSpace, f2_of: Callable[[Genome], float], seed: int, cfg, seed_smallest: bool = True) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        f2_of: Callable[[Genome], float],
+        seed: int,
+        cfg,
+        seed_smallest: bool = True,
+        f1_bounds: tuple[float, float] | None = None,
+    ) -> None:
+        """`f1_bounds`: f1's fixed normalisation range, [0, (α + 1)·C + β] for our f1 (the runner's
+        reference box); default from `ObjectivesConfig()`. f2's range is the smallest and the
+        largest network of the space (calculate_reference() / calculate_maxpoint())."""
         super().__init__(space, f2_of, seed, seed_smallest)
-        self.N = max(2, int(cfg.n_subproblems))
-        self.T = max(2, min(int(cfg.neighbourhood), self.N))
-        self.theta = float(cfg.theta)
-        self.learning_generations = int(cfg.learning_generations)
+        if cfg.rules not in RULES:
+            raise ConfigError(f"search.samea.rules must be one of {sorted(RULES)}, got {cfg.rules!r}")
+        self.rules_name = cfg.rules
+        self.rules = RULES[cfg.rules]
+        self.N = max(2, int(cfg.N))
+        self.T = max(2, min(int(cfg.T), self.N))
+        self.G = max(2, int(cfg.G))
+        self.LGen = max(0, int(cfg.LGen))
+        self.theta = float(cfg.theta if self.rules_name == "paper" else cfg.adaptive_theta)
+        self.phi0 = float(cfg.phi0)
+        self.crossover_p = float(cfg.crossover_p)
+        self.value_smoothing = float(cfg.value_smoothing)
+        self.subproblem_smoothing = float(cfg.subproblem_smoothing)
         self.screen_candidates = max(1, int(cfg.screen_candidates))
-        self.surrogate = Surrogate(int(cfg.surrogate_trees), seed)
-        self.weights = get_reference_directions("uniform", 2, n_partitions=self.N - 1)
-        dist = np.linalg.norm(self.weights[:, None, :] - self.weights[None, :, :], axis=-1)
-        self.B = [list(map(int, np.argsort(dist[i], kind="stable")[: self.T])) for i in range(self.N)]
-        self.pbi = PBI(theta=self.theta)
-        # own state
+        self.weights = weight_vectors(self.N, float(cfg.w1_min) if self.rules.weights == "half" else 0.0)
+        self.B = neighbourhoods(self.weights, self.T)
+        if f1_bounds is None:
+            from medseg_nas.config import ObjectivesConfig
+
+            o = ObjectivesConfig()
+            f1_bounds = (0.0, (o.alpha + 1.0) * o.C + o.beta)
+        f2_lo = float(f2_of(Genome.smallest(space)))
+        f2_hi = float(f2_of(largest_genome(space, f2_of)))
+        self.lo = np.array([float(f1_bounds[0]), f2_lo])
+        self.hi = np.array([float(f1_bounds[1]), f2_hi])
+        self.surrogate = Surrogate(int(cfg.surrogate_trees), seed, int(cfg.surrogate_min_samples_split), self._features)
+        self._fitted_on = -1  # number of points the forest was fitted on (it is rebuilt, never saved)
+        # own state (all JSON)
         self.population: list[list | None] = [None] * self.N  # per subproblem: [genome json, f1|None, f2|None]
-        self.phase = "init"
         self.generation = 0
+        self.stage = "init"  # "init" | "children" | "deferred"
+        self.slot = 0  # next slot of the generation to breed
         self.queue: list[list] = []  # [genome json, subproblem, predicted f1 | None] to hand out
         self.inflight: list[list] = []  # handed out, not told yet
-        self.counts = {var: [1.0] * len(space.choices(var)) for var in VARIABLES}
+        self.deferred: list[list] = []  # [genome json, subproblem, predicted f1, tree std]
+        self.generated: list[str] = []  # keys bred in this generation (trained or deferred)
+        self.born: list[list] = []  # [key, subproblem] of the children trained in this generation
+        self.fallback: list | None = None  # rules "adaptive": [shortfall, genome json, subproblem, predicted f1]
+        self.queued_in_gen = 0
+        self.value_probs = {var: [1.0 / len(space.choices(var))] * len(space.choices(var)) for var in VARIABLES}
+        self.subproblem_probs = [1.0 / self.N] * self.N
+        self.success = [0.0] * self.N
         self.n_screened = 0
+        self.n_deferred = 0
         self.n_rejected = 0
         self.batch_pairs: list[list[float]] = []  # (predicted, true) f1 of this generation
         self.taus: list[float] = []
         self._start_init()
 
-    # -- phases -----------------------------------------------------------------------------
+    # -- generation 0 -------------------------------------------------------------------------
     def _start_init(self) -> None:
-        # λ = (1, 0) is the ray along the f1 axis at the smallest f2: it starts from the smallest genome
-        size_only = int(np.argmax(self.weights[:, 0]))
-        small = Genome.smallest(self.space)
-        avoid: set[str] = {small.key()}
-        for i in range(self.N):
-            if i == size_only:
-                self.queue.append([small.to_json(), i, None])
-                continue
-            g = self.novel_random(avoid)
-            avoid.add(g.key())
-            self.queue.append([g.to_json(), i, None])
+        """Latin-hypercube initial population; with search.seed_smallest the smallest genome of
+        the space replaces its last member (the trivial end of every front, as for every strategy)."""
+        members = latin_hypercube_genomes(self.space, self.N, int(self.rng.integers(2**31)))
+        if self.seed_smallest:
+            members[-1] = Genome.smallest(self.space)
+        seen: set[str] = set()
+        for k, g in enumerate(members):
+            if g.key() in seen:  # a repeat (small spaces): a new random genome instead
+                g = self.novel_random(seen)
+            seen.add(g.key())
+            self.queue.append([g.to_json(), k, None])
 
-    def _next_generation(self) -> None:
+    def _sort_initial_population(self) -> None:
+        """Highest f1 first (failures first), ties by fewer parameters: subproblem N − 1, the weight
+        (1, 0), gets the lowest-f1 network (Search/SaMEA_Algorithm.py, SortInitialPop())."""
+
+        def key(m):
+            return (-(math.inf if m[1] is None else m[1]), math.inf if m[2] is None else m[2])
+
+        self.population = sorted(self.population, key=key)
+
+    # -- the generation loop ------------------------------------------------------------------------
+    @property
+    def learning(self) -> bool:
+        return self.generation <= self.LGen
+
+    def _advance(self) -> bool:
+        """Move to the next step once nothing of the current one is queued or in flight."""
+        if self.stage == "init":
+            if any(m is None for m in self.population):
+                return False
+            self._sort_initial_population()
+            self._start_generation(1)
+            return True
+        if self.stage == "children":
+            self.stage = "deferred"
+            if self.rules.screening == "neighbours" and self.deferred:
+                self._train_deferred()
+                return True
+            if self.rules.screening == "batch" and self.queued_in_gen == 0 and self.fallback is not None:
+                _, js, i, pred = self.fallback
+                self.queue.append([js, i, pred])
+                self.n_rejected -= 1
+                return True
+        self._end_generation()
+        self._start_generation(self.generation + 1)
+        return True
+
+    def _start_generation(self, g: int) -> None:
+        self.generation = g
+        self.stage = "children"
+        self.slot = 0
+        self.generated, self.deferred, self.born = [], [], []
+        self.fallback = None
+        self.queued_in_gen = 0
+
+    def _end_generation(self) -> None:
+        """Kendall τ of the generation's screened children; subproblem and value probabilities."""
         if self.batch_pairs:
             tau = kendall_tau([p for p, _ in self.batch_pairs], [t for _, t in self.batch_pairs])
             if tau is not None:
                 self.taus.append(tau)
             self.batch_pairs = []
-        if self.phase == "init":
-            self.phase = "learning" if self.learning_generations > 0 else "exploitation"
-        elif self.phase == "learning" and self.generation >= self.learning_generations:
-            self.phase = "exploitation"
-        self.generation += 1
-        order = list(self.rng.permutation(self.N))
-        if self.phase == "learning":
-            avoid: set[str] = set()
-            for i in order:
-                g = self._offspring(int(i), learned=False, avoid=avoid)
-                avoid.add(g.key())
-                self.queue.append([g.to_json(), int(i), None])
-        else:
-            self._screen(order)
+        done = self.evaluated()
+        if done:
+            F = np.array([F for _, F in done], dtype=float)
+            born = {k: sp for k, sp in self.born}
+            for idx in best_n_nsga2(F, self.N):
+                sp = born.get(done[idx][0].key())
+                if sp is not None:
+                    self.success[sp] += 1.0
+        if self.generation > self.LGen:
+            self.subproblem_probs = subproblem_probabilities(self.success, self.subproblem_smoothing)
+            self._update_value_probabilities()
 
-    def _screen(self, order) -> None:
-        done = [(g, F[0]) for g, F in self.evaluated()]
-        self.surrogate.fit([g for g, _ in done], [f for _, f in done], seed=self.seed)
-        bounds = self._bounds()  # the history does not change while screening
-        avoid: set[str] = set()
-        fallback = None  # (shortfall, genome, subproblem, predicted f1)
-        for i in order:
-            i = int(i)
-            cands, keys = [], set()
-            for _ in range(self.screen_candidates):
-                g = self._offspring(i, learned=True, avoid=avoid | keys)
-                if g.key() not in keys:
-                    keys.add(g.key())
-                    cands.append(g)
-            self.n_screened += len(cands)
-            if not self.surrogate.ready:  # too few points to trust: train the first candidate
-                self.queue.append([cands[0].to_json(), i, None])
-                avoid.add(cands[0].key())
-                self.n_rejected += len(cands) - 1
-                continue
-            f1 = self.surrogate.predict(cands)
-            F = np.array([[a, self.f2_of(g)] for a, g in zip(f1, cands)])
-            g_pred = self._g(F, i, bounds)
-            best = int(np.argmin(g_pred))
-            current = self._g_of_member(i, bounds)
-            if g_pred[best] < current:
-                self.queue.append([cands[best].to_json(), i, float(f1[best])])
-                avoid.add(cands[best].key())
-                self.n_rejected += len(cands) - 1
-            else:
-                self.n_rejected += len(cands)
-                shortfall = float(g_pred[best] - current)
-                if fallback is None or shortfall < fallback[0]:
-                    fallback = (shortfall, cands[best], i, float(f1[best]))
-        if not self.queue and fallback is not None:
-            self.queue.append([fallback[1].to_json(), fallback[2], fallback[3]])
+    def _update_value_probabilities(self) -> None:
+        f1_max = float(self.hi[0])
+        rows = [(g.values(), f1_max if F is None else F[0]) for g, F in self.evaluated(include_failed=True)]
+        for k, var in enumerate(VARIABLES):
+            choices = self.space.choices(var)
+            by_value: list[list[float]] = [[] for _ in choices]
+            for vals, f1 in rows:
+                j = _index(choices, vals[k])
+                if j is not None:
+                    by_value[j].append(f1)
+            self.value_probs[var] = value_probabilities(by_value, f1_max, self.value_smoothing)
+
+    def _breed_slot(self) -> None:
+        """Breed the child of the next slot; queue it for training, or defer / reject it."""
+        j = self.slot
+        self.slot += 1
+        if self.learning:
+            sp = j  # Search/SaMEA_Algorithm.py, SelectSuproblem(): each subproblem once
+        else:
+            sp = int(self.rng.choice(self.N, p=np.asarray(self.subproblem_probs)))
+        child = self._child(sp)
+        self.generated.append(child.key())
+        if self.learning or not self._surrogate_ready():
+            self._queue(child, sp, None)
+            return
+        if self.rules.screening == "neighbours":
+            self._screen_against_neighbours(child, sp)
+        else:
+            self._screen_batch(child, sp)
+
+    def _queue(self, child: Genome, sp: int, pred_f1: float | None) -> None:
+        self.queue.append([child.to_json(), sp, pred_f1])
+        self.queued_in_gen += 1
+
+    # -- screening ------------------------------------------------------------------------------------
+    def _screen_against_neighbours(self, child: Genome, sp: int) -> None:
+        """Train the child at once if its predicted g matches or beats that of ANY neighbour's
+        current solution; defer it otherwise (EvaluateCandidateArchitecture())."""
+        mean, std = self._predict([child])
+        self.n_screened += 1
+        f1 = self._f1_of(mean[0])
+        bounds = self._bounds()
+        F = np.array([[f1, self.f2_of(child)]])
+        if any(self._g(F, k, bounds)[0] <= self._g_of_member(k, bounds) for k in self.B[sp]):
+            self._queue(child, sp, f1)
+        else:
+            self.deferred.append([child.to_json(), sp, f1, float(std[0])])
+            self.n_deferred += 1
+            self.n_rejected += 1
+
+    def _train_deferred(self) -> None:
+        """Queue the deferred children that ReturnCandidatesToTrain() picks."""
+        trained = np.array([F for _, F in self.evaluated()], dtype=float).reshape(-1, 2)
+        cand = np.array([[d[2], self.f2_of(Genome.from_json(d[0]))] for d in self.deferred])
+        std = np.array([d[3] for d in self.deferred])
+        for k in deferred_to_train(trained, cand, std):
+            js, sp, f1, _ = self.deferred[k]
+            self.queue.append([js, sp, f1])
             self.n_rejected -= 1
 
-    # -- variation -------------------------------------------------------------------------------
-    def _offspring(self, i: int, learned: bool, avoid: set[str]) -> Genome:
-        members = [k for k in range(self.N) if self.population[k] is not None and self.population[k][1] is not None]
-        pool = [k for k in self.B[i] if k in members] if self.rng.random() < DELTA else members
-        if len(pool) < 2:
-            pool = members
-        if len(pool) < 2:
-            return self.novel_random(avoid)
+    def _screen_batch(self, first: Genome, sp: int) -> None:
+        """rules "adaptive": screen `screen_candidates` children, train the best only if its
+        predicted g beats the subproblem's own current solution."""
+        cands, keys = [first], {first.key()}
+        for _ in range(self.screen_candidates - 1):
+            g = self._child(sp, avoid=set(self.generated) | keys)
+            if g.key() not in keys:
+                keys.add(g.key())
+                cands.append(g)
+        self.n_screened += len(cands)
+        mean, _ = self._predict(cands)
+        f1 = [self._f1_of(m) for m in mean]
+        bounds = self._bounds()
+        F = np.array([[a, self.f2_of(g)] for a, g in zip(f1, cands)])
+        g_pred = self._g(F, sp, bounds)
+        best = int(np.argmin(g_pred))
+        current = self._g_of_member(sp, bounds)
+        self.generated.extend(k for k in keys if k != first.key())
+        if g_pred[best] < current:
+            self._queue(cands[best], sp, f1[best])
+            self.n_rejected += len(cands) - 1
+            return
+        self.n_rejected += len(cands)
+        shortfall = float(g_pred[best] - current)
+        if self.fallback is None or shortfall < self.fallback[0]:
+            self.fallback = [shortfall, cands[best].to_json(), sp, f1[best]]
+
+    # -- variation ------------------------------------------------------------------------------------
+    def _child(self, sp: int, avoid: set[str] | None = None) -> Genome:
+        """Two parents from B(sp), uniform crossover, mutation; a child already seen is mutated
+        again (generate_parents(), recombination(), mutation() and the loop in search())."""
+        avoid = set(self.generated) if avoid is None else avoid
+        a, b = self.rng.choice(self.B[sp], size=2, replace=False)
+        pa = Genome.from_json(self.population[int(a)][0]).values()
+        pb = Genome.from_json(self.population[int(b)][0]).values()
+        vals = [x if self.rng.random() < self.crossover_p else y for x, y in zip(pa, pb)]
+        p = mutation_probability(self.generation, self.G, self.phi0)
+        vals = self._mutate(vals, p)
         for _ in range(self.NOVELTY_TRIES):
-            a, b = self.rng.choice(pool, size=2, replace=False)
-            pa, pb = (Genome.from_json(self.population[int(k)][0]) for k in (a, b))
-            child = pa.crossover(pb, self.rng)
-            child = self._learned_mutation(child) if learned else child.mutate(self.rng, self.space)
+            child = Genome.from_values(vals)
             if not self.known(child) and child.key() not in avoid:
                 return child
+            vals = self._mutate(vals, p)
         return self.novel_random(avoid)
 
-    def _learned_mutation(self, g: Genome) -> Genome:
-        """Mutation whose new values are drawn with the learned selection probabilities."""
-        vals = list(g.values())
-        free = [k for k, var in enumerate(VARIABLES) if len(self.space.choices(var)) > 1]
-        forced = free[int(self.rng.integers(len(free)))] if free else -1
+    def _mutate(self, vals: list, p: float) -> list:
+        """Each variable with probability p takes a new value drawn with its learned selection
+        probabilities, never the old one (Search/SaMEA_Algorithm.py, mutation())."""
+        vals = list(vals)
         for k, var in enumerate(VARIABLES):
-            if k != forced and self.rng.random() >= 1.0 / len(VARIABLES):
-                continue
             choices = self.space.choices(var)
-            w = np.array([0.0 if _same(c, vals[k]) else self.counts[var][j] for j, c in enumerate(choices)])
-            if w.sum() > 0:
-                vals[k] = choices[int(self.rng.choice(len(choices), p=w / w.sum()))]
-        return Genome.from_values(vals)
+            if len(choices) < 2 or self.rng.random() >= p:
+                continue
+            w = np.array(self.value_probs[var], dtype=float)
+            old = _index(choices, vals[k])
+            if old is not None:
+                w[old] = 0.0
+            vals[k] = choices[int(self.rng.choice(len(choices), p=w / w.sum()))]
+        return vals
 
     def selection_probabilities(self) -> dict[str, list[float]]:
-        return {var: list(np.asarray(c) / sum(c)) for var, c in self.counts.items()}
+        return {var: list(p) for var, p in self.value_probs.items()}
 
-    # -- decomposition ---------------------------------------------------------------------------
+    # -- surrogate ---------------------------------------------------------------------------------------
+    def _features(self, g: Genome) -> np.ndarray:
+        """The 10 categorical value indices and log(params) (SurrogateRandomForest.py, TrainingData())."""
+        idx = [_index(self.space.choices(var), v) for var, v in zip(VARIABLES, g.values())]
+        return np.array([-1 if i is None else i for i in idx] + [self.f2_of(g)], dtype=float)
+
+    def _surrogate_ready(self) -> bool:
+        done = self.evaluated()
+        if len(done) != self._fitted_on:
+            target = [(F[0] - self.lo[0]) / self._scale()[0] for _, F in done]  # normalised f1
+            self.surrogate.fit([g for g, _ in done], target, seed=self.seed)
+            self._fitted_on = len(done)
+        return self.surrogate.ready
+
+    def _predict(self, genomes: list[Genome]) -> tuple[np.ndarray, np.ndarray]:
+        """Forest mean (normalised f1) and std over its trees (PredictMeanStd())."""
+        return self.surrogate.predict_mean_std(genomes)
+
+    def _f1_of(self, normalised: float) -> float:
+        return float(self.lo[0] + normalised * self._scale()[0])
+
+    # -- decomposition ---------------------------------------------------------------------------------
+    def _scale(self) -> np.ndarray:
+        return np.maximum(self.hi - self.lo, 1e-12)
+
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Ideal point and scale: min and range of the Pareto front of everything evaluated."""
+        """(ideal point, scale) of the normalisation.
+
+        "fixed" (the authors, calculate_reference() / calculate_maxpoint()): f1 by its bounds,
+        f2 by the smallest and largest network. "front" (rules: adaptive): min and range of the
+        Pareto front of everything evaluated.
+        """
+        if self.rules.normalisation == "fixed":
+            return self.lo, self._scale()
         done = np.array([[f1, f2] for _, f1, f2 in self.history if f1 is not None], dtype=float).reshape(-1, 2)
         if not len(done):
             return np.zeros(2), np.ones(2)
         front = done[pareto_front(done)]
         ideal = front.min(axis=0)
-        nadir = front.max(axis=0)
-        return ideal, np.maximum(nadir - ideal, 1e-6)
+        return ideal, np.maximum(front.max(axis=0) - ideal, 1e-6)
 
     def _g(self, F: np.ndarray, i: int, bounds=None) -> np.ndarray:
-        """PBI values of the rows of F for subproblem i, on normalised objectives.
-
-        `bounds` (from _bounds) can be passed by callers that score many points at one moment.
-        """
+        """PBI values of the rows of F for subproblem i, on normalised objectives."""
         ideal, scale = self._bounds() if bounds is None else bounds
-        Fn = (np.atleast_2d(F) - ideal) / scale
-        return np.asarray(self.pbi.do(Fn, self.weights[i], ideal_point=np.zeros(2))).reshape(-1)
+        return pbi((np.atleast_2d(F) - ideal) / scale, self.weights[i], self.theta)
 
     def _g_of_member(self, j: int, bounds=None) -> float:
         m = self.population[j]
@@ -203,19 +551,18 @@ class SaMEA(BaseStrategy):
             return math.inf
         return float(self._g(np.array([[m[1], m[2]]]), j, bounds)[0])
 
-    # -- protocol ------------------------------------------------------------------------------
+    # -- protocol --------------------------------------------------------------------------------------
     def _ask(self, n: int) -> list[Genome]:
         out: list[Genome] = []
         while len(out) < n:
-            if not self.queue:
-                if self.inflight or self.pending:
-                    break  # the generation is still being trained
-                self._next_generation()
-                if not self.queue:
-                    break
-            item = self.queue.pop(0)
-            self.inflight.append(item)
-            out.append(Genome.from_json(item[0]))
+            if self.queue:
+                item = self.queue.pop(0)
+                self.inflight.append(item)
+                out.append(Genome.from_json(item[0]))
+            elif self.stage == "children" and self.slot < self.N:
+                self._breed_slot()
+            elif self.inflight or self.pending or not self._advance():
+                break  # the step waits for results
         return out
 
     def _on_tell(self, genome: Genome, F: Objectives | None) -> None:
@@ -225,33 +572,28 @@ class SaMEA(BaseStrategy):
             return  # not one of ours (e.g. told twice): the history has it already
         self.inflight.remove(item)
         _, i, predicted = item
-        if predicted is not None and F is not None:
-            self.batch_pairs.append([predicted, F[0]])
-        if self.phase == "init":
+        if self.stage == "init":
             self.population[i] = [js, None if F is None else F[0], None if F is None else F[1]]
             return
         if F is None:
             return
-        improved = False
-        js_F = np.array([F])
-        bounds = self._bounds()  # from the evaluated front, which replacements below do not change
-        for j in [int(j) for j in self.rng.permutation(self.B[i])]:
-            if float(self._g(js_F, j, bounds)[0]) < self._g_of_member(j, bounds):
+        if predicted is not None:
+            self.batch_pairs.append([predicted, F[0]])
+        self.born.append([genome.key(), i])
+        bounds = self._bounds()
+        child = np.array([F])
+        for j in self.B[i]:  # ReplaceOFSolution() for each neighbour it matches or beats
+            if float(self._g(child, j, bounds)[0]) <= self._g_of_member(j, bounds):
                 self.population[j] = [js, F[0], F[1]]
-                improved = True
-        if improved:
-            for var, value in zip(VARIABLES, genome.values()):
-                choices = self.space.choices(var)
-                for k, c in enumerate(choices):
-                    if _same(c, value):
-                        self.counts[var][k] += 1.0
 
     def stats(self) -> dict:
         s = super().stats()
         s.update(
-            phase=self.phase,
+            rules=self.rules_name,
+            phase="init" if self.stage == "init" else ("learning" if self.learning else "exploitation"),
             generation=self.generation,
             surrogate_screened=self.n_screened,
+            surrogate_deferred=self.n_deferred,
             surrogate_rejected=self.n_rejected,
             surrogate_tau=self.taus[-1] if self.taus else None,
             surrogate_taus=list(self.taus),
@@ -261,12 +603,21 @@ class SaMEA(BaseStrategy):
     def _own_state(self) -> dict:
         return {
             "population": self.population,
-            "phase": self.phase,
             "generation": self.generation,
+            "stage": self.stage,
+            "slot": self.slot,
             "queue": self.queue,
             "inflight": self.inflight,
-            "counts": self.counts,
+            "deferred": self.deferred,
+            "generated": self.generated,
+            "born": self.born,
+            "fallback": self.fallback,
+            "queued_in_gen": self.queued_in_gen,
+            "value_probs": self.value_probs,
+            "subproblem_probs": self.subproblem_probs,
+            "success": self.success,
             "n_screened": self.n_screened,
+            "n_deferred": self.n_deferred,
             "n_rejected": self.n_rejected,
             "batch_pairs": self.batch_pairs,
             "taus": self.taus,
@@ -274,12 +625,22 @@ class SaMEA(BaseStrategy):
 
     def _load_own_state(self, d: dict) -> None:
         self.population = [None if m is None else list(m) for m in d["population"]]
-        self.phase = d["phase"]
         self.generation = int(d["generation"])
+        self.stage = str(d["stage"])
+        self.slot = int(d["slot"])
         self.queue = [list(q) for q in d["queue"]]
         self.inflight = [list(q) for q in d["inflight"]]
-        self.counts = {k: list(map(float, v)) for k, v in d["counts"].items()}
+        self.deferred = [list(q) for q in d["deferred"]]
+        self.generated = [str(k) for k in d["generated"]]
+        self.born = [list(b) for b in d["born"]]
+        self.fallback = None if d["fallback"] is None else list(d["fallback"])
+        self.queued_in_gen = int(d["queued_in_gen"])
+        self.value_probs = {k: [float(x) for x in v] for k, v in d["value_probs"].items()}
+        self.subproblem_probs = [float(x) for x in d["subproblem_probs"]]
+        self.success = [float(x) for x in d["success"]]
         self.n_screened = int(d["n_screened"])
+        self.n_deferred = int(d["n_deferred"])
         self.n_rejected = int(d["n_rejected"])
         self.batch_pairs = [list(p) for p in d["batch_pairs"]]
-        self.taus = list(d["taus"])
+        self.taus = [float(t) for t in d["taus"]]
+        self._fitted_on = -1

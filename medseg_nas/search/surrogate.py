@@ -1,8 +1,13 @@
-"""The random-forest surrogate: genome encoding → predicted f1 (f2 is exact and free).
+"""The random-forest surrogate: genome features → predicted f1 (f2 is exact and free).
 
 Refitted from the evaluation history whenever a strategy needs fresh predictions, with a
 random_state derived from the strategy seed and the number of points, so a resumed search
 rebuilds exactly the same forest without pickling it.
+
+The features default to `Genome.encode()` (one-hot; DMLS's forest ordering). SaMEA passes the
+authors' inputs instead (Search/SurrogateRandomForest.py, TrainingData(): the 10 categorical
+value indices plus log(params)) and reads the forest's uncertainty as the standard deviation of
+the trees' predictions (PredictMeanStd()).
 """
 
 from __future__ import annotations
@@ -13,15 +18,25 @@ import numpy as np
 from scipy.stats import kendalltau
 from sklearn.ensemble import RandomForestRegressor
 
+from typing import Callable
+
 from medseg_nas.space.genome import Genome
 
 MIN_POINTS = 4  # below this the forest is not trusted (strategies fall back to no screening)
 
 
 class Surrogate:
-    def __init__(self, n_trees: int = 200, seed: int = 0) -> None:
+    def __init__(
+        self,
+        n_trees: int = 200,
+        seed: int = 0,
+        min_samples_split: int = 2,
+        features: Callable[[Genome], np.ndarray] | None = None,
+    ) -> None:
         self.n_trees = int(n_trees)
         self.seed = int(seed)
+        self.min_samples_split = int(min_samples_split)
+        self.features = features or (lambda g: g.encode())
         self.model: RandomForestRegressor | None = None
         self.n_fitted = 0
 
@@ -36,9 +51,12 @@ class Surrogate:
         if len(genomes) < MIN_POINTS:
             self.model, self.n_fitted = None, len(genomes)
             return self
-        X = np.stack([g.encode() for g in genomes])
+        X = self._X(genomes)
         self.model = RandomForestRegressor(
-            n_estimators=self.n_trees, random_state=(self.seed * 100003 + len(genomes)) % (2**31), n_jobs=1
+            n_estimators=self.n_trees,
+            min_samples_split=self.min_samples_split,
+            random_state=(self.seed * 100003 + len(genomes)) % (2**31),
+            n_jobs=1,
         )
         self.model.fit(X, np.asarray(f1, dtype=float))
         self.n_fitted = len(genomes)
@@ -49,7 +67,20 @@ class Surrogate:
             raise RuntimeError("surrogate not fitted")
         if not genomes:
             return np.zeros(0)
-        return self.model.predict(np.stack([g.encode() for g in genomes]))
+        return self.model.predict(self._X(genomes))
+
+    def predict_mean_std(self, genomes: list[Genome]) -> tuple[np.ndarray, np.ndarray]:
+        """Forest mean and the standard deviation over its trees (the authors' uncertainty)."""
+        if self.model is None:
+            raise RuntimeError("surrogate not fitted")
+        if not genomes:
+            return np.zeros(0), np.zeros(0)
+        X = np.ascontiguousarray(self._X(genomes), dtype=np.float32)  # what the forest feeds its trees
+        per_tree = np.stack([tree.predict(X, check_input=False) for tree in self.model.estimators_])
+        return per_tree.mean(axis=0), per_tree.std(axis=0)
+
+    def _X(self, genomes: list[Genome]) -> np.ndarray:
+        return np.stack([np.asarray(self.features(g), dtype=float) for g in genomes])
 
 
 def kendall_tau(predicted, actual) -> float | None:
