@@ -65,11 +65,12 @@ import numpy as np  # noqa: E402
 STRATEGIES = ("samea", "dmls", "random", "nsga2")  # medseg_nas.search.STRATEGIES
 # label → strategy and search.* overrides; a bare strategy name is the variant of that name
 PREDEFINED = {
+    "samea_adaptive": ("samea", ["search.samea.rules=adaptive"]),
     "dmls_linear": ("dmls", ["search.dmls.neighbour_order=linear"]),
     "dmls_forest": ("dmls", ["search.dmls.neighbour_order=forest"]),
     "dmls_surrogate": ("dmls", ["search.dmls.neighbour_order=forest"]),  # the old name of dmls_forest
 }
-DEFAULT_VARIANTS = "samea,dmls,dmls_linear,dmls_forest,nsga2,random"
+DEFAULT_VARIANTS = "samea,samea_adaptive,dmls,dmls_linear,dmls_forest,nsga2,random"
 LOCKED_KEYS = ("search.seed_smallest", "search.strategy")  # equal start; the strategy is the variant's
 
 
@@ -275,7 +276,9 @@ def variant_search_config(variant: Variant, cfg):
 def make(variant: Variant, problem, seed: int):
     from medseg_nas.search import make_strategy
 
-    return make_strategy(variant.strategy, problem.space, variant_search_config(variant, problem.cfg), problem.f2_of, seed)
+    box = problem.box  # ((f1 lo, f2 lo), (f1 hi, f2 hi)): SaMEA's fixed f1 normalisation, as in the runner
+    return make_strategy(variant.strategy, problem.space, variant_search_config(variant, problem.cfg), problem.f2_of, seed,
+                         f1_bounds=(box[0][0], box[1][0]))
 
 
 def run_one(variant: Variant, seed: int, problem, budget: int, out_dir: Path | None) -> dict:

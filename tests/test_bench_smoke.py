@@ -37,7 +37,7 @@ def test_bench_search_analytic(tmp_path):
                     "--variants", variants, "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     per = doc["summary"]["per_strategy"]
-    labels = ["samea", "dmls", "dmls_linear", "dmls_forest", "nsga2", "random", "dmls_k3"]
+    labels = ["samea", "samea_adaptive", "dmls", "dmls_linear", "dmls_forest", "nsga2", "random", "dmls_k3"]
     assert list(per) == labels and doc["complete"] and doc["seed_smallest"] is True
     assert per["dmls_linear"]["strategy"] == "dmls" and per["dmls_linear"]["overrides"] == ["search.dmls.neighbour_order=linear"]
     assert per["dmls_k3"]["overrides"] == ["search.dmls.initial_archive_size=3"]
