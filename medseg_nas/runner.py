@@ -186,7 +186,8 @@ def train_trial(spec: TrialSpec):
     if hasattr(ctx.bundle, "reseed"):
         ctx.bundle.reseed(spec.seed)
     trainer = Trainer(
-        ctx.cfg.train, ctx.bundle, ctx.plan, device=spec.device or ctx.cfg.train.device, log_dir=spec.log_dir, progress=False
+        ctx.cfg.train, ctx.bundle, ctx.plan, device=spec.device or ctx.cfg.train.device, log_dir=spec.log_dir, progress=False,
+        cell=ctx.cfg.space.cell,
     )
     return trainer.fit(spec.genome_obj(), seed=spec.seed)
 
@@ -204,10 +205,11 @@ def reference_box(cfg: Config, ctx: SearchContext) -> tuple[tuple[float, float],
     o = cfg.objectives
     space = SearchSpace.from_config(cfg.space)
     small = Genome.smallest(space)
-    big_op = max(space.ops, key=lambda op: count_parameters(Genome(ops=(op,) * 4, n_c=2, n_f=3), 1, 2))
+    cell = cfg.space.cell
+    big_op = max(space.ops, key=lambda op: count_parameters(Genome(ops=(op,) * 4, n_c=2, n_f=3), 1, 2, cell=cell))
     big = Genome(inputs=(0, 1, 2), ops=(big_op,) * 4, n_c=max(space.n_c), n_f=max(space.n_f), lr=small.lr)
-    lo2 = math.log(count_parameters(small, ctx.in_channels, ctx.n_classes, ctx.network_plan))
-    hi2 = math.log(count_parameters(big, ctx.in_channels, ctx.n_classes, ctx.network_plan))
+    lo2 = math.log(count_parameters(small, ctx.in_channels, ctx.n_classes, ctx.network_plan, cell))
+    hi2 = math.log(count_parameters(big, ctx.in_channels, ctx.n_classes, ctx.network_plan, cell))
     lo1 = min(0.0, (o.alpha + 1) * (o.C - 1))
     hi1 = (o.alpha + 1) * o.C + o.beta
     return (lo1, lo2), (hi1, hi2 + 0.05 * max(hi2 - lo2, 1e-9))
@@ -381,7 +383,7 @@ class _Search:
 
     # -- parameters / f2 --------------------------------------------------------------------
     def n_params(self, genome: Genome) -> int:
-        return count_parameters(genome, self.ctx.in_channels, self.ctx.n_classes, self.ctx.network_plan)
+        return count_parameters(genome, self.ctx.in_channels, self.ctx.n_classes, self.ctx.network_plan, self.cfg.space.cell)
 
     def f2_of(self, genome: Genome) -> float:
         key = genome.key()

@@ -2,7 +2,7 @@
 
 Recipe (one search trial, or the final retrain with a bigger budget):
 
-- Network: `build_network(genome, plan.in_channels, plan.n_classes, plan.network_plan)`,
+- Network: `build_network(genome, plan.in_channels, plan.n_classes, plan.network_plan, cell)`,
   initialised under `torch.manual_seed(seed)`.
 - Loss: MONAI `DiceCELoss(to_onehot_y=True, softmax=True, include_background=False,
   batch=True)` — nnU-Net's choice: soft Dice over foreground classes computed over the whole
@@ -167,6 +167,7 @@ class Trainer:
     `network_fn(genome) -> nn.Module`: builds the network instead of `build_network` (benchmarks
     train hand-designed peers with the same recipe); `genome` is then any object with `.lr` and
     `.n_c` (downsamplings, for the patch-divisor check). None (the default): a `Genome`.
+    `cell`: which cell `build_network` builds (config `space.cell`, one of space.CELLS).
     """
 
     def __init__(
@@ -180,9 +181,11 @@ class Trainer:
         num_workers: int | None = None,
         channels_last: bool | None = None,
         network_fn: Callable[[Any], nn.Module] | None = None,
+        cell: str = "residual",
     ) -> None:
         self.cfg = train_cfg
         self.network_fn = network_fn
+        self.cell = cell
         self.bundle = bundle
         self.plan = plan
         self.device = resolve_device(device)
@@ -260,7 +263,7 @@ class Trainer:
         if self.network_fn is not None:
             net = self.network_fn(genome)
         else:
-            net = build_network(genome, int(plan.in_channels), int(plan.n_classes), plan.network_plan)
+            net = build_network(genome, int(plan.in_channels), int(plan.n_classes), plan.network_plan, self.cell)
         if self.channels_last:
             swap_instance_norm(net)
             net = net.to(memory_format=torch.channels_last_3d)
