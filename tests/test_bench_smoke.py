@@ -81,3 +81,19 @@ def test_bench_throughput_tiny_local(tmp_path):
     assert bt.main(["--tiny", "--skip-ray", "--work-dir", str(tmp_path / "w"), "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["results"]["local"]["trials"] == 2 and doc["results"]["local"]["trials_per_hour"] > 0
+
+
+def test_bench_cells_tiny(tmp_path):
+    bc = _load("bench_cells")
+    out = tmp_path / "cells.json"
+    assert bc.main(["--tiny", "--nets", "cardiac_*", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["results"]) == {"cardiac_emonas_lr0.001", "cardiac_residual_lr0.001"}
+    for r in doc["results"].values():
+        assert r["runs"][0]["status"] == "done", r["runs"][0]["error"]
+    res = doc["results"]
+    assert res["cardiac_emonas_lr0.001"]["n_params"] != res["cardiac_residual_lr0.001"]["n_params"]
+    c = doc["comparison"]
+    assert c["n_pairs"] == 1 and c["better"] in ("emonas", "residual", "tie")
+    d = c["per_genome"]["cardiac_lr0.001"]
+    assert d["diff_mean"] == round(d["emonas"]["mean"] - d["residual"]["mean"], 4)
