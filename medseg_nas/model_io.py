@@ -23,13 +23,12 @@ from torch import nn
 
 from medseg_nas.errors import MedsegError
 from medseg_nas.space import CELLS, Genome, NetworkPlan, build_network
+from medseg_nas.space.network import LEGACY_CELL
 
 FORMAT = "medseg-nas/1"
 REQUIRED = ("genome", "in_channels", "n_classes", "network_plan", "data_plan", "labels", "state_dict")
 # name of the JSON metadata file embedded in TorchScript exports (torch.jit _extra_files)
 TS_META = "medseg_nas.json"
-# the cell of checkpoints and exports written before `space.cell` existed
-LEGACY_CELL = "residual"
 
 
 @dataclass

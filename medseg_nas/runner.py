@@ -44,7 +44,7 @@ from medseg_nas.errors import ConfigError, DataError, MedsegError
 from medseg_nas.executors import Completed, Executor, TrialSpec, make_executor, result_to_dict
 from medseg_nas.search.objectives import compute_objectives
 from medseg_nas.space.genome import Genome, SearchSpace
-from medseg_nas.space.network import count_parameters
+from medseg_nas.space.network import LEGACY_CELL, count_parameters
 from medseg_nas.space.plan import NetworkPlan
 from medseg_nas.store import TrialRow, TrialStore
 
@@ -778,7 +778,10 @@ def run_search(
             raise SearchError(f"nothing to resume: {run_dir / 'config.yaml'} does not exist")
         import yaml
 
-        _check_resume_config(yaml.safe_load((run_dir / "config.yaml").read_text()) or {}, config_to_dict(cfg), run_dir)
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        if isinstance(saved.get("space"), dict):  # saved before space.cell existed: it searched residual
+            saved["space"].setdefault("cell", LEGACY_CELL)
+        _check_resume_config(saved, config_to_dict(cfg), run_dir)
     elif store_path.exists():
         with TrialStore(store_path) as st:
             if len(st):

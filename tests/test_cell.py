@@ -284,3 +284,26 @@ def test_retrain_saves_the_run_config_cell(tmp_path):
     m = load_model(run_dir / "best" / "model.pt")
     assert m.cell == "emonas" and type(m.network) is EmonasNet
     assert json.loads((run_dir / "best" / "retrain.json").read_text())["trial_id"] == tid
+
+
+def test_run_dirs_from_before_space_cell_stay_residual(tmp_path):
+    """An old run's config.yaml has no space.cell: resuming it still works, it counts as residual,
+    and resuming it with another cell is refused (its trials were trained with the residual cell)."""
+    import yaml
+
+    from medseg_nas.runinfo import run_config, saved_cell
+    from medseg_nas.runner import SearchError, run_search
+    from runner_fakes import TINY_CONFIG, analytic_trial, run_fake
+
+    run_fake(str(tmp_path), budget=2)
+    path = tmp_path / "config.yaml"
+    assert saved_cell(path) == "residual"
+    old = yaml.safe_load(path.read_text())
+    del old["space"]["cell"]
+    path.write_text(yaml.safe_dump(old, sort_keys=False))
+    assert saved_cell(path) is None and run_config(tmp_path).space.cell == "residual"
+    assert run_config(tmp_path, ["space.cell=emonas"]).space.cell == "emonas"
+    assert run_fake(str(tmp_path), resume=True, budget=3).n_trials == 3
+    cfg = config_from_dict(TINY_CONFIG, overrides=["space.cell=emonas"])
+    with pytest.raises(SearchError, match="space.cell: 'residual' -> 'emonas'"):
+        run_search(cfg, tmp_path, resume=True, budget=4, trial_fn=analytic_trial, progress=False)

@@ -29,6 +29,8 @@ from medseg_nas.space.plan import NetworkPlan
 # "emonas": the authors' cell and macro structure (EMONASArch.py); "residual": this project's
 # variant (projection + residual + mean of leaves, strided-conv down, concatenated skips)
 CELLS: tuple[str, ...] = ("emonas", "residual")
+# the cell of run directories, checkpoints and exports written before `space.cell` existed
+LEGACY_CELL = "residual"
 
 
 class EMONASNet(nn.Module):
