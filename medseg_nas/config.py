@@ -19,6 +19,7 @@ import yaml
 
 from medseg_nas.errors import ConfigError
 from medseg_nas.space.genome import OPS
+from medseg_nas.space.network import CELLS
 
 
 @dataclass
@@ -59,6 +60,9 @@ class SpaceConfig:
     lr_min: float = 1e-5
     lr_max: float = 9e-3
     lr_grid: int = 10  # number of log-spaced learning rates the search moves on
+    # "emonas": the authors' cell and macro structure (EMONASArch.py: pre-activation ops, sum of
+    # all nodes, max-pool down, added skips); "residual": this project's variant (space/network.py)
+    cell: str = "residual"
 
 
 @dataclass
@@ -320,6 +324,10 @@ def validate(cfg: Config, source: str) -> None:
             close = difflib.get_close_matches(op, OPS, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"key 'space.ops' in {source}: unknown op '{op}'{hint}")
+    if sp.cell not in CELLS:
+        close = difflib.get_close_matches(sp.cell, CELLS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of {', '.join(CELLS)}"
+        raise ConfigError(f"key 'space.cell' in {source}: unknown cell '{sp.cell}'{hint}")
     if not (sp.n_c and sp.n_f and sp.ops):
         raise ConfigError(f"section 'space' in {source}: n_c, n_f and ops must be non-empty")
     if not (1e-5 <= sp.lr_min <= sp.lr_max <= 9e-3) or sp.lr_grid < 2:

@@ -4,6 +4,7 @@ Format (docs/ARCHITECTURE.md, "Pipeline"): a plain dict saved with `torch.save`
 
     {"format": "medseg-nas/1", "genome": dict, "in_channels": int, "n_classes": int,
      "network_plan": dict, "data_plan": dict, "labels": {int: str}, "state_dict": {...},
+     "cell": str,             # space.CELLS; absent in older checkpoints, which are "residual"
      "extra": {...}}          # optional: pick, trial id, history summary, ...
 
 Only tensors and plain Python values are stored, so `torch.load(weights_only=True)` reads it
@@ -24,7 +25,8 @@ from torch import nn
 
 from medseg_nas.errors import MedsegError, ModelFileError
 from medseg_nas.plan_schema import validate_metadata
-from medseg_nas.space import Genome, NetworkPlan, build_network
+from medseg_nas.space import CELLS, Genome, NetworkPlan, build_network
+from medseg_nas.space.network import LEGACY_CELL
 
 FORMAT = "medseg-nas/1"
 REQUIRED = ("genome", "in_channels", "n_classes", "network_plan", "data_plan", "labels", "state_dict")
@@ -45,12 +47,14 @@ class LoadedModel:
     labels: dict[int, str]
     extra: dict = field(default_factory=dict)
     path: Path | None = None
+    cell: str = LEGACY_CELL
 
     def metadata(self) -> dict:
         """JSON-able description (no weights): embedded in exports."""
         return {
             "format": FORMAT,
             "genome": self.genome.to_dict() if self.genome is not None else None,
+            "cell": self.cell,
             "in_channels": self.in_channels,
             "n_classes": self.n_classes,
             "network_plan": self.network_plan.to_dict(),
@@ -79,6 +83,7 @@ def save_model(
     data_plan: Any,
     labels: dict | None = None,
     extra: dict | None = None,
+    cell: str = LEGACY_CELL,
 ) -> Path:
     """Write a checkpoint in the documented format (atomically: tmp file + rename)."""
     path = Path(path)
@@ -93,6 +98,7 @@ def save_model(
     ckpt = {
         "format": FORMAT,
         "genome": genome.to_dict(),
+        "cell": str(cell),
         "in_channels": int(in_channels),
         "n_classes": int(n_classes),
         "network_plan": _plan_dict(network_plan),
@@ -153,12 +159,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
                           "(the ONNX export is for onnxruntime and other runtimes)")
     ckpt = read_checkpoint(path)
     genome = Genome.from_dict(ckpt["genome"])
+    cell = _cell(ckpt, path)
     plan = NetworkPlan.from_dict(ckpt["network_plan"]) if ckpt["network_plan"] else NetworkPlan()
-    net = build_network(genome, int(ckpt["in_channels"]), int(ckpt["n_classes"]), plan)
+    net = build_network(genome, int(ckpt["in_channels"]), int(ckpt["n_classes"]), plan, cell)
     try:
         net.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
-        raise MedsegError(f"{path}: weights do not match genome {genome.describe()}: {str(exc)[:300]}") from None
+        raise MedsegError(f"{path}: weights do not match genome {genome.describe()} with the {cell!r} cell: "
+                          f"{str(exc)[:300]}") from None
     net.to(device).eval()
     return LoadedModel(
         network=net,
@@ -170,7 +178,16 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         labels=_labels(ckpt["labels"], int(ckpt["n_classes"])),
         extra=dict(ckpt.get("extra") or {}),
         path=path,
+        cell=cell,
     )
+
+
+def _cell(meta: dict, path: Path) -> str:
+    """The checkpoint's or export's cell; files from before `space.cell` existed are residual."""
+    cell = meta.get("cell", LEGACY_CELL)
+    if cell not in CELLS:
+        raise MedsegError(f"{path}: unknown cell {cell!r} (expected one of {', '.join(CELLS)})")
+    return cell
 
 
 def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -199,6 +216,7 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> Lo
             data_plan=dict(meta.get("data_plan") or {}),
             labels=_labels(meta.get("labels"), n_classes),
             path=path,
+            cell=_cell(meta, path),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # wrong shapes the schema lets through
         raise ModelFileError(

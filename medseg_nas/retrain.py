@@ -131,7 +131,7 @@ def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | Non
     if hasattr(bundle, "reseed"):
         bundle.reseed(seed)
     trainer = Trainer(cfg.train, bundle, plan, device=device or cfg.train.device,
-                      log_dir=run_dir / "tensorboard" / "retrain", progress=progress)
+                      log_dir=run_dir / "tensorboard" / "retrain", progress=progress, cell=cfg.space.cell)
     result = trainer.fit(genome, seed=seed, epochs=cfg.retrain.epochs, iters_per_epoch=cfg.retrain.iters_per_epoch,
                          patience=cfg.retrain.patience)
     return result, plan
@@ -247,7 +247,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
     for stale in ("metrics.csv", "summary.json", "model.ts", "model.onnx", "export.json"):
         (out / stale).unlink(missing_ok=True)
     save_model(out / "model.pt", state, genome, plan_d["in_channels"], plan_d["n_classes"], plan_d.get("network_plan"),
-               plan_d, plan_d.get("labels"), extra=info)
+               plan_d, plan_d.get("labels"), extra=info, cell=cfg.space.cell)
     (out / "genome.json").write_text(json.dumps(genome.to_dict(), indent=2))
     (out / "history.json").write_text(json.dumps(res, indent=2, default=str))
     (out / "retrain.json").write_text(json.dumps(info, indent=2, default=str))

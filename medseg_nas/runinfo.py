@@ -12,13 +12,27 @@ from pathlib import Path
 
 from medseg_nas.config import Config, load_config
 from medseg_nas.errors import DataError, MedsegError
+from medseg_nas.space.network import LEGACY_CELL
 
 
 def run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
+    """The run's saved config; a run saved before `space.cell` existed keeps its residual cell
+    (whatever today's default is), so its trials and checkpoints rebuild the network they trained."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise MedsegError(f"{run_dir} is not a run directory (no config.yaml); run `medseg-nas search CONFIG` first")
-    return load_config(path, overrides)
+    cfg = load_config(path, overrides)
+    if not any(o.startswith("space.cell=") for o in overrides or []) and not saved_cell(path):
+        cfg.space.cell = LEGACY_CELL
+    return cfg
+
+
+def saved_cell(config_yaml: Path) -> str | None:
+    """`space.cell` as written in a saved config.yaml (None: saved before the key existed)."""
+    import yaml
+
+    space = (yaml.safe_load(config_yaml.read_text()) or {}).get("space") or {}
+    return space.get("cell") if isinstance(space, dict) else None
 
 
 def run_split(run_dir: str | Path) -> dict[str, list[str]]:

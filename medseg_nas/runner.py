@@ -45,7 +45,7 @@ from medseg_nas.executors import Completed, Executor, TrialSpec, make_executor, 
 from medseg_nas.run_lock import run_dir_lock
 from medseg_nas.search.objectives import compute_objectives
 from medseg_nas.space.genome import Genome, SearchSpace
-from medseg_nas.space.network import count_parameters
+from medseg_nas.space.network import LEGACY_CELL, count_parameters
 from medseg_nas.space.plan import NetworkPlan
 from medseg_nas.store import TrialRow, TrialStore
 
@@ -188,7 +188,8 @@ def train_trial(spec: TrialSpec):
     if hasattr(ctx.bundle, "reseed"):
         ctx.bundle.reseed(spec.seed)
     trainer = Trainer(
-        ctx.cfg.train, ctx.bundle, ctx.plan, device=spec.device or ctx.cfg.train.device, log_dir=spec.log_dir, progress=False
+        ctx.cfg.train, ctx.bundle, ctx.plan, device=spec.device or ctx.cfg.train.device, log_dir=spec.log_dir, progress=False,
+        cell=ctx.cfg.space.cell,
     )
     return trainer.fit(spec.genome_obj(), seed=spec.seed)
 
@@ -206,10 +207,11 @@ def reference_box(cfg: Config, ctx: SearchContext) -> tuple[tuple[float, float],
     o = cfg.objectives
     space = SearchSpace.from_config(cfg.space)
     small = Genome.smallest(space)
-    big_op = max(space.ops, key=lambda op: count_parameters(Genome(ops=(op,) * 4, n_c=2, n_f=3), 1, 2))
+    cell = cfg.space.cell
+    big_op = max(space.ops, key=lambda op: count_parameters(Genome(ops=(op,) * 4, n_c=2, n_f=3), 1, 2, cell=cell))
     big = Genome(inputs=(0, 1, 2), ops=(big_op,) * 4, n_c=max(space.n_c), n_f=max(space.n_f), lr=small.lr)
-    lo2 = math.log(count_parameters(small, ctx.in_channels, ctx.n_classes, ctx.network_plan))
-    hi2 = math.log(count_parameters(big, ctx.in_channels, ctx.n_classes, ctx.network_plan))
+    lo2 = math.log(count_parameters(small, ctx.in_channels, ctx.n_classes, ctx.network_plan, cell))
+    hi2 = math.log(count_parameters(big, ctx.in_channels, ctx.n_classes, ctx.network_plan, cell))
     lo1 = min(0.0, (o.alpha + 1) * (o.C - 1))
     hi1 = (o.alpha + 1) * o.C + o.beta
     return (lo1, lo2), (hi1, hi2 + 0.05 * max(hi2 - lo2, 1e-9))
@@ -388,7 +390,7 @@ class _Search:
 
     # -- parameters / f2 --------------------------------------------------------------------
     def n_params(self, genome: Genome) -> int:
-        return count_parameters(genome, self.ctx.in_channels, self.ctx.n_classes, self.ctx.network_plan)
+        return count_parameters(genome, self.ctx.in_channels, self.ctx.n_classes, self.ctx.network_plan, self.cfg.space.cell)
 
     def f2_of(self, genome: Genome) -> float:
         key = genome.key()
@@ -806,7 +808,10 @@ def _run_search_locked(cfg: Config, run_dir: Path, resume: bool, strategy, trial
     if resume:
         import yaml
 
-        _check_resume_config(yaml.safe_load((run_dir / "config.yaml").read_text()) or {}, config_to_dict(cfg), run_dir)
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        if isinstance(saved.get("space"), dict):  # saved before space.cell existed: it searched residual
+            saved["space"].setdefault("cell", LEGACY_CELL)
+        _check_resume_config(saved, config_to_dict(cfg), run_dir)
     elif store_path.exists():
         with TrialStore(store_path) as st:
             if len(st):

@@ -205,6 +205,8 @@ class TrainProblem:
         budget_key = {"root": str(root.resolve()), "n_cases": len(datalist), "split": list(split.train),
                       "plan": self.plan.to_dict(), "train": dataclasses.asdict(cfg.train),
                       "objectives": dataclasses.asdict(cfg.objectives), "augment": cfg.data.augment}
+        if cfg.space.cell != "residual":  # keeps the hash (and caches) of runs from before space.cell
+            budget_key["cell"] = cfg.space.cell
         self.budget_hash = hashlib.sha1(json.dumps(budget_key, sort_keys=True).encode()).hexdigest()[:12]
         self.cache_path = Path(args.work_dir) / "cache.jsonl"
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +234,8 @@ class TrainProblem:
         k = g.key()
         if k not in self._f2:
             p = self.plan
-            self._f2[k] = math.log(count_parameters(g, int(p.in_channels), int(p.n_classes), p.network_plan))
+            self._f2[k] = math.log(count_parameters(g, int(p.in_channels), int(p.n_classes), p.network_plan,
+                                                    self.cfg.space.cell))
         return self._f2[k]
 
     def evaluate(self, g) -> dict:
@@ -242,7 +245,7 @@ class TrainProblem:
         k = g.key()
         if k in self.cache:
             return {**self.cache[k], "cached": True}
-        trainer = Trainer(self.cfg.train, self.bundle, self.plan, device="cpu", progress=False)
+        trainer = Trainer(self.cfg.train, self.bundle, self.plan, device="cpu", progress=False, cell=self.cfg.space.cell)
         r = trainer.fit(g, seed=int(self.cfg.train.seed))
         d = {"key": k, "budget": self.budget_hash, "genome": g.to_json(), "status": r.status, "error": r.error,
              "seconds": round(r.seconds, 2), "n_params": r.n_params, "val_dice": r.val_dice,

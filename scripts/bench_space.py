@@ -1,10 +1,19 @@
-"""Speed of decoded EMONAS-Nets vs MONAI's UNet of comparable size (issue 2 benchmark).
+"""Sizes and speed of decoded EMONAS-Nets vs MONAI's UNet of comparable size (issues 2 and 12).
 
-Trains each published genome and a MONAI UNet for a few steps on a fixed 1×1×64×64×32 patch
-(batch 2) and writes ms/step, parameters and ms/step per million parameters to a JSON file.
-Timings on a shared CPU are noisy: compare rows of the same run, not across runs.
+First prints the published genomes' parameter counts at 32 filters / 7 cells, one input channel,
+for both cells (space.cell), beside the published numbers and a hand count of the authors'
+Keras graph (EMONAS_REFERENCE.md, "Check"); these are also written to the JSON
+("published_params"). The "emonas" count uses the authors' head (one sigmoid channel per
+foreground class: prostate 1, hippocampus 2, cardiac 3); our head adds a background channel
+(+33 parameters at 32 filters), which the rounding of the published numbers cannot see.
+
+Then trains each published genome (rows `emonas_<name>`: the residual cell; `…_cell-emonas`: the
+authors' cell) and MONAI's UNet/DynUNet for a few steps on a fixed 1×1×64×64×32 patch (batch 2)
+and writes ms/step, parameters and ms/step per million parameters. Timings on a shared CPU are
+noisy: compare rows of the same run, not across runs.
 
     python scripts/bench_space.py --out benchmarks/results/space_cpu.json [--steps 5] [--device cpu]
+    python scripts/bench_space.py --counts-only      # the parameter table only (seconds)
 """
 
 from __future__ import annotations
@@ -19,7 +28,34 @@ import torch
 from monai.networks.nets import DynUNet, UNet
 from torch.utils.flop_counter import FlopCounterMode
 
-from medseg_nas.space import PUBLISHED_GENOMES, build_network
+from medseg_nas.space import CELLS, PUBLISHED_GENOMES, PUBLISHED_PARAMS, build_network, count_parameters
+
+# a hand count of the authors' Keras graph, 32 filters, 7 cells, one input channel
+HAND_COUNT = {"prostate": 5.95e6, "hippocampus": 7.06e6, "cardiac": 7.29e6}
+# the authors' heads: one sigmoid output per foreground class
+FOREGROUND_CLASSES = {"prostate": 1, "hippocampus": 2, "cardiac": 3}
+
+
+def published_params() -> dict:
+    """Parameter counts of the published genomes (as published: 32 filters, 7 cells) per cell."""
+    rows = {}
+    for name, g in PUBLISHED_GENOMES.items():
+        n_cls = FOREGROUND_CLASSES[name]
+        row = {"classes": n_cls, "published": PUBLISHED_PARAMS[name], "hand_count": HAND_COUNT[name]}
+        for cell in CELLS:
+            row[cell] = count_parameters(g, 1, n_cls, cell=cell)
+            row[f"{cell}_vs_published"] = round(row[cell] / PUBLISHED_PARAMS[name] - 1, 4)
+        rows[name] = row
+    return rows
+
+
+def print_params(rows: dict) -> None:
+    print("published genomes, 32 filters, 7 cells, 1 input channel, authors' head (foreground classes):")
+    print(f"{'genome':12s} {'classes':>7s} {'published':>10s} {'hand count':>10s} "
+          + " ".join(f"{c:>18s}" for c in CELLS))
+    for name, r in rows.items():
+        cells = " ".join(f"{r[c] / 1e6:8.3f}M ({100 * r[f'{c}_vs_published']:+5.1f}%)" for c in CELLS)
+        print(f"{name:12s} {r['classes']:7d} {r['published'] / 1e6:9.2f}M {r['hand_count'] / 1e6:9.2f}M {cells}")
 
 
 def time_steps(net: torch.nn.Module, device: str, steps: int, patch=(64, 64, 32), batch=2) -> float:
@@ -61,10 +97,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--filters", type=int, default=32, help="first-level filters of the published genomes")
+    ap.add_argument("--counts-only", action="store_true", help="print the parameter table and stop (no timing)")
     args = ap.parse_args()
+    params = published_params()
+    print_params(params)
+    if args.counts_only:
+        return
     torch.manual_seed(0)
     n_f = {8: 3, 16: 4, 32: 5}[args.filters]
     nets = {f"emonas_{k}": build_network(g.with_value("n_f", n_f), 1, 3) for k, g in PUBLISHED_GENOMES.items()}
+    nets.update({f"emonas_{k}_cell-emonas": build_network(g.with_value("n_f", n_f), 1, 3, cell="emonas")
+                 for k, g in PUBLISHED_GENOMES.items()})
     # a standard MONAI UNet (4 downsamplings, residual units), widths chosen for ~7.6M parameters
     nets["monai_unet"] = UNet(3, 1, 3, channels=(24, 48, 96, 192, 256), strides=(2, 2, 2, 2), num_res_units=2)
     # nnU-Net's plan for this patch: full-resolution first stage, like EMONAS-Net's level 0
@@ -100,6 +143,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
+        "published_params": params,
         "results": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

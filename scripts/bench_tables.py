@@ -95,12 +95,32 @@ def throughput(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def cells(doc: dict) -> str:
+    """bench_cells: test Dice per published genome and cell (mean ± std over seeds), paired difference."""
+    c = doc.get("comparison", {})
+    lines = ["| genome (lr) | params emonas / residual | test Dice emonas | test Dice residual | emonas − residual |",
+             "|---|---|---|---|---|"]
+    for key, r in c.get("per_genome", {}).items():
+        p = r["n_params"]
+        lines.append(f"| `{key}` | {p['emonas'] / 1e6:.3f} M / {p['residual'] / 1e6:.3f} M | "
+                     f"{r['emonas']['mean']:.3f} ± {r['emonas']['std']:.3f} | "
+                     f"{r['residual']['mean']:.3f} ± {r['residual']['std']:.3f} | {r['diff_mean']:+.3f} |")
+    if c.get("n_pairs"):
+        lines.append(f"\nOver {c['n_pairs']} (genome, seed) pairs: emonas − residual = "
+                     f"{c['mean_diff_emonas_minus_residual']:+.4f} test Dice (emonas wins {c['emonas_wins']}, "
+                     f"residual wins {c['residual_wins']}, ties {c['ties']}; Wilcoxon signed-rank p = {c['wilcoxon_p']}); "
+                     f"better: **{c['better']}**. Seeds {doc['seeds']}, {doc['epochs']} epochs × {doc['iters_per_epoch']} "
+                     f"iterations, batch {doc['batch_size']}, published genomes at {2 ** doc['n_f_published']} filters.")
+    return "\n".join(lines)
+
+
 def main(paths: list[str]) -> int:
     for p in paths:
         doc = json.loads(Path(p).read_text())
         kind = doc.get("benchmark")
         print(f"### {p}\n")
-        print({"bench_peers": peers, "bench_search": search, "bench_throughput": throughput}[kind](doc))
+        print({"bench_peers": peers, "bench_search": search, "bench_throughput": throughput,
+               "bench_cells": cells}[kind](doc))
         print()
     return 0
 

@@ -103,14 +103,16 @@ def main(argv=None) -> int:
                 import dataclasses
 
                 tcfg = dataclasses.replace(cfg.train, amp=kw.pop("amp"))
-            trainer = Trainer(tcfg, bundle, plan, device=args.device, progress=False, num_workers=args.num_workers, **kw)
+            trainer = Trainer(tcfg, bundle, plan, device=args.device, progress=False, num_workers=args.num_workers,
+                              cell=cfg.space.cell, **kw)
             r, row = fit_row(trainer, genome, 0, args.epochs, iters)
             res[label] = row
             print(f"{name:12s} {label:10s} {row['status']} {row['step_ms']:8.1f} ms/step  epoch {row['epoch_s']} s  "
                   f"val {row['val_s']} s  data-wait {100 * row['data_wait_fraction']:.1f}%  "
                   f"peak {row['peak_mem_mb']} MB  {r.error or ''}", flush=True)
         if args.determinism:
-            trainer = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, num_workers=args.num_workers)
+            trainer = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, num_workers=args.num_workers,
+                              cell=cfg.space.cell)
             a, _ = fit_row(trainer, genome, 1, 1, 3)
             b, _ = fit_row(trainer, genome, 1, 1, 3)
             strip = lambda h: [{k: v for k, v in x.items() if k != "seconds"} for x in h]  # noqa: E731

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "config": args.config, "overrides": args.set, "root": str(root), "genome": genome.to_dict(),
-        "seed": args.seed, "epochs": args.epochs, "iters_per_epoch": args.iters,
+        "cell": cfg.space.cell, "seed": args.seed, "epochs": args.epochs, "iters_per_epoch": args.iters,
         "batch_size": cfg.train.batch_size, "patch_size": list(data.plan.patch_size),
         "target_spacing": list(data.plan.target_spacing), "augment": cfg.data.augment,
         "n_train": len(data.split.train), "n_val": len(data.split.val), "setup_s": round(setup_s, 1),
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         history.append(row)
         write(False)
 
-    trainer = Trainer(cfg.train, data.bundle, data.plan, device=args.device, progress=True, on_epoch=on_epoch)
+    trainer = Trainer(cfg.train, data.bundle, data.plan, device=args.device, progress=True, on_epoch=on_epoch,
+                      cell=cfg.space.cell)
     r = trainer.fit(genome, seed=args.seed, epochs=args.epochs, iters_per_epoch=args.iters, patience=0)
     write(True)
     if r.status != "done":

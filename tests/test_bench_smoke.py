@@ -123,3 +123,21 @@ def test_learning_curve_tiny(tmp_path, synthetic_root):
     doc = json.loads(out.read_text())
     assert doc["finished"] and [c["epoch"] for c in doc["curve"]] == [1, 2]
     assert 1 <= doc["plateau"]["epoch"] <= 2
+
+
+def test_bench_cells_tiny(tmp_path):
+    bc = _load("bench_cells")
+    out = tmp_path / "cells.json"
+    assert bc.main(["--tiny", "--nets", "cardiac_*", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["results"]) == {"cardiac_emonas_lr0.001", "cardiac_residual_lr0.001"}
+    for r in doc["results"].values():
+        assert r["runs"][0]["status"] == "done", r["runs"][0]["error"]
+    res = doc["results"]
+    assert res["cardiac_emonas_lr0.001"]["n_params"] != res["cardiac_residual_lr0.001"]["n_params"]
+    c = doc["comparison"]
+    assert c["n_pairs"] == 1 and c["better"] in ("emonas", "residual", "tie")
+    d = c["per_genome"]["cardiac_lr0.001"]
+    assert d["diff_mean"] == round(d["emonas"]["mean"] - d["residual"]["mean"], 4)
+    table = _load("bench_tables").cells(doc)
+    assert "`cardiac_lr0.001`" in table and "better: **" in table

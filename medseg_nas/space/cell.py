@@ -1,4 +1,4 @@
-"""The 4-node cell shared by every level of an EMONAS-Net.
+"""The "residual" cell (this project's variant; the authors' cell is cell_emonas.py), shared by every level.
 
 Rule (documented because the paper leaves it implicit):
 

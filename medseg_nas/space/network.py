@@ -1,4 +1,7 @@
-"""Decode a Genome into the U-shaped EMONAS-Net.
+"""Decode a Genome into a U-shaped EMONAS-Net, with either cell (CELLS).
+
+`cell="emonas"` is the authors' network (network_emonas.py). `cell="residual"` is this
+project's variant, drawn here:
 
     level 0:  cell(in_ch → F) ─────────────────────────────── skip ──► cell(2F → F) → 1×1×1 → logits
                  │ down (strided conv)                                     ▲ up (transposed conv)
@@ -20,7 +23,14 @@ from torch import nn
 
 from medseg_nas.space.cell import Cell
 from medseg_nas.space.genome import Genome
+from medseg_nas.space.network_emonas import EmonasNet
 from medseg_nas.space.plan import NetworkPlan
+
+# "emonas": the authors' cell and macro structure (EMONASArch.py); "residual": this project's
+# variant (projection + residual + mean of leaves, strided-conv down, concatenated skips)
+CELLS: tuple[str, ...] = ("emonas", "residual")
+# the cell of run directories, checkpoints and exports written before `space.cell` existed
+LEGACY_CELL = "residual"
 
 
 class EMONASNet(nn.Module):
@@ -65,13 +75,22 @@ class EMONASNet(nn.Module):
         return self.head(x)
 
 
-def build_network(genome: Genome, in_channels: int, n_classes: int, plan: NetworkPlan | None = None) -> nn.Module:
-    """The trainable network for `genome`; patch sizes must be multiples of plan.divisor(n_c)."""
-    return EMONASNet(genome, in_channels, n_classes, plan)
+def build_network(
+    genome: Genome, in_channels: int, n_classes: int, plan: NetworkPlan | None = None, cell: str = "residual"
+) -> nn.Module:
+    """The trainable network for `genome` built with `cell` (one of CELLS); patch sizes must be
+    multiples of plan.divisor(n_c)."""
+    if cell == "residual":
+        return EMONASNet(genome, in_channels, n_classes, plan)
+    if cell == "emonas":
+        return EmonasNet(genome, in_channels, n_classes, plan)
+    raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(CELLS)}")
 
 
-def count_parameters(genome: Genome, in_channels: int, n_classes: int, plan: NetworkPlan | None = None) -> int:
+def count_parameters(
+    genome: Genome, in_channels: int, n_classes: int, plan: NetworkPlan | None = None, cell: str = "residual"
+) -> int:
     """Exact trainable-parameter count, built on the meta device (no memory, ~ms)."""
     with torch.device("meta"):
-        net = build_network(genome, in_channels, n_classes, plan)
+        net = build_network(genome, in_channels, n_classes, plan, cell)
     return sum(p.numel() for p in net.parameters() if p.requires_grad)

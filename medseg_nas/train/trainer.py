@@ -2,7 +2,7 @@
 
 Recipe (one search trial, or the final retrain with a bigger budget):
 
-- Network: `build_network(genome, plan.in_channels, plan.n_classes, plan.network_plan)`,
+- Network: `build_network(genome, plan.in_channels, plan.n_classes, plan.network_plan, cell)`,
   initialised under `torch.manual_seed(seed)`.
 - Loss: MONAI `DiceCELoss(to_onehot_y=True, softmax=True, include_background=False,
   batch=True)` — nnU-Net's choice: soft Dice over foreground classes computed over the whole
@@ -189,6 +189,7 @@ class Trainer:
     `.n_c` (downsamplings, for the patch-divisor check). None (the default): a `Genome`.
     `precision`: overrides the device's precision policy (`precision_for`); the tests use it to
     run the mixed-precision path on CPU, where CI has no GPU.
+    `cell`: which cell `build_network` builds (config `space.cell`, one of space.CELLS).
     """
 
     def __init__(
@@ -204,11 +205,13 @@ class Trainer:
         network_fn: Callable[[Any], nn.Module] | None = None,
         precision: Precision | None = None,
         on_epoch: Callable[[dict], None] | None = None,
+        cell: str = "residual",
     ) -> None:
         self.cfg = train_cfg
         self.on_epoch = on_epoch  # called with each epoch's history row as it ends (live curves)
         self.precision = precision  # None: `precision_for(device, train.amp)`
         self.network_fn = network_fn
+        self.cell = cell
         self.bundle = bundle
         self.plan = plan
         self.device = resolve_device(device)
@@ -286,7 +289,7 @@ class Trainer:
         if self.network_fn is not None:
             net = self.network_fn(genome)
         else:
-            net = build_network(genome, int(plan.in_channels), int(plan.n_classes), plan.network_plan)
+            net = build_network(genome, int(plan.in_channels), int(plan.n_classes), plan.network_plan, self.cell)
         if self.channels_last:
             swap_instance_norm(net)
             net = net.to(memory_format=torch.channels_last_3d)

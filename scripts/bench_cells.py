@@ -1,0 +1,183 @@
+"""The authors' cell vs ours: the published genomes trained with `space.cell` = emonas and = residual
+(issue 12, "which cell trains better, and by how much").
+
+Every (genome, cell, learning rate, seed) is one training run of the project's `Trainer` on the
+same data, split, patch, budget and training seed, scored on the held-out test split exactly as
+`bench_peers.py` scores its networks (its `build_data`, `evaluate_test` are reused). Networks:
+the three `PUBLISHED_GENOMES` at 2^n_f first-level filters (`--n-f`, default 3 = 8 filters, the
+CPU budget of the other benchmarks; published: 32) — rows `<genome>_<cell>[_lr<lr>]`.
+
+Learning rate (`--genome-lr`, comma list): default 1e-3, the peers' rate, because the published
+3e-4 / 4e-4 are tuned for hundreds of epochs and barely move in ~100 steps (BENCHMARKS.md,
+section 1); `published` trains each genome at its own rate. Both cells always get the same rate.
+
+The comparison pairs the two cells on each (genome, lr, seed) and reports per genome the test
+Dice mean ± std over seeds for each cell, the mean paired difference (emonas − residual), and
+over all pairs: the mean difference, how many pairs each cell wins, and the Wilcoxon signed-rank
+p-value (scipy). Results: benchmarks/results/cells_<dataset>.json (written after every run).
+
+    python scripts/bench_cells.py --dataset mni152 --data-root /tmp/bench/mni152 --spacing 4 4 4 \
+        --patch 32 32 32 --out benchmarks/results/cells_mni152.json
+    python scripts/bench_cells.py --dataset hippocampus --data-root ../shared/data/Task04_Hippocampus \
+        --cases 60 --out benchmarks/results/cells_hippocampus.json
+    python scripts/bench_cells.py --tiny --out /tmp/cells_tiny.json      # smoke (synthetic phantoms)
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench_peers import build_data, evaluate_test, tiny_data  # noqa: E402
+from medseg_nas.config import TrainConfig  # noqa: E402
+from medseg_nas.space import CELLS, PUBLISHED_GENOMES  # noqa: E402
+from medseg_nas.train import Trainer  # noqa: E402
+
+
+def runs_to_train(args) -> list[tuple[str, str, str, object]]:
+    """(row name, genome name, cell, genome) for every network of the comparison."""
+    wanted = [w for w in args.nets.split(",") if w] or None
+    rows = []
+    for lr in [x for x in args.genome_lr.split(",") if x]:
+        for name, g in PUBLISHED_GENOMES.items():
+            g = g.with_value("n_f", args.n_f)
+            tag = ""
+            if lr != "published":
+                g = g.with_value("lr", float(lr))
+                tag = f"_lr{float(lr):g}"
+            for cell in args.cells.split(","):
+                row = f"{name}_{cell}{tag}"
+                if wanted is None or any(fnmatch.fnmatchcase(row, w) for w in wanted):
+                    rows.append((row, name, cell, g))
+    return rows
+
+
+def compare(results: dict) -> dict:
+    """Pair emonas with residual on each (genome, lr, seed): per-genome and overall differences."""
+    per, pairs = {}, []
+    for row, r in results.items():
+        if r["cell"] != "emonas":
+            continue
+        other = results.get(row.replace("_emonas", "_residual", 1))
+        if other is None:
+            continue
+        a = {x["seed"]: x.get("test_mean_dice") for x in r["runs"]}
+        b = {x["seed"]: x.get("test_mean_dice") for x in other["runs"]}
+        seeds = sorted(s for s in a if s in b and a[s] is not None and b[s] is not None)
+        if not seeds:
+            continue
+        diffs = [a[s] - b[s] for s in seeds]
+        pairs += diffs
+        key = row.replace("_emonas", "", 1)
+        per[key] = {
+            "seeds": seeds,
+            "emonas": {"mean": round(float(np.mean([a[s] for s in seeds])), 4), "std": round(float(np.std([a[s] for s in seeds])), 4)},
+            "residual": {"mean": round(float(np.mean([b[s] for s in seeds])), 4), "std": round(float(np.std([b[s] for s in seeds])), 4)},
+            "diff_mean": round(float(np.mean(diffs)), 4),
+            "n_params": {"emonas": r["n_params"], "residual": other["n_params"]},
+        }
+    out = {"per_genome": per, "n_pairs": len(pairs)}
+    if pairs:
+        out.update({"mean_diff_emonas_minus_residual": round(float(np.mean(pairs)), 4),
+                    "emonas_wins": int(sum(d > 0 for d in pairs)), "residual_wins": int(sum(d < 0 for d in pairs)),
+                    "ties": int(sum(d == 0 for d in pairs))})
+        out["wilcoxon_p"] = None
+        if len(pairs) >= 2 and any(d != 0 for d in pairs):
+            from scipy.stats import wilcoxon
+
+            out["wilcoxon_p"] = round(float(wilcoxon(pairs).pvalue), 4)
+        m = out["mean_diff_emonas_minus_residual"]
+        out["better"] = "emonas" if m > 0 else "residual" if m < 0 else "tie"
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="mni152", help="name used in the output file and the table")
+    ap.add_argument("--data-root", default="data/mni152_tissue", help="MSD-layout folder (used in place)")
+    ap.add_argument("--cases", type=int, default=0, help="random subset of this many cases (0: all)")
+    ap.add_argument("--spacing", type=float, nargs=3, default=None, help="target spacing mm (default: planned)")
+    ap.add_argument("--patch", type=int, nargs=3, default=None, help="patch size (default: planned)")
+    ap.add_argument("--val-fraction", type=float, default=0.2)
+    ap.add_argument("--test-fraction", type=float, default=0.2)
+    ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--augment", default="light")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--iters", type=int, default=12)
+    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--seeds", default="0,1,2", help="comma list of training seeds (each run once per seed)")
+    ap.add_argument("--n-f", type=int, default=3, help="first-level filters 2^n_f of the published genomes")
+    ap.add_argument("--genome-lr", default="1e-3", help="comma list of learning rates; 'published' = the genome's own")
+    ap.add_argument("--cells", default=",".join(CELLS), help="comma list of cells to train")
+    ap.add_argument("--nets", default="", help="comma list of row names or globs (e.g. 'hippocampus_*')")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tiny", action="store_true", help="smoke mode: synthetic phantoms, 1 epoch of 1 step, seed 0")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args(argv)
+    for cell in args.cells.split(","):
+        if cell not in CELLS:
+            raise SystemExit(f"--cells: unknown cell {cell!r} (expected {', '.join(CELLS)})")
+    if args.tiny:
+        args.data_root = str(tiny_data(Path(args.out or "/tmp/cells_tiny.json").with_suffix("") / "data"))
+        args.dataset, args.epochs, args.iters, args.spacing, args.patch = "synthetic", 1, 1, [4.0, 4.0, 4.0], [16, 16, 16]
+        args.test_fraction = args.val_fraction = 0.34
+        args.seeds = "0"
+    out_path = Path(args.out or f"benchmarks/results/cells_{args.dataset}.json")
+
+    plan, bundle, info = build_data(args)
+    tcfg = TrainConfig(epochs=args.epochs, iters_per_epoch=args.iters, batch_size=args.batch_size, val_every=1,
+                       patience=0, device=args.device)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    doc = {"benchmark": "bench_cells", "dataset": args.dataset, "device": args.device,
+           "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+           "processor": platform.processor(), "epochs": args.epochs, "iters_per_epoch": args.iters,
+           "batch_size": args.batch_size, "seeds": seeds, "n_f_published": args.n_f, "genome_lr": args.genome_lr,
+           "data": info, "argv": sys.argv[1:] if argv is None else list(argv), "results": {}}
+    print(f"data: {info['n_train']}/{info['n_val']}/{info['n_test']} train/val/test, patch {info['patch_size']}, "
+          f"spacing {info['target_spacing']}", flush=True)
+    for row, name, cell, g in runs_to_train(args):
+        runs = []
+        for seed in seeds:
+            trainer = Trainer(tcfg, bundle, plan, device=args.device, progress=False, cell=cell)
+            r = trainer.fit(g, seed=seed)
+            run = {"seed": seed, "status": r.status, "error": r.error, "n_params": r.n_params,
+                   "train_s": round(r.seconds, 1), "val_dice": round(r.val_dice, 4), "e_max": r.e_max,
+                   "step_ms": r.timing.get("step_ms")}
+            if r.status == "done":
+                run.update(evaluate_test(trainer, g, r.state_dict, plan, bundle))
+            runs.append(run)
+            print(f"{row:28s} seed {seed} {r.status:6s} {(r.n_params or 0) / 1e6:7.3f}M  train {r.seconds:7.1f}s  "
+                  f"val {r.val_dice:.3f}  test {run.get('test_mean_dice', float('nan')):.3f}  "
+                  f"hd95 {run.get('test_mean_hd95_mm', float('nan')):.2f} mm {r.error or ''}", flush=True)
+        done = [x for x in runs if x["status"] == "done"]
+        summary = {"genome_name": name, "cell": cell, "lr": g.lr, "genome": g.to_dict(), "describe": g.describe(),
+                   "n_params": runs[0]["n_params"], "runs": runs}
+        if done:
+            dice = [x["test_mean_dice"] for x in done]
+            summary.update({"test_mean_dice": round(float(np.mean(dice)), 4), "test_dice_std": round(float(np.std(dice)), 4),
+                            "test_mean_hd95_mm": round(float(np.mean([x["test_mean_hd95_mm"] for x in done])), 2),
+                            "train_s": round(float(np.mean([x["train_s"] for x in done])), 1)})
+        doc["results"][row] = summary
+        doc["comparison"] = compare(doc["results"])
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(doc, indent=2))  # after every network: partial results survive
+    c = doc.get("comparison", {})
+    if c.get("n_pairs"):
+        print(f"emonas − residual test Dice over {c['n_pairs']} pairs: {c['mean_diff_emonas_minus_residual']:+.4f} "
+              f"(emonas wins {c['emonas_wins']}, residual wins {c['residual_wins']}, Wilcoxon p {c['wilcoxon_p']})")
+    print(f"wrote {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
