@@ -137,13 +137,11 @@ def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | Non
     return result, plan
 
 
-def _read_split(run_dir: Path):
+def _read_split(run_dir: Path) -> "mdata.Split | None":
     from medseg_nas import data as mdata
 
     path = run_dir / "split.json"
-    if not path.is_file():
-        raise MedsegError(f"{path} does not exist; run `medseg-nas search` first")
-    return mdata.Split.load(path)
+    return mdata.Split.load(path) if path.is_file() else None  # the search writes it; a fit_fn may not need it
 
 
 def outputs_complete(run_dir: str | Path) -> bool:
@@ -208,7 +206,8 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
     genome = Genome.from_dict(row.genome)
     seed = int(cfg.train.seed)
     split = _read_split(run_dir)
-    trained, monitor, held_out = monitor_split(split.train, split.val, cfg.retrain.include_val, cfg.retrain.monitor_fraction)
+    trained, monitor, held_out = (monitor_split(split.train, split.val, cfg.retrain.include_val, cfg.retrain.monitor_fraction)
+                                  if split is not None else ([], [], None))
     log(f"retrain: trial {row.id} — {why}\n  genome {genome.describe()}\n"
         f"  budget {cfg.retrain.epochs} epochs × {cfg.retrain.iters_per_epoch} iterations, patience {cfg.retrain.patience}, "
         f"{len(trained)} training cases ({'train+val' if cfg.retrain.include_val else 'train'}), curve on {len(monitor)} "
