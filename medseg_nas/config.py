@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -231,14 +232,17 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if number is None or not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -252,7 +256,7 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"section '{prefix or 'top level'}' in {source} must be a mapping, got {data!r}")
+        raise ConfigError(f"section '{prefix.rstrip('.') or 'top level'}' in {source} must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
@@ -278,22 +282,41 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
 
 def _set_dotted(data: dict, dotted: str, value: Any) -> None:
     parts = dotted.split(".")
+    if not all(parts):
+        raise ConfigError(f"override '{dotted}=...': the key must be dotted names, e.g. train.epochs")
     node = data
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # absent, or an empty section in the YAML
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise ConfigError(f"override '{dotted}': '{part}' is not a section")
     node[parts[-1]] = value
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: the problem and where (1-based line, column)."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def config_from_dict(data: dict, source: str = "<dict>", overrides: list[str] | None = None) -> Config:
     """Build a validated Config; `overrides` are "dotted.key=yaml-value" strings."""
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{source} must hold a mapping of sections (e.g. 'train:'), "
+                          f"not a {type(data).__name__}")
     data = dict(data or {})
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key=value (e.g. train.epochs=5)")
         key, raw = item.split("=", 1)
-        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override '{item}': the value {raw!r} is not valid YAML ({_yaml_problem(exc)})") from None
+        _set_dotted(data, key.strip(), value)
     cfg = _build(Config, data, "", source)
     validate(cfg, source)
     return cfg
@@ -304,10 +327,19 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                          f"{exc.start}): save it as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    return config_from_dict(data or {}, str(path), overrides)
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+    return config_from_dict(data, str(path), overrides)
 
 
 def validate(cfg: Config, source: str) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -381,6 +382,10 @@ def main(args: argparse.Namespace) -> int:
             from medseg_nas.config import load_config
 
             formats = load_config(cfg_path).export.formats
+    from medseg_nas.preflight import check_export_packages
+
+    for warning in check_export_packages(formats):
+        print(f"warning: {warning}", file=sys.stderr)
     model_path = Path(args.model) if args.model else run_dir / "best" / "model.pt"
     if not model_path.is_file():
         raise MedsegError(f"{model_path} does not exist; run `medseg-nas retrain {run_dir}` first")

@@ -1,5 +1,6 @@
 """`medseg-nas run CONFIG [--run-dir DIR] [--set k=v ...]`: the whole job, resumable.
 
+    pre-flight (medseg_nas.preflight: every setting, device and package the stages below need)
     prepare  (only when data.root is missing and data.prepare.source is set)
     search   (runner.run_search; resumes a stopped search, skipped once the trial budget is spent)
     retrain  (skipped when best/ holds a loadable model retrained for the same pick and trial)
@@ -18,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
 from medseg_nas.config import Config, load_config
 from medseg_nas.errors import MedsegError
+from medseg_nas.preflight import preflight
 from medseg_nas.run_lock import run_dir_lock
 
 
@@ -186,7 +189,11 @@ def final_summary(run_dir: Path, report: Path) -> str:
     return "\n".join(lines)
 
 
-def run_pipeline(cfg: Config, run_dir: str | Path | None = None, force_from: str | None = None) -> Path:
+def run_pipeline(cfg: Config, run_dir: str | Path | None = None, force_from: str | None = None,
+                 source: str = "") -> Path:
+    # everything the later stages need is checked before the first one spends any time
+    for warning in preflight(cfg, source=source):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     run_dir = Path(run_dir) if run_dir else Path(cfg.run_root) / cfg.name
     t0 = time.time()
     seconds: dict[str, float] = {}
@@ -232,5 +239,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    run_pipeline(cfg, args.run_dir, args.redo)
+    run_pipeline(cfg, args.run_dir, args.redo, source=args.config)
     return 0

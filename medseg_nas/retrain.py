@@ -266,5 +266,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    retrain(args.run_dir, args.pick, args.overrides, force=args.force, device=args.device)
+    from medseg_nas.preflight import preflight
+
+    cfg = run_config(args.run_dir, args.overrides)
+    preflight(cfg, ["retrain"], str(Path(args.run_dir) / "config.yaml"), device=args.device, pick=args.pick)
+    retrain(args.run_dir, args.pick, args.overrides, force=args.force, device=args.device, cfg=cfg)
     return 0

@@ -901,6 +901,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
+    from medseg_nas.preflight import preflight
+
+    cfg.search.strategy = args.strategy or cfg.search.strategy
+    cfg.search.budget_trials = cfg.search.budget_trials if args.budget is None else args.budget
+    preflight(cfg, ["search"], args.config)
     summary = run_search(cfg, args.run_dir, resume=args.resume, strategy=args.strategy, budget=args.budget)
     print(
         f"{summary.n_trials} trials, front of {len(summary.front)} networks, hypervolume {summary.hypervolume:.4f};"

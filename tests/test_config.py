@@ -55,3 +55,66 @@ def test_shipped_configs_load():
     assert configs
     for path in configs:
         load_config(path)
+
+
+# --- loader errors: one clear line, never a traceback (through the CLI as the user meets them) ---
+
+
+def _cli_error(capsys, argv) -> str:
+    from medseg_nas.cli import main
+
+    rc = main(argv)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 1 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_top_level_list_or_scalar(tmp_path, capsys):
+    p = tmp_path / "l.yaml"
+    p.write_text("- train\n- search\n")
+    assert "l.yaml must hold a mapping of sections" in _cli_error(capsys, ["run", str(p)])
+    p.write_text("just words\n")
+    with pytest.raises(ConfigError, match="not a str"):
+        load_config(p)
+
+
+def test_non_utf8_file(tmp_path, capsys):
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    assert "latin1.yaml is not UTF-8 text (byte 0xe9 at offset 9)" in _cli_error(capsys, ["run", str(p)])
+
+
+def test_yaml_syntax_error_is_one_line(tmp_path, capsys):
+    p = tmp_path / "broken.yaml"
+    p.write_text("train:\n  epochs: [3\n")
+    line = _cli_error(capsys, ["run", str(p)])
+    assert "broken.yaml is not valid YAML" in line and "line 3" in line
+
+
+def test_malformed_set_values(tmp_path, capsys):
+    p = tmp_path / "ok.yaml"
+    p.write_text("train:\n")
+    line = _cli_error(capsys, ["run", str(p), "--set", "train.epochs=[1"])
+    assert "override 'train.epochs=[1': the value '[1' is not valid YAML" in line
+    line = _cli_error(capsys, ["search", str(p), "--set", "name=a: b: c"])
+    assert "not valid YAML (mapping values are not allowed here" in line
+    with pytest.raises(ConfigError, match="not valid YAML"):  # no python/object tags either
+        config_from_dict({}, overrides=["name=!!python/object/apply:os.system ['true']"])
+    with pytest.raises(ConfigError, match="dotted names"):
+        config_from_dict({}, overrides=["train..epochs=3"])
+    with pytest.raises(ConfigError, match="dotted names"):
+        config_from_dict({}, overrides=["=3"])
+
+
+def test_set_into_an_empty_section(tmp_path):
+    p = tmp_path / "empty_section.yaml"
+    p.write_text("train:\n")  # YAML null: --set must still reach train.epochs
+    assert load_config(p, ["train.epochs=3"]).train.epochs == 3
+
+
+def test_non_finite_numbers_refused():
+    with pytest.raises(ConfigError, match="objectives.alpha.*expected a finite number, got nan"):
+        config_from_dict({"objectives": {"alpha": float("nan")}})
+    with pytest.raises(ConfigError, match="expected a finite number"):
+        config_from_dict({}, overrides=["space.lr_min=.inf"])

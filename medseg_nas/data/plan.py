@@ -72,17 +72,16 @@ def plan_patch(shape, spacing, max_voxels: int) -> list[int]:
     until the patch fits `max_voxels`, round down to multiples of 8 (16 for axes >= 48)."""
     p = np.maximum(np.asarray(shape, float), 8.0)
     sp = np.asarray(spacing, float)
-    while np.prod(p) > max_voxels:
-        i = int(np.argmax(p * sp))
+    while np.prod(p) > max_voxels and np.any(p > 8.0):
+        # only axes still above the minimum can shrink (picking one at 8 looped forever)
+        i = int(np.argmax(np.where(p > 8.0, p * sp, -np.inf)))
         p[i] = max(8.0, p[i] * 0.9)
-        if np.all(p <= 8.0):
-            break
     out = []
     for v in p:  # round down (a patch no larger than the median case), at least 8
         m = 16 if v >= 48 else 8
         out.append(max(8, int(math.floor(v / m)) * m))
     while np.prod(out) > max_voxels and max(out) > 8:
-        i = int(np.argmax(np.asarray(out) * sp))
+        i = int(np.argmax(np.where(np.asarray(out) > 8, np.asarray(out) * sp, -np.inf)))
         out[i] -= 16 if out[i] >= 64 else 8
     return [int(v) for v in out]
 
