@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench_peers import build_data, evaluate_test, tiny_data  # noqa: E402
+from bench_peers import add_data_and_budget_args, build_data, evaluate_test, tiny_data  # noqa: E402
 from medseg_nas.config import TrainConfig  # noqa: E402
 from medseg_nas.space import CELLS, PUBLISHED_GENOMES  # noqa: E402
 from medseg_nas.train import Trainer  # noqa: E402
@@ -103,20 +103,7 @@ def compare(results: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="mni152", help="name used in the output file and the table")
-    ap.add_argument("--data-root", default="data/mni152_tissue", help="MSD-layout folder (used in place)")
-    ap.add_argument("--cases", type=int, default=0, help="random subset of this many cases (0: all)")
-    ap.add_argument("--spacing", type=float, nargs=3, default=None, help="target spacing mm (default: planned)")
-    ap.add_argument("--patch", type=int, nargs=3, default=None, help="patch size (default: planned)")
-    ap.add_argument("--val-fraction", type=float, default=0.2)
-    ap.add_argument("--test-fraction", type=float, default=0.2)
-    ap.add_argument("--split-seed", type=int, default=0)
-    ap.add_argument("--augment", default="light")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--iters", type=int, default=12)
-    ap.add_argument("--batch-size", type=int, default=2)
-    ap.add_argument("--seeds", default="0,1,2", help="comma list of training seeds (each run once per seed)")
-    ap.add_argument("--n-f", type=int, default=3, help="first-level filters 2^n_f of the published genomes")
+    add_data_and_budget_args(ap, seeds_default="0,1,2")
     ap.add_argument("--genome-lr", default="1e-3", help="comma list of learning rates; 'published' = the genome's own")
     ap.add_argument("--cells", default=",".join(CELLS), help="comma list of cells to train")
     ap.add_argument("--nets", default="", help="comma list of row names or globs (e.g. 'hippocampus_*')")

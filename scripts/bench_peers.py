@@ -223,8 +223,8 @@ def tiny_data(dst: Path) -> Path:
     return dst
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_data_and_budget_args(ap: argparse.ArgumentParser, seeds_default: str) -> None:
+    """The data, split and training-budget options every network benchmark shares (bench_cells too)."""
     ap.add_argument("--dataset", default="mni152", help="name used in the output and the table")
     ap.add_argument("--data-root", default="data/mni152_tissue", help="MSD-layout folder (used in place)")
     ap.add_argument("--cases", type=int, default=0, help="random subset of this many cases (0: all)")
@@ -237,8 +237,13 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--iters", type=int, default=12)
     ap.add_argument("--batch-size", type=int, default=2)
-    ap.add_argument("--seeds", default="0", help="comma list of training seeds (each network once per seed)")
+    ap.add_argument("--seeds", default=seeds_default, help="comma list of training seeds (each network once per seed)")
     ap.add_argument("--n-f", type=int, default=3, help="first-level filters 2^n_f of the published genomes")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_and_budget_args(ap, seeds_default="0")
     ap.add_argument("--genome-lr", type=float, default=0.0,
                     help="train the published genomes at this lr instead of their own (rows get an _lr suffix)")
     ap.add_argument("--peer-lr", type=float, default=1e-3, help="AdamW learning rate of the MONAI peers")
