@@ -7,6 +7,7 @@ typo never silently falls back to a default. The resolved config is saved in the
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -307,7 +308,7 @@ def config_from_dict(data: dict, source: str = "<dict>", overrides: list[str] | 
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{source} must hold a mapping of sections (e.g. 'train:'), "
                           f"not a {type(data).__name__}")
-    data = dict(data or {})
+    data = copy.deepcopy(data or {})  # overrides must not reach into the caller's nested sections
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key=value (e.g. train.epochs=5)")

@@ -118,3 +118,13 @@ def test_non_finite_numbers_refused():
         config_from_dict({"objectives": {"alpha": float("nan")}})
     with pytest.raises(ConfigError, match="expected a finite number"):
         config_from_dict({}, overrides=["space.lr_min=.inf"])
+
+
+def test_overrides_leave_the_callers_dict_alone():
+    """`--set a.b=...` on a dict config must not write into the caller's nested sections."""
+    from medseg_nas.config import config_from_dict
+
+    base = {"space": {"cell": "residual"}, "train": {"epochs": 3}}
+    cfg = config_from_dict(base, overrides=["space.cell=emonas", "train.epochs=5"])
+    assert cfg.space.cell == "emonas" and cfg.train.epochs == 5
+    assert base == {"space": {"cell": "residual"}, "train": {"epochs": 3}}
