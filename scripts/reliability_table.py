@@ -8,12 +8,15 @@ user sees.
 Each case is one small function registered with `@case(group, bad_input)`: it builds what it
 needs under its own empty folder and returns the argv after `medseg-nas`. Add a case by
 appending such a function (in the group it belongs to); rerun the script to update the docs.
-Cases must stop at their error (no training): the whole table takes seconds in-process.
+Cases must stop at their error (no training): the whole table takes seconds in-process. A case
+that must keep something alive while the command runs (another process holding the run
+directory's lock) is a generator: it yields the argv and cleans up when resumed.
 
 In-process runs call `medseg_nas.cli.main` exactly as the `medseg-nas` console script does, with
 stdout/stderr captured; an uncaught exception is printed as Python would (traceback, exit 1), so
 the table cannot hide one. tests/test_reliability_table.py checks a few cases against real
-subprocesses. Paths are written relative to each case's own temporary folder (`$TMP`).
+subprocesses. Paths are written relative to each case's own temporary folder (`$TMP`); pids, the host name and
+times are replaced by placeholders, so the table only changes when a message does.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ import contextlib
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,18 +48,20 @@ QUIET_EXPORT = {"export": {"formats": ["torchscript"]}}
 class Case:
     group: str
     bad_input: str  # the bad input, in words
-    build: Callable[[Path], list[str]]  # makes its files under the given folder → argv after `medseg-nas`
+    # makes its files under the given folder → argv after `medseg-nas` (or a generator yielding it)
+    build: Callable[[Path], list[str] | Iterator[list[str]]]
     no_cuda: bool = False  # as on a machine without CUDA (the table must not depend on this one)
     missing: tuple[str, ...] = ()  # packages absent, as after a plain `pip install medseg-nas`
     name: str = ""
+    summary: bool = False  # also show stdout's last line (a batch's summary) before the error
 
 
 CASES: list[Case] = []
 
 
-def case(group: str, bad_input: str, *, no_cuda: bool = False, missing: tuple[str, ...] = ()):
-    def register(fn: Callable[[Path], list[str]]) -> Callable[[Path], list[str]]:
-        CASES.append(Case(group, bad_input, fn, no_cuda, tuple(missing), fn.__name__))
+def case(group: str, bad_input: str, *, no_cuda: bool = False, missing: tuple[str, ...] = (), summary: bool = False):
+    def register(fn: Callable) -> Callable:
+        CASES.append(Case(group, bad_input, fn, no_cuda, tuple(missing), fn.__name__, summary))
         return fn
 
     return register
@@ -84,8 +90,9 @@ def run_cmd(folder: Path, config: dict | str | bytes, *extra: str) -> list[str]:
     return ["run", str(write_config(folder, config)), "--run-dir", str(folder / "run"), *extra]
 
 
-def tiny_checkpoint(path: Path, in_channels: int = 1) -> Path:
-    """A real (untrained) medseg-nas checkpoint of the smallest network."""
+def tiny_checkpoint(path: Path, in_channels: int = 1, **plan_changes) -> Path:
+    """A real (untrained) medseg-nas checkpoint of the smallest network; `plan_changes` edit its
+    data plan as a hand-crafted file would (a value of None drops the key)."""
     import torch
 
     from medseg_nas.model_io import save_model
@@ -96,8 +103,10 @@ def tiny_checkpoint(path: Path, in_channels: int = 1) -> Path:
             "in_channels": in_channels, "n_classes": 2, "labels": {"0": "background", "1": "object"},
             "modality": {"0": "MRI"}, "normalization": [{"scheme": "zscore"}], "axcodes": "RAS",
             "median_shape": [16, 16, 16], "version": 1}
+    plan = {k: v for k, v in {**plan, **plan_changes}.items() if v is not None}
     torch.manual_seed(0)
     net = build_network(genome, in_channels, 2, NetworkPlan())
+    path.parent.mkdir(parents=True, exist_ok=True)
     return save_model(path, net, genome, in_channels, 2, NetworkPlan(), plan)
 
 
@@ -105,8 +114,83 @@ def write_nifti(path: Path, shape: tuple[int, ...]) -> Path:
     import nibabel as nib
     import numpy as np
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(np.random.default_rng(0).normal(size=shape).astype(np.float32), np.eye(4)), str(path))
     return path
+
+
+def synthetic_dataset(folder: Path, cases: int = 5) -> Path:
+    """A small MSD-layout phantom dataset at folder/dataset (what write_config points data.root at)."""
+    from data_prep import synthetic
+
+    synthetic.generate(folder / "dataset", cases=cases, seed=0)
+    return folder / "dataset"
+
+
+def msd_download(folder: Path, change: Callable[[dict], None]) -> Path:
+    """A downloaded MSD task (3 training cases, 1 test case) whose dataset.json `change` edits."""
+    import json
+
+    from data_prep.synthetic import write_msd_fixture
+
+    src = write_msd_fixture(folder / "Task99_Phantom", cases=3, seed=1, appledouble=False)
+    meta = json.loads((src / "dataset.json").read_text())
+    change(meta)
+    (src / "dataset.json").write_text(json.dumps(meta))
+    return src
+
+
+def prepare_cmd(src: Path) -> list[str]:
+    return ["prepare", "msd", "--src", str(src), "--dst", str(src.parent / "out")]
+
+
+# a MONAI-config `$` expression: Python that MONAI's ConfigParser would run (harmless here)
+DOLLAR_EXPRESSION = "$__import__('os').getcwd()"
+
+
+def searched_run_dir(d: Path, config: dict) -> tuple[Path, Path]:
+    """(config file, d/run) as a search leaves the run directory before its first trial:
+    config.yaml, split.json, plan.json, on a phantom dataset at d/dataset."""
+    from medseg_nas.config import load_config, save_config
+    from medseg_nas.runner import prepare_data
+
+    synthetic_dataset(d)
+    path, run = write_config(d, config), d / "run"
+    run.mkdir()
+    cfg = load_config(path)
+    save_config(cfg, run / "config.yaml")
+    prepare_data(cfg, run)
+    return path, run
+
+
+@contextlib.contextmanager
+def held_lock(run_dir: Path, argv: list[str]):
+    """`run_dir` locked by another live process, as a running `medseg-nas ARGV` would hold it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir), "medseg-nas", *argv],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        if holder.stdout.readline().strip() != "locked":
+            raise RuntimeError(f"the process meant to hold {run_dir}'s lock did not take it")
+        yield
+    finally:
+        holder.stdin.close()  # the holder's cue to release the lock and exit
+        try:
+            holder.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            holder.wait()
+
+
+# a process holding a run directory's lock until its stdin closes (or it is killed); the details it
+# records in the lock file are those of `medseg-nas ARGV...`
+HOLD_LOCK = ("import sys; from medseg_nas.run_lock import run_dir_lock; run = sys.argv[1]; sys.argv = sys.argv[2:]\n"
+             "with run_dir_lock(run):\n    print('locked', flush=True); sys.stdin.read()")
+
+
+def _env() -> dict:
+    """This checkout first on PYTHONPATH (for child processes)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
 # --- the cases ---------------------------------------------------------------------------------
@@ -286,6 +370,42 @@ def prepare_bad_dataset_json(d: Path) -> list[str]:
     return ["prepare", "msd", "--src", str(src), "--dst", str(d / "out")]
 
 
+@case("data", "`prepare msd` with a dataset.json entry reaching outside --src (`../`)")
+def prepare_escaping_entry(d: Path) -> list[str]:
+    (d / "elsewhere").mkdir()
+    write_nifti(d / "elsewhere" / "stolen.nii.gz", (16, 16, 16))
+    return prepare_cmd(msd_download(d, lambda m: m["training"].append(
+        {"image": "./imagesTr/../../elsewhere/stolen.nii.gz", "label": "labelsTr/phantom_001.nii.gz"})))
+
+
+@case("data", "`prepare msd` with an absolute path in dataset.json")
+def prepare_absolute_entry(d: Path) -> list[str]:
+    (d / "elsewhere").mkdir()
+    stolen = write_nifti(d / "elsewhere" / "stolen.nii.gz", (16, 16, 16))
+    return prepare_cmd(msd_download(d, lambda m: m["test"].append(str(stolen))))
+
+
+@case("data", "`prepare msd` with a dataset.json image that is not a path (`\"image\": 5`)")
+def prepare_non_string_entry(d: Path) -> list[str]:
+    return prepare_cmd(msd_download(d, lambda m: m["training"].append({"image": 5, "label": "./labelsTr/phantom_000.nii.gz"})))
+
+
+@case("data", "`prepare msd` with two dataset.json entries writing the same case")
+def prepare_duplicate_case(d: Path) -> list[str]:
+    return prepare_cmd(msd_download(d, lambda m: m["training"].append(dict(m["training"][0]))))
+
+
+@case("data", "`search` into a run directory whose split.json names a case the dataset lacks")
+def search_stale_split(d: Path) -> list[str]:
+    import json
+
+    synthetic_dataset(d)
+    (d / "run").mkdir()
+    ids = [f"phantom_{i:03d}" for i in range(5)]
+    (d / "run" / "split.json").write_text(json.dumps({"train": ["ghost_007", *ids[:3]], "val": [ids[3]], "test": [ids[4]]}))
+    return ["search", str(write_config(d, {})), "--run-dir", str(d / "run")]
+
+
 # run directories and model files
 
 @case("run dir", "`search --resume` with nothing to resume")
@@ -318,6 +438,78 @@ def export_no_model(d: Path) -> list[str]:
 @case("run dir", "`export --format onnx`", missing=("onnx", "onnxruntime"))
 def export_onnx_missing(d: Path) -> list[str]:
     return ["export", str(d), "--format", "onnx"]
+
+
+@case("run dir", "`search --resume` of an NSGA-II run whose strategy_state.json holds a pickle (code)")
+def resume_pickled_state(d: Path) -> list[str]:
+    import base64
+    import json
+    import pickle
+
+    import numpy as np
+
+    config, run = searched_run_dir(d, {"search": {"strategy": "nsga2"}})
+    # the layout the pickling version wrote: pymoo's algorithm as a base64 pickle (here a harmless one)
+    blob = base64.b64encode(pickle.dumps(Path("pwned"))).decode("ascii")
+    own = {"pymoo": blob, "batch_json": [], "batch_F": [], "handed": 0, "generations": 0}
+    state = {"name": "nsga2", "seed": 0, "rng": np.random.default_rng(0).bit_generator.state, "history": [],
+             "pending": [], "own": own}
+    (run / "strategy_state.json").write_text(json.dumps({"strategy": "nsga2", "state": state, "pending": []}))
+    return ["search", str(config), "--resume", "--run-dir", str(run)]
+
+
+@contextlib.contextmanager
+def busy_run_dir(d: Path) -> Iterator[tuple[Path, Path]]:
+    """(config file, d/run) while another process runs `medseg-nas search` in d/run (holds its lock)."""
+    config, run = searched_run_dir(d, {})
+    with held_lock(run, ["search", str(config), "--run-dir", str(run)]):
+        yield config, run
+
+
+@case("run dir", "`search` on a run directory another search is running in")
+def search_busy(d: Path) -> Iterator[list[str]]:
+    with busy_run_dir(d) as (config, run):
+        yield ["search", str(config), "--run-dir", str(run)]
+
+
+@case("run dir", "`search --resume` beside the live search")
+def resume_busy(d: Path) -> Iterator[list[str]]:
+    with busy_run_dir(d) as (config, run):
+        yield ["search", str(config), "--resume", "--run-dir", str(run)]
+
+
+@case("run dir", "`retrain` of a run directory a search is running in")
+def retrain_busy(d: Path) -> Iterator[list[str]]:
+    with busy_run_dir(d) as (_, run):
+        yield ["retrain", str(run)]
+
+
+@case("run dir", "`run` on a run directory a search is running in")
+def run_busy(d: Path) -> Iterator[list[str]]:
+    with busy_run_dir(d) as (config, run):
+        yield ["run", str(config), "--run-dir", str(run)]
+
+
+@case("run dir", "`export` of a run whose best/model.pt is empty (0 bytes)")
+def export_empty_model(d: Path) -> list[str]:
+    (d / "best").mkdir()
+    (d / "best" / "model.pt").write_bytes(b"")
+    return ["export", str(d)]
+
+
+@case("run dir", "`evaluate` of a run whose best/model.pt is empty (0 bytes)")
+def evaluate_empty_model(d: Path) -> list[str]:
+    _, run = searched_run_dir(d, {})
+    (run / "best").mkdir()
+    (run / "best" / "model.pt").write_bytes(b"")
+    return ["evaluate", str(run)]
+
+
+@case("run dir", "`export` of a checkpoint whose data_plan.axcodes is a `$` expression (code)")
+def export_hostile_checkpoint(d: Path) -> list[str]:
+    tiny_checkpoint(d / "best" / "model.pt", normalization=None, axcodes=DOLLAR_EXPRESSION)
+    image = write_nifti(d / "img.nii.gz", (16, 16, 16))
+    return ["export", str(d), "--case", str(image), "--format", "bundle"]
 
 
 @case("model file", "`predict` with a model file that does not exist")
@@ -355,6 +547,87 @@ def predict_wrong_channels(d: Path) -> list[str]:
     return ["predict", str(d / "model.pt"), "-i", str(d / "two.nii.gz"), "-o", str(d / "out")]
 
 
+def _predict(d: Path, model: Path) -> list[str]:
+    write_nifti(d / "img.nii.gz", (16, 16, 16))
+    return ["predict", str(model), "-i", str(d / "img.nii.gz"), "-o", str(d / "out")]
+
+
+@case("model file", "`predict` with an empty model file (0 bytes, an interrupted copy)")
+def predict_empty_model(d: Path) -> list[str]:
+    (d / "model.pt").write_bytes(b"")
+    return _predict(d, d / "model.pt")
+
+
+@case("model file", "`predict` with a checkpoint whose data_plan.axcodes is a `$` expression (code)")
+def predict_hostile_checkpoint(d: Path) -> list[str]:
+    return _predict(d, tiny_checkpoint(d / "model.pt", normalization=None, axcodes=DOLLAR_EXPRESSION))
+
+
+@case("model file", "`predict` with a TorchScript file whose metadata axcodes is a `$` expression (code)")
+def predict_hostile_torchscript(d: Path) -> list[str]:
+    from medseg_nas.export import export_torchscript
+    from medseg_nas.model_io import load_model
+
+    model = load_model(tiny_checkpoint(d / "good.pt"))
+    model.data_plan = {k: v for k, v in model.data_plan.items() if k != "normalization"}
+    model.data_plan["axcodes"] = DOLLAR_EXPRESSION
+    return _predict(d, export_torchscript(model, d / "model.ts"))
+
+
+@case("model file", "`predict` with a TorchScript file whose metadata is not JSON")
+def predict_torchscript_bad_metadata(d: Path) -> list[str]:
+    import torch
+
+    from medseg_nas.model_io import TS_META
+
+    net = torch.jit.trace(torch.nn.Conv3d(1, 2, 1), torch.zeros(1, 1, 4, 4, 4))
+    torch.jit.save(net, str(d / "model.ts"), _extra_files={TS_META: "{not json"})
+    return _predict(d, d / "model.ts")
+
+
+# batch predict over a folder (medseg_nas/predict.py): a bad file is reported, the others written
+
+def _batch(d: Path) -> list[str]:
+    """predict over d/in with a real model; the case has put its files there."""
+    return ["predict", str(tiny_checkpoint(d / "model.pt")), "-i", str(d / "in"), "-o", str(d / "out")]
+
+
+def _truncated(path: Path) -> Path:
+    write_nifti(path, (16, 16, 16))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+@case("batch predict", "`predict` on a folder with one truncated .nii.gz among good ones", summary=True)
+def batch_one_truncated(d: Path) -> list[str]:
+    for name in ("a", "c"):
+        write_nifti(d / "in" / f"{name}.nii.gz", (16, 16, 16))
+    _truncated(d / "in" / "b.nii.gz")
+    return _batch(d)
+
+
+@case("batch predict", "`predict` on a folder with a truncated file and a 2D image among good ones", summary=True)
+def batch_two_bad(d: Path) -> list[str]:
+    write_nifti(d / "in" / "a.nii.gz", (16, 16, 16))
+    _truncated(d / "in" / "b.nii.gz")
+    write_nifti(d / "in" / "c_slice.nii.gz", (16, 16))
+    write_nifti(d / "in" / "d.nii.gz", (16, 16, 16))
+    return _batch(d)
+
+
+@case("batch predict", "`predict` on a 2D NIfTI image")
+def predict_2d(d: Path) -> list[str]:
+    tiny_checkpoint(d / "model.pt")
+    write_nifti(d / "slice.nii.gz", (16, 16))
+    return ["predict", str(d / "model.pt"), "-i", str(d / "slice.nii.gz"), "-o", str(d / "out")]
+
+
+@case("batch predict", "`predict` on a folder holding only an earlier run's `_seg` outputs")
+def batch_only_outputs(d: Path) -> list[str]:
+    write_nifti(d / "in" / "a_seg.nii.gz", (16, 16, 16))
+    return ["predict", str(tiny_checkpoint(d / "model.pt")), "-i", str(d / "in"), "-o", str(d / "in")]
+
+
 @case("command line", "misspelt stage")
 def cli_bad_stage(d: Path) -> list[str]:
     return ["serach", str(d / "config.yaml")]
@@ -376,9 +649,17 @@ class Outcome:
         return "Traceback (most recent call last)" in self.stderr
 
     def seen(self) -> str:
-        """The line the user reads: the last stderr line (the exception's, after a traceback)."""
-        lines = [ln for ln in (self.stderr or self.stdout).splitlines() if ln.strip()]
-        return lines[-1].strip() if lines else "(nothing)"
+        """What the user reads: the last error (from its `error:` line on, as an error may list
+        several files), else the last stderr line (the exception's, after a traceback)."""
+        lines = [ln.strip() for ln in (self.stderr or self.stdout).splitlines() if ln.strip()]
+        if not lines:
+            return "(nothing)"
+        starts = [i for i, ln in enumerate(lines) if ln.startswith("error: ")]
+        return "\n".join(lines[starts[-1]:]) if starts and not self.traceback else lines[-1]
+
+    def last_stdout(self) -> str:
+        lines = [ln.strip() for ln in self.stdout.splitlines() if ln.strip()]
+        return lines[-1] if lines else "(nothing)"
 
 
 @contextlib.contextmanager
@@ -426,7 +707,7 @@ _PRELUDE = "import sys\nfor m in {missing!r}: sys.modules[m] = None\nfrom medseg
 
 def run_subprocess(c: Case, argv: list[str]) -> Outcome:
     """As the `medseg-nas` console script runs it (`sys.exit(main())`), in a fresh interpreter."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = _env()
     if c.no_cuda:
         env["CUDA_VISIBLE_DEVICES"] = ""
     code = _PRELUDE.format(missing=list(c.missing))
@@ -437,8 +718,15 @@ def run_subprocess(c: Case, argv: list[str]) -> Outcome:
 def run_case(c: Case, root: Path, subprocess_mode: bool = False) -> Outcome:
     folder = root / c.name
     folder.mkdir(parents=True)
-    argv = c.build(folder)
-    outcome = (run_subprocess if subprocess_mode else run_in_process)(c, argv)
+    built = c.build(folder)
+    if isinstance(built, list):
+        outcome = (run_subprocess if subprocess_mode else run_in_process)(c, built)
+    else:  # a generator: what it set up lives until it is closed
+        try:
+            argv = next(built)
+            outcome = (run_subprocess if subprocess_mode else run_in_process)(c, argv)
+        finally:
+            built.close()
     outcome.folder = folder
     return outcome
 
@@ -447,13 +735,17 @@ def run_case(c: Case, root: Path, subprocess_mode: bool = False) -> Outcome:
 
 
 def _normalise(text: str, folder: Path | None) -> str:
+    """The parts of a message that change between runs → placeholders."""
     if folder is not None:
         text = text.replace(str(folder), "$TMP")
-    return re.sub(r"0x[0-9a-f]{8,}", "0x…", text)
+    text = re.sub(r"0x[0-9a-f]{8,}", "0x…", text)
+    text = re.sub(r"\bpid \d+", "pid <pid>", text)
+    text = re.sub(rf"\bhost {re.escape(socket.gethostname())}\b", "host <host>", text)
+    return re.sub(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:[+-]\d\d:?\d\d|Z)?", "<time>", text)
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("\n", "<br>")
 
 
 def table(outcomes: list[tuple[Case, Outcome]]) -> str:
@@ -464,6 +756,8 @@ def table(outcomes: list[tuple[Case, Outcome]]) -> str:
             lines += ["", f"**{group}**", "", "| bad input | command | what the user sees | exit code |", "|---|---|---|---|"]
         command = "medseg-nas " + " ".join(_normalise(a, o.folder) for a in o.argv)
         seen = _normalise(o.seen(), o.folder)
+        if c.summary:
+            seen = _normalise(o.last_stdout(), o.folder) + "\n" + seen
         if o.traceback:
             seen = "TRACEBACK … " + seen
         machine = [*(["a machine without CUDA"] if c.no_cuda else []),

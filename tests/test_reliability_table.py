@@ -46,7 +46,7 @@ def test_case_names_unique_and_grouped(rt):
     assert all(groups.index(g) + groups.count(g) - 1 == max(i for i, x in enumerate(groups) if x == g) for g in groups)
 
 
-@pytest.mark.parametrize("name", ["config_latin1", "onnx_not_installed", "cli_bad_stage"])
+@pytest.mark.parametrize("name", ["config_latin1", "onnx_not_installed", "cli_bad_stage", "search_busy"])
 def test_in_process_run_is_what_a_user_sees(rt, name, tmp_path):
     # the table runs cases in-process for speed; a real `medseg-nas` process prints the same
     case = next(c for c in rt.CASES if c.name == name)
