@@ -2,22 +2,12 @@
 docs/BENCHMARKS.md reads, and the search benchmark's training cache answers a repeat run.
 The benchmarks themselves (minutes to hours) are not run by CI."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from script_loader import SCRIPTS, load_script
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", SCRIPTS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+_load = load_script
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,13 @@
 """docs/RELIABILITY.md's table is what the CLI really prints for each bad input: regenerated here
 and compared, so CI fails when an error message or a case changes without the docs."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reliability_table.py"
+from script_loader import load_script
 
 
 @pytest.fixture(scope="module")
 def rt():
-    spec = importlib.util.spec_from_file_location("_reliability_table", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("reliability_table")
 
 
 @pytest.fixture(scope="module")
