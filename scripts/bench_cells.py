@@ -3,7 +3,7 @@
 
 Every (genome, cell, learning rate, seed) is one training run of the project's `Trainer` on the
 same data, split, patch, budget and training seed, scored on the held-out test split exactly as
-`bench_peers.py` scores its networks (its `build_data`, `evaluate_test` are reused). Networks:
+`bench_peers.py` scores its networks (its `build_data` and `fit_and_score` are reused). Networks:
 the three `PUBLISHED_GENOMES` at 2^n_f first-level filters (`--n-f`, default 3 = 8 filters, the
 CPU budget of the other benchmarks; published: 32) — rows `<genome>_<cell>[_lr<lr>]`.
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench_peers import add_data_and_budget_args, build_data, evaluate_test, tiny_data  # noqa: E402
+from bench_peers import add_data_and_budget_args, build_data, fit_and_score, tiny_data  # noqa: E402
 from medseg_nas.config import TrainConfig  # noqa: E402
 from medseg_nas.space import CELLS, PUBLISHED_GENOMES  # noqa: E402
 from medseg_nas.train import Trainer  # noqa: E402
@@ -136,12 +136,7 @@ def main(argv=None) -> int:
         runs = []
         for seed in seeds:
             trainer = Trainer(tcfg, bundle, plan, device=args.device, progress=False, cell=cell)
-            r = trainer.fit(g, seed=seed)
-            run = {"seed": seed, "status": r.status, "error": r.error, "n_params": r.n_params,
-                   "train_s": round(r.seconds, 1), "val_dice": round(r.val_dice, 4), "e_max": r.e_max,
-                   "step_ms": r.timing.get("step_ms")}
-            if r.status == "done":
-                run.update(evaluate_test(trainer, g, r.state_dict, plan, bundle))
+            r, run = fit_and_score(trainer, g, seed, plan, bundle)
             runs.append(run)
             print(f"{row:28s} seed {seed} {r.status:6s} {(r.n_params or 0) / 1e6:7.3f}M  train {r.seconds:7.1f}s  "
                   f"val {r.val_dice:.3f}  test {run.get('test_mean_dice', float('nan')):.3f}  "

@@ -223,6 +223,17 @@ def tiny_data(dst: Path) -> Path:
     return dst
 
 
+def fit_and_score(trainer, spec, seed: int, plan, bundle):
+    """One training seed: the TrialResult and its row (budget figures, test metrics when it trained)."""
+    r = trainer.fit(spec, seed=seed)
+    row = {"seed": seed, "status": r.status, "error": r.error, "n_params": r.n_params,
+           "train_s": round(r.seconds, 1), "val_dice": round(r.val_dice, 4), "e_max": r.e_max,
+           "step_ms": r.timing.get("step_ms")}
+    if r.status == "done":
+        row.update(evaluate_test(trainer, spec, r.state_dict, plan, bundle))
+    return r, row
+
+
 def add_data_and_budget_args(ap: argparse.ArgumentParser, seeds_default: str) -> None:
     """The data, split and training-budget options every network benchmark shares (bench_cells too)."""
     ap.add_argument("--dataset", default="mni152", help="name used in the output and the table")
@@ -286,12 +297,7 @@ def main(argv=None) -> int:
         runs = []
         for seed in seeds:
             trainer = Trainer(tcfg, bundle, plan, device=args.device, progress=False, network_fn=fn)
-            r = trainer.fit(spec, seed=seed)
-            row = {"seed": seed, "status": r.status, "error": r.error, "n_params": r.n_params,
-                   "train_s": round(r.seconds, 1), "val_dice": round(r.val_dice, 4), "e_max": r.e_max,
-                   "step_ms": r.timing.get("step_ms")}
-            if r.status == "done":
-                row.update(evaluate_test(trainer, spec, r.state_dict, plan, bundle))
+            r, row = fit_and_score(trainer, spec, seed, plan, bundle)
             runs.append(row)
             print(f"{name:14s} seed {seed} {r.status:6s} {(r.n_params or 0) / 1e6:7.3f}M  train {r.seconds:7.1f}s  "
                   f"val {r.val_dice:.3f}  test {row.get('test_mean_dice', float('nan')):.3f}  "
