@@ -16,13 +16,13 @@ from medseg_nas.errors import MedsegError
 # subcommand -> (module implementing it, one-line help)
 STAGES: dict[str, tuple[str | None, str]] = {
     "prepare": ("data_prep.cli", "convert a raw dataset download (MSD, ACDC, PROMISE12) or build the embedded default into MSD layout"),
-    "search": ("medseg_nas.runner", "run the architecture search (SaMEA, DMLS, random, NSGA-II) into a run directory"),
-    "retrain": ("medseg_nas.retrain", "retrain the chosen network of a run with the full budget"),
-    "evaluate": ("medseg_nas.evaluate_cli", "Dice / HD95 per class of the retrained network on the held-out test split"),
-    "export": ("medseg_nas.export", "export the retrained network as TorchScript, ONNX and a MONAI bundle"),
-    "predict": ("medseg_nas.predict", "segment NIfTI volumes with an exported or retrained model"),
-    "report": ("medseg_nas.report", "write report.html for a run directory"),
-    "run": ("medseg_nas.pipeline", "the whole job: prepare, search, retrain, evaluate, export, report"),
+    "search": ("medseg_nas.nas.runner", "run the architecture search (SaMEA, DMLS, random, NSGA-II) into a run directory"),
+    "retrain": ("medseg_nas.stages.retrain", "retrain the chosen network of a run with the full budget"),
+    "evaluate": ("medseg_nas.stages.evaluate", "Dice / HD95 per class of the retrained network on the held-out test split"),
+    "export": ("medseg_nas.stages.export", "export the retrained network as TorchScript, ONNX and a MONAI bundle"),
+    "predict": ("medseg_nas.stages.predict", "segment NIfTI volumes with an exported or retrained model"),
+    "report": ("medseg_nas.stages.report", "write report.html for a run directory"),
+    "run": ("medseg_nas.stages.pipeline", "the whole job: prepare, search, retrain, evaluate, export, report"),
 }
 
 

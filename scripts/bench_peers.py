@@ -156,7 +156,7 @@ def build_data(args):
 
 
 def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
-    from medseg_nas.evaluate import case_metrics, sliding_window_logits
+    from medseg_nas.metrics import case_metrics, sliding_window_logits
 
     net = trainer.build(spec)
     net.load_state_dict(state_dict)

@@ -173,7 +173,7 @@ class TrainProblem:
     def __init__(self, args) -> None:
         from medseg_nas import data as mdata
         from medseg_nas.config import load_config
-        from medseg_nas.runner import SearchContext, reference_box
+        from medseg_nas.nas.runner import SearchContext, reference_box
         from medseg_nas.space import SearchSpace
 
         overrides = list(args.set) + [
@@ -285,7 +285,7 @@ def make(variant: Variant, problem, seed: int):
 
 
 def run_one(variant: Variant, seed: int, problem, budget: int, out_dir: Path | None) -> dict:
-    from medseg_nas.runner import knee_index, normalised_hypervolume, pareto_indices
+    from medseg_nas.nas.runner import knee_index, normalised_hypervolume, pareto_indices
 
     from medseg_nas.search.driver import drive
 

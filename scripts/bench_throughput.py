@@ -1,6 +1,6 @@
 """Search throughput: trials/hour for the quickstart budget, local executor vs Ray (issue 7, part 3).
 
-Runs the real search loop (`medseg_nas.runner.run_search` with the default trial: DataBundle +
+Runs the real search loop (`medseg_nas.nas.runner.run_search` with the default trial: DataBundle +
 Trainer) twice on the same fixed list of genomes drawn from the config's space (seeded), so both
 executors train exactly the same networks:
 
@@ -68,7 +68,7 @@ class FixedList:
 
 
 def run(cfg, genomes, run_dir: Path, executor=None) -> dict:
-    from medseg_nas.runner import run_search
+    from medseg_nas.nas.runner import run_search
 
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -139,8 +139,8 @@ def main(argv=None) -> int:
     if not args.skip_ray:
         import ray
 
-        from medseg_nas.executors import RayExecutor
-        from medseg_nas.runner import train_trial
+        from medseg_nas.nas.executors import RayExecutor
+        from medseg_nas.nas.runner import train_trial
 
         t0 = time.perf_counter()
         env = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

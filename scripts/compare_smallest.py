@@ -30,7 +30,7 @@ def smallest_trial_id(run_dir: Path) -> int:
     from medseg_nas.runinfo import run_config
     from medseg_nas.space import Genome
     from medseg_nas.space.genome import SearchSpace
-    from medseg_nas.store import TrialStore
+    from medseg_nas.nas.store import TrialStore
 
     key = Genome.smallest(SearchSpace.from_config(run_config(run_dir).space)).key()
     with TrialStore(run_dir / "trials.sqlite") as st:
@@ -41,8 +41,8 @@ def smallest_trial_id(run_dir: Path) -> int:
 
 
 def main() -> int:
-    from medseg_nas.evaluate_cli import evaluate_run
-    from medseg_nas.retrain import retrain
+    from medseg_nas.stages.evaluate import evaluate_run
+    from medseg_nas.stages.retrain import retrain
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")

@@ -152,7 +152,7 @@ def searched_run_dir(d: Path, config: dict) -> tuple[Path, Path]:
     """(config file, d/run) as a search leaves the run directory before its first trial:
     config.yaml, split.json, plan.json, on a phantom dataset at d/dataset."""
     from medseg_nas.config import load_config, save_config
-    from medseg_nas.runner import prepare_data
+    from medseg_nas.nas.runner import prepare_data
 
     synthetic_dataset(d)
     path, run = write_config(d, config), d / "run"
@@ -184,7 +184,7 @@ def held_lock(run_dir: Path, argv: list[str]):
 
 # a process holding a run directory's lock until its stdin closes (or it is killed); the details it
 # records in the lock file are those of `medseg-nas ARGV...`
-HOLD_LOCK = ("import sys; from medseg_nas.run_lock import run_dir_lock; run = sys.argv[1]; sys.argv = sys.argv[2:]\n"
+HOLD_LOCK = ("import sys; from medseg_nas.nas.run_lock import run_dir_lock; run = sys.argv[1]; sys.argv = sys.argv[2:]\n"
              "with run_dir_lock(run):\n    print('locked', flush=True); sys.stdin.read()")
 
 
@@ -565,7 +565,7 @@ def predict_hostile_checkpoint(d: Path) -> list[str]:
 
 @case("model file", "`predict` with a TorchScript file whose metadata axcodes is a `$` expression (code)")
 def predict_hostile_torchscript(d: Path) -> list[str]:
-    from medseg_nas.export import export_torchscript
+    from medseg_nas.stages.export import export_torchscript
     from medseg_nas.model_io import load_model
 
     model = load_model(tiny_checkpoint(d / "good.pt"))
@@ -585,7 +585,7 @@ def predict_torchscript_bad_metadata(d: Path) -> list[str]:
     return _predict(d, d / "model.ts")
 
 
-# batch predict over a folder (medseg_nas/predict.py): a bad file is reported, the others written
+# batch predict over a folder (medseg_nas/stages/predict.py): a bad file is reported, the others written
 
 def _batch(d: Path) -> list[str]:
     """predict over d/in with a real model; the case has put its files there."""

@@ -77,7 +77,7 @@ TINY_CONFIG = {
 def run_fake(run_dir: str, resume: bool = False, budget: int = 8, seed: int = 0, progress: bool = False, repeat: int = 0):
     """A whole fake search (used in-process and from a subprocess that the tests kill -9)."""
     from medseg_nas.config import config_from_dict
-    from medseg_nas.runner import run_search
+    from medseg_nas.nas.runner import run_search
 
     cfg = config_from_dict(TINY_CONFIG)
     strategy = TinyRandomStrategy(SearchSpace.from_config(cfg.space), seed=seed, repeat=repeat)
@@ -94,7 +94,7 @@ def front_of(summary_or_dir) -> list[tuple[str, float, float]]:
 
 def data_probe_trial(spec):
     """An analytic trial that first builds the run's real DataBundle (checks the data wiring)."""
-    from medseg_nas.runner import _worker_context
+    from medseg_nas.nas.runner import _worker_context
 
     ctx = _worker_context(spec)
     item = ctx.bundle.train[0]
@@ -105,7 +105,7 @@ def data_probe_trial(spec):
 def run_named(run_dir: str, strategy: str, resume: bool = False, budget: int = 8, trial_fn=None, progress: bool = False):
     """A fake search with one of the real strategies (medseg_nas.search.make_strategy)."""
     from medseg_nas.config import config_from_dict
-    from medseg_nas.runner import run_search
+    from medseg_nas.nas.runner import run_search
 
     cfg = config_from_dict(TINY_CONFIG, overrides=[f"search.strategy={strategy}"] + STRATEGY_OVERRIDES)
     return run_search(cfg, run_dir, resume=resume, budget=budget, trial_fn=trial_fn or analytic_trial, progress=progress)

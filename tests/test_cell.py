@@ -190,7 +190,7 @@ def test_search_counts_f2_and_trains_with_the_configured_cell(monkeypatch):
 
 
 def test_runner_f2_uses_the_configured_cell(tmp_path):
-    from medseg_nas.runner import _Search
+    from medseg_nas.nas.runner import _Search
     from runner_fakes import TINY_CONFIG, analytic_trial
 
     cfg = config_from_dict({**TINY_CONFIG, "space": {**TINY_CONFIG["space"], "cell": "emonas"}})
@@ -250,7 +250,7 @@ def test_checkpoint_without_cell_loads_as_residual(tmp_path):
 
 
 def test_torchscript_export_carries_the_cell(tmp_path):
-    from medseg_nas.export import export_torchscript
+    from medseg_nas.stages.export import export_torchscript
     from medseg_nas.model_io import load_model
 
     _checkpoint(tmp_path / "model.pt", "emonas")
@@ -262,8 +262,8 @@ def test_torchscript_export_carries_the_cell(tmp_path):
 
 def test_retrain_saves_the_run_config_cell(tmp_path):
     from medseg_nas.model_io import load_model
-    from medseg_nas.retrain import retrain
-    from medseg_nas.store import TrialStore
+    from medseg_nas.stages.retrain import retrain
+    from medseg_nas.nas.store import TrialStore
     from pipeline_helpers import GENOME, PLAN
 
     run_dir = tmp_path / "run"
@@ -292,7 +292,7 @@ def test_run_dirs_from_before_space_cell_stay_residual(tmp_path):
     import yaml
 
     from medseg_nas.runinfo import run_config, saved_cell
-    from medseg_nas.runner import SearchError, run_search
+    from medseg_nas.nas.runner import SearchError, run_search
     from runner_fakes import TINY_CONFIG, analytic_trial, run_fake
 
     run_fake(str(tmp_path), budget=2)

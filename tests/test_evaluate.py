@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from medseg_nas.evaluate import (
+from medseg_nas.metrics import (
     case_metrics,
     case_metrics_detail,
     confusion_counts,

@@ -9,8 +9,8 @@ import pytest
 
 import runner_fakes as fk
 from medseg_nas.config import config_from_dict
-from medseg_nas.executors import LocalExecutor, RayExecutor, TrialSpec, make_executor
-from medseg_nas.runner import run_search
+from medseg_nas.nas.executors import LocalExecutor, RayExecutor, TrialSpec, make_executor
+from medseg_nas.nas.runner import run_search
 from medseg_nas.space.genome import Genome, SearchSpace
 
 
@@ -110,7 +110,7 @@ def test_two_local_workers_dedupe_in_flight_genomes(tmp_path, monkeypatch):
     assert s.n_trials == 6
     keys = [r for r in json.loads((tmp_path / "r" / "strategy_state.json").read_text())["state"]["asked"]]
     assert len(strat.told) == len(strat.asked) == len(keys)  # every ask was told exactly once
-    from medseg_nas.store import TrialStore
+    from medseg_nas.nas.store import TrialStore
 
     with TrialStore(tmp_path / "r" / "trials.sqlite") as st:
         stored = [r.key for r in st.rows()]

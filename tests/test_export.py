@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from medseg_nas.cli import main as cli
-from medseg_nas.export import export_all, outputs_complete
+from medseg_nas.stages.export import export_all, outputs_complete
 from medseg_nas.inference import Predictor
 from medseg_nas.model_io import load_model
 from pipeline_helpers import blob_volume, make_checkpoint, write_nifti

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 import runner_fakes as fk
-import medseg_nas.retrain as rt
-import medseg_nas.runner as runner
+import medseg_nas.stages.retrain as rt
+import medseg_nas.nas.runner as runner
 from medseg_nas.cli import main as cli
 from medseg_nas.config import config_from_dict, save_config
 from medseg_nas.model_io import load_model
 from medseg_nas.space import Genome, build_network, count_parameters
-from medseg_nas.store import TrialStore
+from medseg_nas.nas.store import TrialStore
 
 GENOMES = [
     Genome(inputs=(0, 0, 0), ops=("conv3d_1",) * 4, n_c=2, n_f=3, lr=1e-3),
@@ -44,7 +44,7 @@ def _stub_fit(cfg, run_dir, genome, seed, device, progress):
 
 
 def test_corrupt_model_is_retrained_not_skipped(data_root, tmp_path, monkeypatch, capsys):
-    from medseg_nas.pipeline import stage_retrain
+    from medseg_nas.stages.pipeline import stage_retrain
 
     cfg = config_from_dict({"name": "c", "data": {"root": str(data_root), "patch_size": [32, 32, 8], "augment": "none"},
                             "space": {"n_c": [2], "n_f": [3]}, "retrain": {"epochs": 1, "iters_per_epoch": 1}})

@@ -33,7 +33,7 @@ def test_run_end_to_end(tmp_path, capsys):
     assert "test Dice per class" in out and "report.html" in out and "wall-clock: prepare" in out
 
     # search artefacts
-    from medseg_nas.store import TrialStore
+    from medseg_nas.nas.store import TrialStore
 
     with TrialStore(run_dir / "trials.sqlite") as st:
         assert st.count(("done", "failed")) == 3 and st.count("done") >= 1
@@ -71,7 +71,7 @@ def test_run_end_to_end(tmp_path, capsys):
     # TorchScript / ONNX logits equal PyTorch on a real preprocessed case
     import onnxruntime as ort
 
-    from medseg_nas.export import case_input
+    from medseg_nas.stages.export import case_input
 
     x = case_input(model, cases[0]["image"])
     with torch.no_grad():

@@ -14,7 +14,7 @@ from medseg_nas.cli import main as cli
 from medseg_nas.config import config_from_dict, save_config
 from medseg_nas.errors import MedsegError
 from medseg_nas.space import Genome, build_network, count_parameters
-from medseg_nas.store import TrialStore
+from medseg_nas.nas.store import TrialStore
 
 GENOMES = [
     Genome(inputs=(0, 0, 0), ops=("conv3d_1",) * 4, n_c=2, n_f=3, lr=1e-3),
@@ -55,7 +55,7 @@ def stub_fit(cfg, run_dir, genome, seed, device, progress):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from data_prep.synthetic import generate
-    from medseg_nas.runner import prepare_data
+    from medseg_nas.nas.runner import prepare_data
 
     base = tmp_path_factory.mktemp("stages")
     generate(base / "data", cases=8, seed=0)
@@ -75,7 +75,7 @@ def run(tmp_path_factory):
 
 
 def test_pick_rules(run):
-    from medseg_nas.retrain import pick_trial
+    from medseg_nas.stages.retrain import pick_trial
 
     _, run_dir = run
     with TrialStore(run_dir / "trials.sqlite") as st:
@@ -93,11 +93,11 @@ def test_pick_rules(run):
 
 
 def test_retrain_evaluate_export_report(run, capsys):
-    from medseg_nas.evaluate_cli import evaluate_run
-    from medseg_nas.export import export_all
+    from medseg_nas.stages.evaluate import evaluate_run
+    from medseg_nas.stages.export import export_all
     from medseg_nas.model_io import load_model
-    from medseg_nas.report import build_report
-    from medseg_nas.retrain import retrain
+    from medseg_nas.stages.report import build_report
+    from medseg_nas.stages.retrain import retrain
     from medseg_nas.runinfo import run_cases
 
     cfg, run_dir = run
@@ -146,8 +146,8 @@ def test_retrain_evaluate_export_report(run, capsys):
 
 def test_run_skips_complete_stages(run, monkeypatch, capsys):
     """`run` on a finished search: retrain..report happen once, a second run skips all of them."""
-    import medseg_nas.retrain as rt
-    from medseg_nas.pipeline import run_pipeline
+    import medseg_nas.stages.retrain as rt
+    from medseg_nas.stages.pipeline import run_pipeline
 
     cfg, run_dir = run
     (run_dir / "front.json").write_text(json.dumps({"name": "stages", "n_trials": 5, "front": [], "hypervolume": 0.5}))
@@ -181,7 +181,7 @@ def test_prepare_stage_builds_reuses_and_refuses(tmp_path, capsys):
     """Missing data: built from data.prepare; same settings: reused untouched; changed settings
     or no source: one clear error, exit 1, no run directory created."""
     from medseg_nas.errors import DataError
-    from medseg_nas.pipeline import stage_prepare
+    from medseg_nas.stages.pipeline import stage_prepare
 
     root = tmp_path / "d"
     cfg = config_from_dict({"name": "p", "data": {"root": str(root), "prepare": {"source": "synthetic", "cases": 4}}})
@@ -201,7 +201,7 @@ def test_prepare_stage_builds_reuses_and_refuses(tmp_path, capsys):
 
 def test_retrain_keeps_a_monitor_slice_out_of_training():
     """With include_val the curve/best epoch come from validation cases the retrain never trains on."""
-    from medseg_nas.retrain import monitor_split
+    from medseg_nas.stages.retrain import monitor_split
 
     train, val = ["a", "b", "c"], ["v1", "v2", "v3", "v4"]
     trained, monitor, held = monitor_split(train, val, include_val=True, monitor_fraction=0.25)
@@ -214,7 +214,7 @@ def test_retrain_keeps_a_monitor_slice_out_of_training():
 
 
 def test_retrain_json_says_what_the_curve_is_measured_on(run):
-    from medseg_nas.retrain import retrain
+    from medseg_nas.stages.retrain import retrain
 
     _, run_dir = run
     info = retrain(run_dir, "best", fit_fn=stub_fit, force=True)

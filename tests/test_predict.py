@@ -10,7 +10,7 @@ from medseg_nas.cli import main as cli
 from medseg_nas.errors import DataError, MedsegError
 from medseg_nas.inference import Predictor
 from medseg_nas.model_io import LoadedModel, load_model
-from medseg_nas.predict import predict_files
+from medseg_nas.stages.predict import predict_files
 from medseg_nas.space import NetworkPlan
 from pipeline_helpers import AFFINE, PLAN, blob_volume, make_checkpoint, write_nifti
 
@@ -66,7 +66,7 @@ def test_wrong_channel_count_and_bad_inputs(tmp_path):
 
 
 def test_torchscript_model_predicts_like_checkpoint(tmp_path):
-    from medseg_nas.export import export_torchscript
+    from medseg_nas.stages.export import export_torchscript
 
     ckpt = make_checkpoint(tmp_path / "model.pt")
     export_torchscript(load_model(ckpt), tmp_path / "model.ts")
@@ -144,7 +144,7 @@ def test_skip_existing_continues_an_interrupted_batch(tmp_path, capsys):
 
 
 def test_output_folder_seg_files_are_never_inputs(tmp_path, capsys):
-    from medseg_nas.predict import find_inputs
+    from medseg_nas.stages.predict import find_inputs
 
     model = make_checkpoint(tmp_path / "model.pt")
     src = tmp_path / "in"

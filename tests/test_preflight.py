@@ -131,7 +131,7 @@ def test_ray_executor_without_ray(monkeypatch):
 
 
 def test_search_cli_preflight_applies_command_line_strategy(tmp_path, capsys, monkeypatch):
-    import medseg_nas.runner as runner
+    import medseg_nas.nas.runner as runner
 
     monkeypatch.setattr(runner, "run_search", lambda *a, **k: pytest.fail("the search started"))
     cfg = tmp_path / "c.yaml"
@@ -187,6 +187,6 @@ def test_shipped_configs_pass_preflight():
 
 def test_picks_match_retrain():
     from medseg_nas import preflight as pf
-    from medseg_nas.retrain import PICKS
+    from medseg_nas.stages.retrain import PICKS
 
     assert pf.PICKS == PICKS

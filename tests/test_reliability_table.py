@@ -48,7 +48,7 @@ def test_in_process_run_is_what_a_user_sees(rt, name, tmp_path):
 
 
 def test_a_traceback_shows_in_the_table(rt, monkeypatch):
-    import medseg_nas.report as report
+    import medseg_nas.stages.report as report
 
     def boom(args):
         raise RuntimeError("unexpected")

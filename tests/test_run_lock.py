@@ -17,14 +17,14 @@ import pytest
 
 import runner_fakes as fk
 from medseg_nas.cli import main as cli
-from medseg_nas.run_lock import LOCK_NAME, RunDirBusy, holder, run_dir_lock
-from medseg_nas.store import TrialStore
+from medseg_nas.nas.run_lock import LOCK_NAME, RunDirBusy, holder, run_dir_lock
+from medseg_nas.nas.store import TrialStore
 
 TESTS = Path(__file__).parent
 # the CLI, with training replaced by the gated analytic trial
-DRIVER = ("import sys, fake_trials, medseg_nas.runner as r; r.train_trial = fake_trials.gated_trial; "
+DRIVER = ("import sys, fake_trials, medseg_nas.nas.runner as r; r.train_trial = fake_trials.gated_trial; "
           "sys.argv[0] = 'medseg-nas'; from medseg_nas.cli import main; sys.exit(main(sys.argv[1:]))")
-HOLD = ("import sys, time; from medseg_nas.run_lock import run_dir_lock; "
+HOLD = ("import sys, time; from medseg_nas.nas.run_lock import run_dir_lock; "
         "cm = run_dir_lock(sys.argv[1]); cm.__enter__(); print('locked', flush=True); time.sleep(600)")
 BUDGET = 3
 
@@ -145,7 +145,7 @@ def test_lock_file_of_a_dead_process_does_not_block(tmp_path):
 
 
 def test_lock_is_reentrant_in_a_process_and_exclusive_across(tmp_path):
-    probe = ("import sys; from medseg_nas.run_lock import run_dir_lock, RunDirBusy\n"
+    probe = ("import sys; from medseg_nas.nas.run_lock import run_dir_lock, RunDirBusy\n"
              "try:\n    run_dir_lock(sys.argv[1]).__enter__()\nexcept RunDirBusy:\n    sys.exit(3)")
 
     def other_process_gets_it() -> bool:

@@ -13,9 +13,9 @@ import pytest
 
 import runner_fakes as fk
 from medseg_nas.config import config_from_dict
-from medseg_nas.runner import SearchError, normalised_hypervolume, pareto_indices, run_search
+from medseg_nas.nas.runner import SearchError, normalised_hypervolume, pareto_indices, run_search
 from medseg_nas.space.genome import SearchSpace
-from medseg_nas.store import TrialStore
+from medseg_nas.nas.store import TrialStore
 
 TESTS = Path(__file__).parent
 

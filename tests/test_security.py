@@ -19,7 +19,7 @@ import pytest
 import runner_fakes as fk
 from medseg_nas.cli import main as cli
 from medseg_nas.errors import ModelFileError
-from medseg_nas.runner import SearchError
+from medseg_nas.nas.runner import SearchError
 from pipeline_helpers import GENOME, PLAN, blob_volume, make_checkpoint, write_nifti
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +98,7 @@ def case(tmp_path) -> Path:
 
 
 def _hostile_torchscript(tmp_path: Path, marker: Path) -> Path:
-    from medseg_nas.export import export_torchscript
+    from medseg_nas.stages.export import export_torchscript
     from medseg_nas.model_io import load_model
 
     model = load_model(make_checkpoint(tmp_path / "good.pt"))

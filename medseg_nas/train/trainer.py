@@ -29,7 +29,7 @@ Recipe (one search trial, or the final retrain with a bigger budget):
 - Validation: every `val_every` epochs and at the last epoch, MONAI sliding-window inference
   (patch-size windows, `sw_batch_size`, `sw_overlap`, Gaussian blending) over each whole
   validation volume; Dice per foreground class per volume (empty conventions as in
-  `medseg_nas.evaluate`), averaged over volumes; `val_dice` is the mean over classes.
+  `medseg_nas.metrics`), averaged over volumes; `val_dice` is the mean over classes.
 - Early stopping: stop when `patience` epochs have passed since the best validation Dice
   (patience 0: never). The best weights are kept in memory (CPU copy) → `TrialResult.state_dict`.
 - Failures — CUDA OOM, non-finite loss, a patch the network cannot take, any exception — are
@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg_nas.evaluate import confusion_counts, dice_from_confusion, sliding_window_logits
+from medseg_nas.metrics import confusion_counts, dice_from_confusion, sliding_window_logits
 from medseg_nas.space.network import build_network
 from medseg_nas.train.result import TrialResult
 

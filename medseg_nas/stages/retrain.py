@@ -30,22 +30,22 @@ from typing import Any, Callable
 
 from medseg_nas.errors import MedsegError
 from medseg_nas.model_io import load_model, save_model
-from medseg_nas.run_lock import run_dir_lock
+from medseg_nas.nas.run_lock import run_dir_lock
 from medseg_nas.runinfo import best_dir, run_config
 from medseg_nas.space import Genome
-from medseg_nas.store import TrialRow, TrialStore
+from medseg_nas.nas.store import TrialRow, TrialStore
 
 PICKS = ("knee", "best", "smallest")
 
 
 def pareto(F: list[tuple[float, float]]) -> list[int]:
-    from medseg_nas.runner import pareto_indices
+    from medseg_nas.nas.runner import pareto_indices
 
     return pareto_indices(F)
 
 
 def knee(F: list[tuple[float, float]], front: list[int]) -> int:
-    from medseg_nas.runner import knee_index
+    from medseg_nas.nas.runner import knee_index
 
     k = knee_index(F, front)
     if k is None:
@@ -83,7 +83,7 @@ def pick_trial(rows: list[TrialRow], pick: str) -> tuple[TrialRow, str]:
 
 
 def _result_dict(result: Any) -> dict:
-    from medseg_nas.executors import result_to_dict
+    from medseg_nas.nas.executors import result_to_dict
 
     return result_to_dict(result)
 

@@ -2,7 +2,7 @@
 
 Each test case is segmented exactly as `predict` does (training preprocessing, sliding window,
 back to the original image grid) and compared with its label file on that grid, with the
-original voxel spacing (distances in mm), by `medseg_nas.evaluate` (its empty-structure
+original voxel spacing (distances in mm), by `medseg_nas.metrics` (its empty-structure
 conventions keep every number finite). Writes
 
     best/predictions/<id>_seg.nii.gz   the label maps (input affine and shape)
@@ -30,13 +30,13 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
                    save_predictions: bool = True, log=print) -> dict:
     """Segment and score `cases` ({"id", "image", "label"}); write metrics.csv + summary.json.
 
-    Metrics, CSV columns and the per-class summary are medseg_nas.evaluate's (finite conventions
+    Metrics, CSV columns and the per-class summary are medseg_nas.metrics's (finite conventions
     for empty structures); the summary adds mean_dice, the per-case list (with prediction paths),
     best/worst case, model and TTA.
     """
     import nibabel as nib
 
-    from medseg_nas.evaluate import case_metrics_detail, metric_rows, summarise, write_case_csv
+    from medseg_nas.metrics import case_metrics_detail, metric_rows, summarise, write_case_csv
     from medseg_nas.inference import Predictor, save_label_nifti
     from medseg_nas.model_io import load_model
 

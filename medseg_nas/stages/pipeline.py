@@ -26,7 +26,7 @@ from pathlib import Path
 from medseg_nas.config import Config, load_config
 from medseg_nas.errors import MedsegError
 from medseg_nas.preflight import preflight
-from medseg_nas.run_lock import run_dir_lock
+from medseg_nas.nas.run_lock import run_dir_lock
 
 
 def _say(msg: str) -> None:
@@ -58,7 +58,7 @@ def stage_prepare(cfg: Config) -> bool:
 
 
 def search_complete(cfg: Config, run_dir: Path) -> bool:
-    from medseg_nas.store import TrialStore
+    from medseg_nas.nas.store import TrialStore
 
     store = run_dir / "trials.sqlite"
     if not store.is_file() or not (run_dir / "front.json").is_file():
@@ -83,7 +83,7 @@ def stage_search(cfg: Config, run_dir: Path) -> bool:
     if search_complete(cfg, run_dir):
         print(f"search: complete ({run_dir / 'trials.sqlite'}), skipped")
         return False
-    from medseg_nas.runner import run_search
+    from medseg_nas.nas.runner import run_search
 
     resume = (run_dir / "config.yaml").is_file() and (run_dir / "trials.sqlite").is_file()
     _say(f"search{' (resumed)' if resume else ''} → {run_dir}")
@@ -96,8 +96,8 @@ def stage_search(cfg: Config, run_dir: Path) -> bool:
 
 
 def retrain_current(cfg: Config, run_dir: Path) -> bool:
-    from medseg_nas.retrain import checkpoint_problem, outputs_complete, pick_trial
-    from medseg_nas.store import TrialStore
+    from medseg_nas.stages.retrain import checkpoint_problem, outputs_complete, pick_trial
+    from medseg_nas.nas.store import TrialStore
 
     if not outputs_complete(run_dir):
         return False
@@ -116,7 +116,7 @@ def retrain_current(cfg: Config, run_dir: Path) -> bool:
 
 
 def stage_retrain(cfg: Config, run_dir: Path, force: bool) -> bool:
-    from medseg_nas.retrain import retrain
+    from medseg_nas.stages.retrain import retrain
 
     if not force and retrain_current(cfg, run_dir):
         print(f"retrain: {run_dir / 'best' / 'model.pt'} is current, skipped")
@@ -134,7 +134,7 @@ def _summary_tta(run_dir: Path) -> bool | None:
 
 
 def stage_evaluate(cfg: Config, run_dir: Path, force: bool) -> bool:
-    from medseg_nas.evaluate_cli import evaluate_run, outputs_complete
+    from medseg_nas.stages.evaluate import evaluate_run, outputs_complete
 
     if not force and outputs_complete(run_dir) and _summary_tta(run_dir) == bool(cfg.predict.tta):
         print(f"evaluate: {run_dir / 'best' / 'summary.json'} is current, skipped")
@@ -145,7 +145,7 @@ def stage_evaluate(cfg: Config, run_dir: Path, force: bool) -> bool:
 
 
 def stage_export(cfg: Config, run_dir: Path, force: bool) -> bool:
-    from medseg_nas.export import export_all, first_test_image, outputs_complete
+    from medseg_nas.stages.export import export_all, first_test_image, outputs_complete
 
     formats = list(cfg.export.formats)
     if not formats:
@@ -159,7 +159,7 @@ def stage_export(cfg: Config, run_dir: Path, force: bool) -> bool:
 
 
 def stage_report(run_dir: Path, changed: bool) -> Path:
-    from medseg_nas.report import build_report
+    from medseg_nas.stages.report import build_report
 
     out = run_dir / "report.html"
     if out.is_file() and not changed:

@@ -42,7 +42,7 @@ def _load_json(path: Path):
 
 
 def _rows(run_dir: Path):
-    from medseg_nas.store import TrialStore
+    from medseg_nas.nas.store import TrialStore
 
     path = run_dir / "trials.sqlite"
     if not path.is_file():
@@ -61,7 +61,7 @@ def _published(front_doc) -> tuple[str | None, dict]:
 def fig_front(rows, chosen_id, front_doc, summary) -> str:
     import matplotlib.pyplot as plt
 
-    from medseg_nas.runner import pareto_indices
+    from medseg_nas.nas.runner import pareto_indices
 
     done = [r for r in rows if r.status == "done" and r.objectives]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -107,7 +107,7 @@ def fig_front(rows, chosen_id, front_doc, summary) -> str:
 
 
 def hypervolume_history(rows, box) -> list[tuple[int, float]]:
-    from medseg_nas.runner import normalised_hypervolume
+    from medseg_nas.nas.runner import normalised_hypervolume
 
     rows = sorted([r for r in rows if r.status in ("done", "failed")], key=lambda r: (r.finished or "", r.id))
     F, out = [], []

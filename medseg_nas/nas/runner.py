@@ -41,13 +41,13 @@ from typing import Any, Callable
 
 from medseg_nas.config import Config, config_from_dict, config_to_dict, load_config, save_config
 from medseg_nas.errors import ConfigError, DataError, MedsegError
-from medseg_nas.executors import Completed, Executor, TrialSpec, make_executor, result_to_dict
-from medseg_nas.run_lock import run_dir_lock
+from medseg_nas.nas.executors import Completed, Executor, TrialSpec, make_executor, result_to_dict
+from medseg_nas.nas.run_lock import run_dir_lock
 from medseg_nas.search.objectives import compute_objectives
 from medseg_nas.space.genome import Genome, SearchSpace
 from medseg_nas.space.network import LEGACY_CELL, count_parameters
 from medseg_nas.space.plan import NetworkPlan
-from medseg_nas.store import TrialRow, TrialStore
+from medseg_nas.nas.store import TrialRow, TrialStore
 
 STATE_FORMAT = "medseg-nas/strategy-state/1"
 # a resumed search must agree with the original on these sections (they decide what a trial
