@@ -160,7 +160,7 @@ def test_trainer_builds_the_configured_cell():
 
 def test_search_counts_f2_and_trains_with_the_configured_cell(monkeypatch):
     import medseg_nas.train
-    from medseg_nas import runner
+    from medseg_nas.nas import runner
 
     ctx = runner.SearchContext(in_channels=1, n_classes=2)
     boxes = {c: runner.reference_box(config_from_dict({"space": {"cell": c}}), ctx) for c in CELLS}

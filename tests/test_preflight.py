@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from medseg_nas import pipeline
+from medseg_nas.stages import pipeline
 from medseg_nas.cli import main
 from medseg_nas.config import config_from_dict
 from medseg_nas.data.plan import plan_patch
