@@ -11,7 +11,7 @@ from search_analytic import SPACE, f2, objectives
 from medseg_nas.config import SearchConfig, config_from_dict
 from medseg_nas.errors import ConfigError
 from medseg_nas.search import make_strategy
-from medseg_nas.search.samea import (
+from medseg_nas.search.samea_rules import (
     best_n_nsga2,
     deferred_to_train,
     mutation_probability,
