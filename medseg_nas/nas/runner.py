@@ -60,6 +60,8 @@ IDLE_ASKS_LIMIT = 10000  # asks in a row answered only from the store before giv
 
 @dataclass
 class SearchSummary:
+    """What a search session ends with: run_search returns it, the CLI and the pipeline print it."""
+
     run_dir: str
     strategy: str
     stop_reason: str  # "budget" | "time" | "strategy done" | "interrupted" | "no new genomes"
@@ -85,8 +87,7 @@ class _Search:
         self.cfg = cfg
         self.run_dir = run_dir
         self.resume = resume
-        t0 = time.time()
-        self.t0 = t0
+        self.t0 = time.time()
         self.store = TrialStore(run_dir / "trials.sqlite")
         self.log = SearchLog(run_dir / "search.log", progress)
         self.host = socket.gethostname()
@@ -107,7 +108,7 @@ class _Search:
 
             strategy = make_strategy(cfg.search.strategy, self.space, cfg.search, self.f2_of, cfg.search.seed,
                                      f1_bounds=(self.box[0][0], self.box[1][0]))
-        self.strategy = ResumableStrategy(strategy, name, run_dir / "strategy_state.json", resume, started=t0)
+        self.strategy = ResumableStrategy(strategy, name, run_dir / "strategy_state.json", resume, started=self.t0)
         self.backlog: list[Genome] = self.strategy.pending()  # to (re)submit before asking again
         self.inflight: dict[str, TrialSpec] = {}
         self.n_new = 0
