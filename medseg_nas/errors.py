@@ -19,3 +19,7 @@ class DataError(MedsegError):
 
 class ModelFileError(MedsegError):
     """A model file (checkpoint, TorchScript export) is unreadable or carries metadata we refuse."""
+
+
+class SearchError(MedsegError):
+    """The search cannot start or had to stop (message says why and what to do)."""

@@ -257,10 +257,8 @@ class Predictor:
         net = net.to(device).eval()
         if device.type != "cpu" or isinstance(net, torch.jit.ScriptModule):
             return net
-        try:
-            from medseg_nas.train import swap_instance_norm
-        except ImportError:
-            return net
+        from medseg_nas.train.layout import swap_instance_norm
+
         fast = copy.deepcopy(net)
         swap_instance_norm(fast)
         fast = fast.to(memory_format=torch.channels_last_3d)

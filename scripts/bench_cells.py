@@ -40,6 +40,7 @@ import torch  # noqa: E402
 
 from bench_peers import add_data_and_budget_args, build_data, fit_and_score, tiny_data  # noqa: E402
 from medseg_nas.config import TrainConfig  # noqa: E402
+from medseg_nas.results import TrialStatus  # noqa: E402
 from medseg_nas.space import CELLS, PUBLISHED_GENOMES  # noqa: E402
 from medseg_nas.train import Trainer  # noqa: E402
 
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
             print(f"{row:28s} seed {seed} {r.status:6s} {(r.n_params or 0) / 1e6:7.3f}M  train {r.seconds:7.1f}s  "
                   f"val {r.val_dice:.3f}  test {run.get('test_mean_dice', float('nan')):.3f}  "
                   f"hd95 {run.get('test_mean_hd95_mm', float('nan')):.2f} mm {r.error or ''}", flush=True)
-        done = [x for x in runs if x["status"] == "done"]
+        done = [x for x in runs if x["status"] == TrialStatus.DONE]
         summary = {"genome_name": name, "cell": cell, "lr": g.lr, "genome": g.to_dict(), "describe": g.describe(),
                    "n_params": runs[0]["n_params"], "runs": runs}
         if done:

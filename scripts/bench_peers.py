@@ -50,6 +50,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from medseg_nas.config import DataConfig, TrainConfig  # noqa: E402
+from medseg_nas.results import TrialStatus  # noqa: E402
 from medseg_nas.space import PUBLISHED_GENOMES, Genome  # noqa: E402
 from medseg_nas.space.plan import plan_from_spacing  # noqa: E402
 from medseg_nas.train import Trainer  # noqa: E402
@@ -229,7 +230,7 @@ def fit_and_score(trainer, spec, seed: int, plan, bundle):
     row = {"seed": seed, "status": r.status, "error": r.error, "n_params": r.n_params,
            "train_s": round(r.seconds, 1), "val_dice": round(r.val_dice, 4), "e_max": r.e_max,
            "step_ms": r.timing.get("step_ms")}
-    if r.status == "done":
+    if r.status == TrialStatus.DONE:
         row.update(evaluate_test(trainer, spec, r.state_dict, plan, bundle))
     return r, row
 
@@ -303,7 +304,7 @@ def main(argv=None) -> int:
                   f"val {r.val_dice:.3f}  test {row.get('test_mean_dice', float('nan')):.3f}  "
                   f"hd95 {row.get('test_mean_hd95_mm', float('nan')):.2f} mm  "
                   f"{row.get('infer_ms_per_volume', float('nan')):.0f} ms/vol {r.error or ''}", flush=True)
-        done = [x for x in runs if x["status"] == "done"]
+        done = [x for x in runs if x["status"] == TrialStatus.DONE]
         summary = {"n_params": runs[0]["n_params"], "runs": runs, "lr": float(spec.lr), **extra}
         if done:
             summary["test_mean_dice"] = round(float(np.mean([x["test_mean_dice"] for x in done])), 4)

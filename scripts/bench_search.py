@@ -62,6 +62,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from medseg_nas.results import TrialStatus  # noqa: E402
+
 STRATEGIES = ("samea", "dmls", "random", "nsga2")  # medseg_nas.search.STRATEGIES
 # label → strategy and search.* overrides; a bare strategy name is the variant of that name
 PREDEFINED = {
@@ -161,7 +163,7 @@ class AnalyticProblem:
 
     def evaluate(self, g) -> dict:
         f1, f2 = self.sa.objectives(g)
-        return {"status": "done", "f1": f1, "f2": f2, "val_dice": None, "seconds": 0.0, "cached": False}
+        return {"status": TrialStatus.DONE, "f1": f1, "f2": f2, "val_dice": None, "seconds": 0.0, "cached": False}
 
     def close(self) -> None:
         pass
@@ -173,7 +175,7 @@ class TrainProblem:
     def __init__(self, args) -> None:
         from medseg_nas import data as mdata
         from medseg_nas.config import load_config
-        from medseg_nas.nas.runner import SearchContext, reference_box
+        from medseg_nas.search.objectives import reference_box
         from medseg_nas.space import SearchSpace
 
         overrides = list(args.set) + [
@@ -199,9 +201,7 @@ class TrainProblem:
         self.plan = mdata.make_plan(mdata.compute_fingerprint(root, datalist), cfg.data)
         self.bundle = mdata.build_datasets(datalist, split, self.plan, cfg.data)
         self.space = SearchSpace.from_config(cfg.space)
-        ctx = SearchContext(in_channels=int(self.plan.in_channels), n_classes=int(self.plan.n_classes),
-                            network_plan=self.plan.network_plan, plan=self.plan)
-        self.box = reference_box(cfg, ctx)
+        self.box = reference_box(cfg, int(self.plan.in_channels), int(self.plan.n_classes), self.plan.network_plan)
         budget_key = {"root": str(root.resolve()), "n_cases": len(datalist), "split": list(split.train),
                       "plan": self.plan.to_dict(), "train": dataclasses.asdict(cfg.train),
                       "objectives": dataclasses.asdict(cfg.objectives), "augment": cfg.data.augment}
@@ -250,7 +250,7 @@ class TrainProblem:
         d = {"key": k, "budget": self.budget_hash, "genome": g.to_json(), "status": r.status, "error": r.error,
              "seconds": round(r.seconds, 2), "n_params": r.n_params, "val_dice": r.val_dice,
              "train_dice": r.train_dice, "e_max": r.e_max}
-        if r.status == "done":
+        if r.status == TrialStatus.DONE:
             d["f1"], d["f2"] = compute_objectives(r, self.cfg.objectives)
         self.n_trained += 1
         self.cache[k] = d
@@ -285,29 +285,28 @@ def make(variant: Variant, problem, seed: int):
 
 
 def run_one(variant: Variant, seed: int, problem, budget: int, out_dir: Path | None) -> dict:
-    from medseg_nas.nas.runner import knee_index, normalised_hypervolume, pareto_indices
-
+    from medseg_nas.search.archive import knee_point, normalised_hypervolume, pareto_front
     from medseg_nas.search.driver import drive
 
     name = variant.label
     strat = make(variant, problem, seed)
     t0 = time.perf_counter()
     d = drive(strat, problem.evaluate, budget,
-              objectives_of=lambda e: (e["f1"], e["f2"]) if e["status"] == "done" else None)
+              objectives_of=lambda e: (e["f1"], e["f2"]) if e["status"] == TrialStatus.DONE else None)
     seen = {g.key(): dict(d.results[g.key()], genome_obj=g) for g in d.order}
     order = [g.key() for g in d.order]
     overhead = d.strategy_seconds
     hv: list[float] = []
     for j in range(1, len(order) + 1):
-        F = [(seen[k]["f1"], seen[k]["f2"]) for k in order[:j] if seen[k]["status"] == "done"]
-        hv.append(normalised_hypervolume(F, problem.box) if F else 0.0)
+        F = [(seen[k]["f1"], seen[k]["f2"]) for k in order[:j] if seen[k]["status"] == TrialStatus.DONE]
+        hv.append(normalised_hypervolume(F, *problem.box))
     wall = time.perf_counter() - t0
     stats = strat.stats() if hasattr(strat, "stats") else {}
     taus = [t for t in (stats.get("surrogate_taus") or []) if t is not None]
-    done = [k for k in order if seen[k]["status"] == "done"]
+    done = [k for k in order if seen[k]["status"] == TrialStatus.DONE]
     F = [(seen[k]["f1"], seen[k]["f2"]) for k in done]
-    front = pareto_indices(F)
-    knee = knee_index(F, front)
+    front = pareto_front(F).tolist()
+    knee = knee_point(F) if F else None
     row = {
         "strategy": name, "base_strategy": variant.strategy, "overrides": list(variant.overrides),
         "seed": seed, "n_trials": len(order), "n_failed": len(order) - len(done),

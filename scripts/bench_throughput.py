@@ -140,7 +140,7 @@ def main(argv=None) -> int:
         import ray
 
         from medseg_nas.nas.executors import RayExecutor
-        from medseg_nas.nas.runner import train_trial
+        from medseg_nas.nas.trial import train_trial
 
         t0 = time.perf_counter()
         env = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from medseg_nas.errors import MedsegError  # noqa: E402
+from medseg_nas.results import TrialStatus  # noqa: E402
 
 COPIED = ("config.yaml", "split.json", "plan.json", "fingerprint.json", "trials.sqlite", "front.json")
 
@@ -34,7 +35,7 @@ def smallest_trial_id(run_dir: Path) -> int:
 
     key = Genome.smallest(SearchSpace.from_config(run_config(run_dir).space)).key()
     with TrialStore(run_dir / "trials.sqlite") as st:
-        ids = [r.id for r in st.rows("done") if r.key == key]
+        ids = [r.id for r in st.rows(TrialStatus.DONE) if r.key == key]
     if not ids:
         raise MedsegError(f"the smallest genome of the space was not trained in {run_dir}'s search")
     return ids[0]

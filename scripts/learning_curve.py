@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from medseg_nas.config import load_config
+from medseg_nas.results import TrialStatus
 from medseg_nas.space import Genome
 from medseg_nas.train import Trainer
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                       cell=cfg.space.cell)
     r = trainer.fit(genome, seed=args.seed, epochs=args.epochs, iters_per_epoch=args.iters, patience=0)
     write(True)
-    if r.status != "done":
+    if r.status != TrialStatus.DONE:
         print(f"failed: {r.error}")
         return 1
     doc = json.loads(out.read_text())

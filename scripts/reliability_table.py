@@ -152,7 +152,7 @@ def searched_run_dir(d: Path, config: dict) -> tuple[Path, Path]:
     """(config file, d/run) as a search leaves the run directory before its first trial:
     config.yaml, split.json, plan.json, on a phantom dataset at d/dataset."""
     from medseg_nas.config import load_config, save_config
-    from medseg_nas.nas.runner import prepare_data
+    from medseg_nas.nas.trial import prepare_data
 
     synthetic_dataset(d)
     path, run = write_config(d, config), d / "run"

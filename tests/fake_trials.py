@@ -11,32 +11,12 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from medseg_nas.results import TrialResult, TrialStatus
 
 _OP_WEIGHT = {"identity": 0, "conv3d_1": 1, "conv3d_3": 27, "conv3d_5": 125, "conv2d_3": 9, "conv2d_5": 25,
               "conv2d_7": 49, "p3d_3": 12, "p3d_5": 30, "p3d_7": 56}
-
-
-@dataclass
-class _Result:
-    status: str = "done"
-    error: str | None = None
-    history: list = field(default_factory=list)
-    train_dice: float = 0.0
-    val_dice: float = 0.0
-    e_max: int = 0
-    epochs_run: int = 0
-    epochs_budget: int = 0
-    seconds: float = 0.0
-    peak_mem_mb: float = 0.0
-    n_params: int = 0
-    state_dict: Any = None
-
-
-def make_result(**kw):
-    return _Result(**kw)
 
 
 def fake_n_params(g: dict) -> int:
@@ -62,8 +42,8 @@ def analytic_trial(spec):
     delay = float(os.environ.get("FAKE_TRIAL_SECONDS", "0"))
     if delay:
         time.sleep(delay)
-    return make_result(
-        status="done",
+    return TrialResult(
+        status=TrialStatus.DONE,
         history=hist,
         train_dice=train,
         val_dice=val,
@@ -76,7 +56,7 @@ def analytic_trial(spec):
 
 
 def failing_trial(spec):
-    return make_result(status="failed", error=f"RuntimeError: NaN loss at epoch {spec.trial_id}", n_params=1)
+    return TrialResult(status=TrialStatus.FAILED, error=f"RuntimeError: NaN loss at epoch {spec.trial_id}", n_params=1)
 
 
 def raising_trial(spec):
@@ -86,7 +66,7 @@ def raising_trial(spec):
 def flaky_trial(spec):
     """Fails (a different message each time, same kind) for even trial ids."""
     if spec.trial_id % 2 == 0:
-        return make_result(status="failed", error=f"OutOfMemoryError: CUDA out of memory ({spec.trial_id} GiB)")
+        return TrialResult(status=TrialStatus.FAILED, error=f"OutOfMemoryError: CUDA out of memory ({spec.trial_id} GiB)")
     return analytic_trial(spec)
 
 

@@ -18,7 +18,6 @@ from fake_trials import (  # noqa: F401 - re-exported for the tests
     failing_trial,
     flaky_trial,
     gated_trial,
-    make_result,
     raising_trial,
 )
 from medseg_nas.space.genome import Genome, SearchSpace
@@ -94,9 +93,9 @@ def front_of(summary_or_dir) -> list[tuple[str, float, float]]:
 
 def data_probe_trial(spec):
     """An analytic trial that first builds the run's real DataBundle (checks the data wiring)."""
-    from medseg_nas.nas.runner import _worker_context
+    from medseg_nas.nas.trial import WORKER_CONTEXTS
 
-    ctx = _worker_context(spec)
+    ctx = WORKER_CONTEXTS.for_spec(spec)
     item = ctx.bundle.train[0]
     assert tuple(item["image"].shape[1:]) == tuple(ctx.plan.patch_size), (item["image"].shape, ctx.plan.patch_size)
     return analytic_trial(spec)

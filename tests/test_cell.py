@@ -10,6 +10,7 @@ from torch import nn
 
 from medseg_nas.config import config_from_dict
 from medseg_nas.errors import ConfigError, MedsegError
+from medseg_nas.results import TrialResult
 from medseg_nas.space import (
     CELLS,
     PUBLISHED_GENOMES,
@@ -160,10 +161,11 @@ def test_trainer_builds_the_configured_cell():
 
 def test_search_counts_f2_and_trains_with_the_configured_cell(monkeypatch):
     import medseg_nas.train
-    from medseg_nas.nas import runner
+    from medseg_nas.nas import trial
+    from medseg_nas.nas.executors import TrialSpec
+    from medseg_nas.search.objectives import reference_box
 
-    ctx = runner.SearchContext(in_channels=1, n_classes=2)
-    boxes = {c: runner.reference_box(config_from_dict({"space": {"cell": c}}), ctx) for c in CELLS}
+    boxes = {c: reference_box(config_from_dict({"space": {"cell": c}}), 1, 2, NetworkPlan()) for c in CELLS}
     small, big = Genome.smallest(), Genome(inputs=(0, 1, 2), ops=("conv3d_5",) * 4, n_c=4, n_f=5)
     for c in CELLS:
         assert boxes[c][0][1] == pytest.approx(math.log(count_parameters(small, 1, 2, cell=c)))
@@ -183,10 +185,10 @@ def test_search_counts_f2_and_trains_with_the_configured_cell(monkeypatch):
         cfg = config_from_dict({"space": {"cell": "emonas"}})
         bundle = plan = None
 
-    monkeypatch.setattr(runner, "_worker_context", lambda spec: Ctx)
+    monkeypatch.setattr(trial.WORKER_CONTEXTS, "for_spec", lambda spec: Ctx)
     monkeypatch.setattr(medseg_nas.train, "Trainer", Recorder)
-    spec = runner.TrialSpec(trial_id=1, genome=IDENTITY.to_json(), seed=0, run_dir=".", config={})
-    assert runner.train_trial(spec) == "fitted" and seen["cell"] == "emonas"
+    spec = TrialSpec(trial_id=1, genome=IDENTITY.to_json(), seed=0, run_dir=".", config={})
+    assert trial.train_trial(spec) == "fitted" and seen["cell"] == "emonas"
 
 
 def test_runner_f2_uses_the_configured_cell(tmp_path):
@@ -196,7 +198,7 @@ def test_runner_f2_uses_the_configured_cell(tmp_path):
     cfg = config_from_dict({**TINY_CONFIG, "space": {**TINY_CONFIG["space"], "cell": "emonas"}})
     s = _Search(cfg, tmp_path, False, None, analytic_trial, None, False)  # the session the strategies see
     try:
-        assert s.strategy.f2_of(IDENTITY) == math.log(count_parameters(IDENTITY, 1, 2, cell="emonas"))
+        assert s.strategy.strategy.f2_of(IDENTITY) == math.log(count_parameters(IDENTITY, 1, 2, cell="emonas"))
         assert s.n_params(IDENTITY) != count_parameters(IDENTITY, 1, 2, cell="residual")
     finally:
         s.store.close()
@@ -277,7 +279,7 @@ def test_retrain_saves_the_run_config_cell(tmp_path):
     def fit(cfg, run_dir, genome, seed, device, progress):
         cells.append(cfg.space.cell)
         net = build_network(genome, 1, 3, cell=cfg.space.cell)
-        return {"status": "done", "state_dict": net.state_dict(), "history": [], "n_params": 1}, dict(PLAN)
+        return TrialResult(state_dict=net.state_dict(), n_params=1), dict(PLAN)
 
     retrain(run_dir, "best", fit_fn=fit, cfg=cfg, log=lambda *a: None)
     assert cells == ["emonas"]
@@ -292,7 +294,8 @@ def test_run_dirs_from_before_space_cell_stay_residual(tmp_path):
     import yaml
 
     from medseg_nas.runinfo import run_config, saved_cell
-    from medseg_nas.nas.runner import SearchError, run_search
+    from medseg_nas.errors import SearchError
+    from medseg_nas.nas.runner import run_search
     from runner_fakes import TINY_CONFIG, analytic_trial, run_fake
 
     run_fake(str(tmp_path), budget=2)

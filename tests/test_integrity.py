@@ -13,7 +13,9 @@ import medseg_nas.nas.runner as runner
 from medseg_nas.cli import main as cli
 from medseg_nas.config import config_from_dict, save_config
 from medseg_nas.model_io import load_model
-from medseg_nas.space import Genome, build_network, count_parameters
+from medseg_nas.nas.trial import prepare_data
+from medseg_nas.results import TrialResult
+from medseg_nas.space import Genome, SearchSpace, build_network, count_parameters
 from medseg_nas.nas.store import TrialStore
 
 GENOMES = [
@@ -38,9 +40,9 @@ def _stub_fit(cfg, run_dir, genome, seed, device, progress):
     plan = DataPlan.from_dict(json.loads((run_dir / "plan.json").read_text()))
     torch.manual_seed(seed)
     net = build_network(genome, plan.in_channels, plan.n_classes, plan.network_plan)
-    return {"status": "done", "history": [{"loss": 1.0, "train_dice": 0.1, "val_dice": 0.1}], "train_dice": 0.1,
-            "val_dice": 0.1, "e_max": 1, "epochs_run": 1, "epochs_budget": 1, "n_params": 1,
-            "state_dict": net.state_dict()}, plan
+    return TrialResult(history=[{"loss": 1.0, "train_dice": 0.1, "val_dice": 0.1}], train_dice=0.1,
+                       val_dice=0.1, e_max=1, epochs_run=1, epochs_budget=1, n_params=1,
+                       state_dict=net.state_dict()), plan
 
 
 def test_corrupt_model_is_retrained_not_skipped(data_root, tmp_path, monkeypatch, capsys):
@@ -51,7 +53,7 @@ def test_corrupt_model_is_retrained_not_skipped(data_root, tmp_path, monkeypatch
     run = tmp_path / "run"
     run.mkdir()
     save_config(cfg, run / "config.yaml")
-    ctx = runner.prepare_data(cfg, run)
+    ctx = prepare_data(cfg, run)
     with TrialStore(run / "trials.sqlite") as st:
         for g, f1 in zip(GENOMES, (0.8, 0.6)):
             n = count_parameters(g, ctx.in_channels, ctx.n_classes, ctx.network_plan)
@@ -96,6 +98,6 @@ def test_a_search_whose_trials_all_failed_exits_non_zero(data_root, tmp_path, mo
     assert err.count("error: ") == 1 and "all 2 trials of the search" in err, err
     # a search with a done trial among failures is a search: no error
     s = runner.run_search(config_from_dict(fk.TINY_CONFIG), tmp_path / "flaky", strategy=fk.TinyRandomStrategy(
-        runner.SearchSpace.from_config(config_from_dict(fk.TINY_CONFIG).space)), budget=2, trial_fn=fk.flaky_trial,
+        SearchSpace.from_config(config_from_dict(fk.TINY_CONFIG).space)), budget=2, trial_fn=fk.flaky_trial,
         progress=False)
     assert s.n_done == 1 and s.n_failed == 1

@@ -6,7 +6,7 @@ import pytest
 
 from medseg_nas.config import ObjectivesConfig
 from medseg_nas.search.objectives import compute_objectives
-from medseg_nas.train import TrialResult
+from medseg_nas.results import TrialResult
 
 
 def _history(train, val):
@@ -47,7 +47,7 @@ def test_last5_with_fewer_epochs_uses_what_there_is():
 def test_custom_weights_and_dict_input():
     cfg = ObjectivesConfig(alpha=1.0, beta=0.5, C=0.9, dice_at="best")
     d = {"status": "done", "train_dice": 0.7, "val_dice": 0.5, "e_max": 6, "epochs_budget": 6, "n_params": 7}
-    f1, f2 = compute_objectives(d, cfg)
+    f1, f2 = compute_objectives(TrialResult.from_dict(d), cfg)
     assert f1 == pytest.approx(1.0 * 0.2 + 0.4 + 0.0)
     assert f2 == pytest.approx(math.log(7))
 
@@ -107,7 +107,7 @@ def test_f1_from_a_hand_written_validation_history(bundle_and_trainer):
     f1, f2 = compute_objectives(r, ObjectivesConfig())
     assert f1 == pytest.approx(0.25 * (1 - mean_train) + 0.64 + 0.2)
     assert f2 == pytest.approx(math.log(r.n_params))
-    assert compute_objectives(r.to_dict(), ObjectivesConfig()) == (f1, f2)  # the stored dict gives the same
+    assert compute_objectives(TrialResult.from_dict(r.to_dict()), ObjectivesConfig()) == (f1, f2)  # the stored dict gives the same
     best, _ = compute_objectives(r, ObjectivesConfig(dice_at="best"))
     assert best == pytest.approx(0.25 * (1 - row["train_dice"]) + 0.45 + 0.2)
 

@@ -13,6 +13,7 @@ import torch
 from medseg_nas.cli import main as cli
 from medseg_nas.config import config_from_dict, save_config
 from medseg_nas.errors import MedsegError
+from medseg_nas.results import TrialResult
 from medseg_nas.space import Genome, build_network, count_parameters
 from medseg_nas.nas.store import TrialStore
 
@@ -47,15 +48,14 @@ def stub_fit(cfg, run_dir, genome, seed, device, progress):
     net = build_network(genome, plan.in_channels, plan.n_classes, plan.network_plan)
     hist = [{"loss": 1.2 - 0.1 * e, "train_dice": 0.1 * e, "val_dice": 0.08 * e, "val_dice_per_class": [0.1, 0.2, 0.3]}
             for e in range(1, 3)]
-    return {"status": "done", "error": None, "history": hist, "train_dice": 0.2, "val_dice": 0.16, "e_max": 2,
-            "epochs_run": 2, "epochs_budget": 2, "seconds": 0.1, "peak_mem_mb": 0, "n_params": sum(
-                p.numel() for p in net.parameters()), "state_dict": net.state_dict()}, plan
+    return TrialResult(history=hist, train_dice=0.2, val_dice=0.16, e_max=2, epochs_run=2, epochs_budget=2,
+                       seconds=0.1, n_params=sum(p.numel() for p in net.parameters()), state_dict=net.state_dict()), plan
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from data_prep.synthetic import generate
-    from medseg_nas.nas.runner import prepare_data
+    from medseg_nas.nas.trial import prepare_data
 
     base = tmp_path_factory.mktemp("stages")
     generate(base / "data", cases=8, seed=0)

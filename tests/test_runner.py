@@ -13,7 +13,9 @@ import pytest
 
 import runner_fakes as fk
 from medseg_nas.config import config_from_dict
-from medseg_nas.nas.runner import SearchError, normalised_hypervolume, pareto_indices, run_search
+from medseg_nas.errors import SearchError
+from medseg_nas.nas.runner import run_search
+from medseg_nas.search.archive import normalised_hypervolume, pareto_front
 from medseg_nas.space.genome import SearchSpace
 from medseg_nas.nas.store import TrialStore
 
@@ -32,13 +34,14 @@ def _strategy(cfg, seed=0, repeat=0):
 
 def test_pareto_and_hypervolume():
     F = [(0.5, 2.0), (0.4, 3.0), (0.6, 1.0), (0.45, 3.5), (0.4, 3.0)]
-    assert sorted(pareto_indices(F)) == [0, 1, 2]
+    assert sorted(pareto_front(F).tolist()) == [0, 1, 2]
     box = ((0.0, 0.0), (1.0, 4.0))
-    assert normalised_hypervolume([(0.0, 0.0)], box) == pytest.approx(1.0)
-    assert normalised_hypervolume([(0.5, 2.0)], box) == pytest.approx(0.5 * 2 / 4)
+    assert normalised_hypervolume([(0.0, 0.0)], *box) == pytest.approx(1.0)
+    assert normalised_hypervolume([(0.5, 2.0)], *box) == pytest.approx(0.5 * 2 / 4)
     # two steps: (0.5, 2) covers [2,3)x0.5, (0.4, 3) covers [3,4)x0.6
-    assert normalised_hypervolume([(0.5, 2.0), (0.4, 3.0)], box) == pytest.approx((0.5 + 0.6) / 4)
-    assert normalised_hypervolume([(1.5, 1.0)], box) == 0.0
+    assert normalised_hypervolume([(0.5, 2.0), (0.4, 3.0)], *box) == pytest.approx((0.5 + 0.6) / 4)
+    assert normalised_hypervolume([(1.5, 1.0)], *box) == 0.0
+    assert pareto_front([]).tolist() == [] and normalised_hypervolume([], *box) == 0.0
 
 
 def test_search_writes_run_directory(tmp_path):

@@ -19,7 +19,7 @@ import pytest
 import runner_fakes as fk
 from medseg_nas.cli import main as cli
 from medseg_nas.errors import ModelFileError
-from medseg_nas.nas.runner import SearchError
+from medseg_nas.errors import SearchError
 from pipeline_helpers import GENOME, PLAN, blob_volume, make_checkpoint, write_nifti
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,9 @@ import torch
 
 from medseg_nas.config import TrainConfig
 from medseg_nas.space import Genome, build_network
-from medseg_nas.train import GroupInstanceNorm3d, Trainer, TrialResult, swap_instance_norm
+from medseg_nas.results import TrialResult
+from medseg_nas.train import Trainer
+from medseg_nas.train.layout import GroupInstanceNorm3d, swap_instance_norm
 from medseg_nas.train import trainer as trainer_mod
 from medseg_nas.train.toy import ToyBundle
 

@@ -24,12 +24,13 @@ import queue
 import socket
 import time
 import traceback
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from medseg_nas.errors import MedsegError
+from medseg_nas.results import TrialResult
 
-TrialFn = Callable[["TrialSpec"], Any]
+TrialFn = Callable[["TrialSpec"], TrialResult]
 
 
 @dataclass
@@ -56,61 +57,16 @@ class Completed:
     """A finished trial as an executor hands it back."""
 
     spec: TrialSpec
-    result: Any  # TrialResult (or a failed stand-in, see failed_result)
+    result: TrialResult
     host: str
     attempts: int = 1
 
 
-@dataclass
-class FailedResult:
-    """Stand-in failed TrialResult for failures outside the trial function (dead worker)."""
+def execute(trial_fn: TrialFn, spec: TrialSpec) -> tuple[TrialResult, str]:
+    """Run one trial, turning an exception into a failed result. Returns (result, host).
 
-    status: str = "failed"
-    error: str = ""
-    history: list = field(default_factory=list)
-    seconds: float = 0.0
-    n_params: int | None = None
-    state_dict: Any = None
-
-
-def failed_result(error: str, seconds: float = 0.0) -> Any:
-    """A failed result: medseg_nas.train.TrialResult when available, else FailedResult."""
-    try:
-        from medseg_nas.train import TrialResult  # type: ignore
-
-        return TrialResult(status="failed", error=error, seconds=seconds)
-    except Exception:  # train not importable, or its TrialResult needs other fields
-        return FailedResult(error=error, seconds=seconds)
-
-
-def result_to_dict(result: Any) -> dict:
-    """A JSON-able dict of a result, weights excluded."""
-    if isinstance(result, dict):
-        d = dict(result)
-    elif hasattr(result, "to_dict"):
-        d = dict(result.to_dict())
-    elif is_dataclass(result):
-        d = {f.name: getattr(result, f.name) for f in fields(result)}
-    else:
-        d = dict(vars(result))
-    d.pop("state_dict", None)
-    return d
-
-
-def _strip_weights(result: Any) -> Any:
-    """Weights are not needed by the search and can be large: drop them before shipping."""
-    if isinstance(result, dict):
-        result.pop("state_dict", None)
-    elif hasattr(result, "state_dict") and not callable(getattr(result, "state_dict")):
-        try:
-            result.state_dict = None
-        except Exception:
-            pass
-    return result
-
-
-def execute(trial_fn: TrialFn, spec: TrialSpec) -> tuple[Any, str]:
-    """Run one trial, turning an exception into a failed result. Returns (result, host)."""
+    The weights are dropped: the search does not need them and they can be large to ship.
+    """
     t0 = time.time()
     host = socket.gethostname()
     try:
@@ -119,10 +75,12 @@ def execute(trial_fn: TrialFn, spec: TrialSpec) -> tuple[Any, str]:
         raise
     except BaseException as exc:  # noqa: BLE001 - a crashing trial must not end the search
         tb = traceback.format_exc(limit=8)
-        result = failed_result(f"{type(exc).__name__}: {exc}\n{tb}", time.time() - t0)
-    if result is None:
-        result = failed_result("trial function returned None", time.time() - t0)
-    return _strip_weights(result), host
+        result = TrialResult.failed(f"{type(exc).__name__}: {exc}\n{tb}", time.time() - t0)
+    if not isinstance(result, TrialResult):
+        what = "None" if result is None else f"a {type(result).__name__}, not a TrialResult"
+        result = TrialResult.failed(f"trial function returned {what}", time.time() - t0)
+    result.state_dict = None
+    return result, host
 
 
 class Executor:
@@ -310,7 +268,7 @@ class _ProcessPool:
             else:
                 w["spec"] = None
                 out.append(
-                    Completed(spec, failed_result(f"WorkerDied: worker process died (exit code {code}) on both attempts"), socket.gethostname(), attempts)
+                    Completed(spec, TrialResult.failed(f"WorkerDied: worker process died (exit code {code}) on both attempts"), socket.gethostname(), attempts)
                 )
         return out
 
@@ -335,7 +293,7 @@ class _ProcessPool:
 # -- ray -------------------------------------------------------------------------------------
 
 
-def _ray_task(trial_fn: TrialFn, spec: TrialSpec) -> tuple[Any, str]:
+def _ray_task(trial_fn: TrialFn, spec: TrialSpec) -> tuple[TrialResult, str]:
     return execute(trial_fn, spec)
 
 
@@ -418,7 +376,7 @@ class RayExecutor(Executor):
                 out.append(
                     Completed(
                         spec,
-                        failed_result(f"{kind}: Ray worker died on all {self.max_retries + 1} attempts ({msg})"),
+                        TrialResult.failed(f"{kind}: Ray worker died on all {self.max_retries + 1} attempts ({msg})"),
                         "?",
                         self.max_retries + 1,
                     )

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-STATUSES = ("running", "done", "failed")
+from medseg_nas.results import FINISHED, TrialStatus
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -76,7 +76,7 @@ class TrialRow:
     @property
     def objectives(self) -> tuple[float, float] | None:
         """(f1, f2) of a done trial, None for a failed or running one."""
-        if self.status != "done" or self.f1 is None or self.f2 is None:
+        if self.status != TrialStatus.DONE or self.f1 is None or self.f2 is None:
             return None
         return (self.f1, self.f2)
 
@@ -169,10 +169,10 @@ class TrialStore:
         result: dict | None = None,
     ) -> None:
         """Record the outcome of trial `trial_id` (`done` needs finite f1 and f2)."""
-        if status not in ("done", "failed"):
+        if status not in FINISHED:
             raise ValueError(f"finish: status must be 'done' or 'failed', got {status!r}")
         f1, f2 = _finite_or_none(f1), _finite_or_none(f2)
-        if status == "done" and (f1 is None or f2 is None):
+        if status == TrialStatus.DONE and (f1 is None or f2 is None):
             raise ValueError(f"trial {trial_id}: a done trial needs finite f1 and f2, got {f1}, {f2}")
         self._write(
             "UPDATE trials SET status=?, f1=?, f2=?, history=?, error=?, seconds=?, host=COALESCE(?, host),"

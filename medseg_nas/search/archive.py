@@ -4,7 +4,7 @@ Shared by the strategies, the runner's live output, retrain's `--pick knee` and 
 so every place that says "the front" or "the hypervolume" means the same thing.
 
 Reference-point rule: hypervolume is measured in a fixed box `[ideal, ref]` that depends only on
-the config and the search space (the runner's `reference_box`: f1 ∈ [0, (α+1)·C + β], f2 between
+the config and the search space (`search.objectives.reference_box`: f1 ∈ [0, (α+1)·C + β], f2 between
 log-params of the smallest and the largest network of the space, plus 5 %), and reported as a
 fraction of that box. A fixed box keeps numbers comparable across trials, resumed sessions,
 strategies and seeds; a box fitted to the data would not be.

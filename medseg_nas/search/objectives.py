@@ -25,15 +25,11 @@ Defaults (`ObjectivesConfig`) and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
-
-def _get(result: Any, key: str, default=None):
-    if isinstance(result, Mapping):
-        return result.get(key, default)
-    return getattr(result, key, default)
-
+from medseg_nas.results import TrialResult
+from medseg_nas.space.genome import Genome, SearchSpace
+from medseg_nas.space.network import count_parameters
+from medseg_nas.space.plan import NetworkPlan
 
 LAST_EPOCHS = 5  # dice_at "last5": the authors' history.history[...][-5:]
 
@@ -61,16 +57,14 @@ def last_epochs_dice(history: list, n: int = LAST_EPOCHS) -> tuple[float, float]
     return sum(train) / len(train), sum(val) / len(val)
 
 
-def compute_objectives(result: Any, obj_cfg) -> tuple[float, float]:
-    """(f1, f2) of a finished trial (`TrialResult` or its dict); ValueError if it has none."""
-    status = _get(result, "status", "done")
-    if status != "done":
-        raise ValueError(f"trial status is {status!r}: a failed trial has no objectives ({_get(result, 'error')})")
-    E = int(_get(result, "epochs_budget", 0) or 0)
-    e_max = int(_get(result, "e_max", 0) or 0)
-    n_params = _get(result, "n_params")
-    train = _get(result, "train_dice")
-    val = _get(result, "val_dice")
+def compute_objectives(result: TrialResult, obj_cfg) -> tuple[float, float]:
+    """(f1, f2) of a finished trial; ValueError if it has none."""
+    if not result.ok:
+        raise ValueError(f"trial status is {result.status!r}: a failed trial has no objectives ({result.error})")
+    E = int(result.epochs_budget or 0)
+    e_max = int(result.e_max or 0)
+    n_params = result.n_params
+    train, val = result.train_dice, result.val_dice
     if E < 1:
         raise ValueError(f"epochs_budget must be >= 1, got {E}")
     if not 0 <= e_max <= E:
@@ -82,7 +76,7 @@ def compute_objectives(result: Any, obj_cfg) -> tuple[float, float]:
             raise ValueError(f"{name} is not a finite number: {v!r}")
     dice_at = obj_cfg.dice_at
     if dice_at == "last5":
-        train, val = last_epochs_dice(_get(result, "history") or [], LAST_EPOCHS)
+        train, val = last_epochs_dice(result.history or [], LAST_EPOCHS)
     elif dice_at != "best":
         raise ValueError(f"objectives.dice_at must be 'last5' or 'best', got {dice_at!r}")
     a, b, C = float(obj_cfg.alpha), float(obj_cfg.beta), float(obj_cfg.C)
@@ -91,4 +85,24 @@ def compute_objectives(result: Any, obj_cfg) -> tuple[float, float]:
     return float(f1), float(f2)
 
 
-__all__ = ["LAST_EPOCHS", "compute_objectives", "last_epochs_dice"]
+def reference_box(cfg, in_channels: int, n_classes: int, network_plan: NetworkPlan) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(ideal, reference) corners of the objective box, fixed by the config (a Config) and the space.
+
+    f1 lies in [0, (alpha + 1)·C + beta] (Dice in [0, 1], e_max in [0, E]); f2 between the
+    log-parameters of the smallest and the largest network of the space. A fixed box keeps the
+    hypervolume comparable across trials, sessions and runs.
+    """
+    o = cfg.objectives
+    space = SearchSpace.from_config(cfg.space)
+    small = Genome.smallest(space)
+    cell = cfg.space.cell
+    big_op = max(space.ops, key=lambda op: count_parameters(Genome(ops=(op,) * 4, n_c=2, n_f=3), 1, 2, cell=cell))
+    big = Genome(inputs=(0, 1, 2), ops=(big_op,) * 4, n_c=max(space.n_c), n_f=max(space.n_f), lr=small.lr)
+    lo2 = math.log(count_parameters(small, in_channels, n_classes, network_plan, cell))
+    hi2 = math.log(count_parameters(big, in_channels, n_classes, network_plan, cell))
+    lo1 = min(0.0, (o.alpha + 1) * (o.C - 1))
+    hi1 = (o.alpha + 1) * o.C + o.beta
+    return (lo1, lo2), (hi1, hi2 + 0.05 * max(hi2 - lo2, 1e-9))
+
+
+__all__ = ["LAST_EPOCHS", "compute_objectives", "last_epochs_dice", "reference_box"]

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg_nas.errors import MedsegError
+from medseg_nas.results import TrialStatus
 from medseg_nas.space.published import PUBLISHED_DICE, PUBLISHED_PARAMS
 
 
@@ -61,14 +62,14 @@ def _published(front_doc) -> tuple[str | None, dict]:
 def fig_front(rows, chosen_id, front_doc, summary) -> str:
     import matplotlib.pyplot as plt
 
-    from medseg_nas.nas.runner import pareto_indices
+    from medseg_nas.search.archive import pareto_front
 
-    done = [r for r in rows if r.status == "done" and r.objectives]
+    done = [r for r in rows if r.status == TrialStatus.DONE and r.objectives]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     params = [math.exp(r.f2) for r in done]
     f1 = [r.f1 for r in done]
     a.scatter(params, f1, s=18, c="0.6", label="trials")
-    front = sorted(pareto_indices([(r.f1, r.f2) for r in done]), key=lambda i: done[i].f2)
+    front = sorted(pareto_front([(r.f1, r.f2) for r in done]).tolist(), key=lambda i: done[i].f2)
     a.step([params[i] for i in front], [f1[i] for i in front], where="post", c="C0", lw=1.5)
     a.scatter([params[i] for i in front], [f1[i] for i in front], s=30, c="C0", label="Pareto front")
     for r, p in zip(done, params):
@@ -106,18 +107,6 @@ def fig_front(rows, chosen_id, front_doc, summary) -> str:
     return _png(fig)
 
 
-def hypervolume_history(rows, box) -> list[tuple[int, float]]:
-    from medseg_nas.nas.runner import normalised_hypervolume
-
-    rows = sorted([r for r in rows if r.status in ("done", "failed")], key=lambda r: (r.finished or "", r.id))
-    F, out = [], []
-    for k, r in enumerate(rows, 1):
-        if r.objectives:
-            F.append(r.objectives)
-        out.append((k, normalised_hypervolume(F, box) if F else 0.0))
-    return out
-
-
 def fig_hypervolume(rows, front_doc) -> str | None:
     import matplotlib.pyplot as plt
 
@@ -131,6 +120,8 @@ def fig_hypervolume(rows, front_doc) -> str | None:
         F = np.asarray(done)
         lo, hi = F.min(0), F.max(0)
         box = (tuple(lo - 0.05 * (hi - lo + 1e-9)), tuple(hi + 0.1 * (hi - lo + 1e-9)))
+    from medseg_nas.nas.front import hypervolume_history
+
     hv = hypervolume_history(rows, box)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([k for k, _ in hv], [v for _, v in hv], marker="o", ms=3)
@@ -257,8 +248,8 @@ def build_report(run_dir: str | Path) -> Path:
     name = (front_doc or {}).get("name") or run_dir.name
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>medseg-nas report: {html.escape(name)}</title>"
              f"<style>{CSS}</style></head><body><h1>medseg-nas report: {html.escape(name)}</h1>"]
-    n_done = sum(r.status == "done" for r in rows)
-    n_failed = sum(r.status == "failed" for r in rows)
+    n_done = sum(r.status == TrialStatus.DONE for r in rows)
+    n_failed = sum(r.status == TrialStatus.FAILED for r in rows)
     parts.append(f"<p>{len(rows)} trials ({n_done} done, {n_failed} failed)"
                  + (f", strategy {html.escape(str(front_doc.get('strategy')))}, hypervolume {_fmt(front_doc.get('hypervolume'), 4)}"
                     if front_doc else "") + f". Run directory <code>{html.escape(str(run_dir))}</code>.</p>")

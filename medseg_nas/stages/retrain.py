@@ -26,7 +26,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from medseg_nas.errors import MedsegError
 from medseg_nas.model_io import load_model, save_model
@@ -34,28 +34,15 @@ from medseg_nas.nas.run_lock import run_dir_lock
 from medseg_nas.runinfo import best_dir, run_config
 from medseg_nas.space import Genome
 from medseg_nas.nas.store import TrialRow, TrialStore
+from medseg_nas.results import TrialStatus
+from medseg_nas.search.archive import knee_point, pareto_front
 
 PICKS = ("knee", "best", "smallest")
 
 
-def pareto(F: list[tuple[float, float]]) -> list[int]:
-    from medseg_nas.nas.runner import pareto_indices
-
-    return pareto_indices(F)
-
-
-def knee(F: list[tuple[float, float]], front: list[int]) -> int:
-    from medseg_nas.nas.runner import knee_index
-
-    k = knee_index(F, front)
-    if k is None:
-        raise MedsegError("the Pareto front is empty")
-    return k
-
-
 def pick_trial(rows: list[TrialRow], pick: str) -> tuple[TrialRow, str]:
     """The chosen done trial and a one-line reason."""
-    done = [r for r in rows if r.status == "done" and r.objectives is not None]
+    done = [r for r in rows if r.status == TrialStatus.DONE and r.objectives is not None]
     if pick not in PICKS:
         try:
             tid = int(pick)
@@ -63,7 +50,7 @@ def pick_trial(rows: list[TrialRow], pick: str) -> tuple[TrialRow, str]:
             raise MedsegError(f"--pick must be one of {', '.join(PICKS)} or a trial id, got {pick!r}") from None
         for r in rows:
             if r.id == tid:
-                if r.status != "done":
+                if r.status != TrialStatus.DONE:
                     raise MedsegError(f"trial {tid} is {r.status}, not done: pick another")
                 return r, f"trial {tid} (asked for by id)"
         raise MedsegError(f"there is no trial {tid} in the store (ids {min(r.id for r in rows)}..{max(r.id for r in rows)})"
@@ -77,19 +64,9 @@ def pick_trial(rows: list[TrialRow], pick: str) -> tuple[TrialRow, str]:
     if pick == "smallest":
         i = min(range(len(done)), key=lambda i: (F[i][1], F[i][0], done[i].id))
         return done[i], f"fewest parameters (f2 = {F[i][1]:.3f})"
-    front = pareto(F)
-    i = knee(F, front)
+    front = pareto_front(F)
+    i = knee_point(F)
     return done[i], f"knee of the {len(front)}-point Pareto front (f1 = {F[i][0]:.4f}, f2 = {F[i][1]:.3f})"
-
-
-def _result_dict(result: Any) -> dict:
-    from medseg_nas.nas.executors import result_to_dict
-
-    return result_to_dict(result)
-
-
-def _get(result: Any, key: str, default=None):
-    return result.get(key, default) if isinstance(result, dict) else getattr(result, key, default)
 
 
 def monitor_split(train: list[str], val: list[str], include_val: bool, monitor_fraction: float) -> tuple[list[str], list[str], bool]:
@@ -214,12 +191,12 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         f"{'held-out' if held_out else 'TRAINING'} case(s)")
     t0 = time.time()
     result, plan = (fit_fn or default_fit)(cfg, run_dir, genome, seed, device, progress)
-    if _get(result, "status") != "done":
-        raise MedsegError(f"retraining trial {row.id} failed: {_get(result, 'error')}")
-    state = _get(result, "state_dict")
+    if not result.ok:
+        raise MedsegError(f"retraining trial {row.id} failed: {result.error}")
+    state = result.state_dict
     if state is None:
         raise MedsegError("the trainer returned no weights (state_dict) for the retrained network")
-    res = _result_dict(result)
+    res = result.to_dict()
     plan_d = plan.to_dict() if hasattr(plan, "to_dict") else dict(plan)
     info = {
         "trial_id": row.id,
@@ -227,7 +204,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         "reason": why,
         "genome": genome.to_dict(),
         "search_objectives": {"f1": row.f1, "f2": row.f2},
-        "n_params": _get(result, "n_params") or (int(round(math.exp(row.f2))) if row.f2 else None),
+        "n_params": result.n_params or (int(round(math.exp(row.f2))) if row.f2 else None),
         "seed": seed,
         "include_val": cfg.retrain.include_val,
         "monitor_fraction": cfg.retrain.monitor_fraction,

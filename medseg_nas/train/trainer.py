@@ -50,48 +50,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from medseg_nas.metrics import confusion_counts, dice_from_confusion, sliding_window_logits
 from medseg_nas.space.network import build_network
-from medseg_nas.train.result import TrialResult
+from medseg_nas.results import TrialResult, TrialStatus
+from medseg_nas.train.layout import swap_instance_norm
 
 log = logging.getLogger(__name__)
 
 
 class TrialFailure(RuntimeError):
     """A trial that cannot go on (the message is the reason recorded in the result)."""
-
-
-class GroupInstanceNorm3d(nn.Module):
-    """InstanceNorm3d(affine=True) computed with `F.group_norm` (one group per channel).
-
-    Mathematically identical, keeps channels_last_3d tensors in that layout (InstanceNorm3d
-    reshapes and converts to the default layout), and has the same `weight`/`bias` keys.
-    """
-
-    def __init__(self, norm: nn.InstanceNorm3d) -> None:
-        super().__init__()
-        self.num_features = norm.num_features
-        self.eps = norm.eps
-        self.weight = norm.weight
-        self.bias = norm.bias
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
-
-
-def swap_instance_norm(module: nn.Module) -> int:
-    """Replace affine, stat-less InstanceNorm3d layers in place; returns how many."""
-    n = 0
-    for name, child in module.named_children():
-        if isinstance(child, nn.InstanceNorm3d) and child.affine and not child.track_running_stats:
-            setattr(module, name, GroupInstanceNorm3d(child))
-            n += 1
-        else:
-            n += swap_instance_norm(child)
-    return n
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -235,7 +205,7 @@ class Trainer:
         E = int(epochs if epochs is not None else cfg.epochs)
         iters = int(iters_per_epoch if iters_per_epoch is not None else cfg.iters_per_epoch)
         pat = int(patience if patience is not None else cfg.patience)
-        result = TrialResult(status="done", epochs_budget=E, seed=seed, device=str(self.device))
+        result = TrialResult(status=TrialStatus.DONE, epochs_budget=E, seed=seed, device=str(self.device))
         run = _Run()
         t0 = time.perf_counter()
         if self.device.type == "cuda":
@@ -253,7 +223,7 @@ class Trainer:
             log.debug("traceback:\n%s", traceback.format_exc())
             del exc
         if error is not None:
-            result.status = "failed"
+            result.status = TrialStatus.FAILED
             result.error = error
             result.state_dict = None
         result.history = run.history

@@ -1,11 +1,28 @@
-"""`TrialResult`: what one training run (a search trial or the final retrain) hands back."""
+"""`TrialResult`: what one training run (a search trial or the final retrain) hands back, and the
+trial statuses spelled in trials.sqlite and the JSON files.
+
+Torch-free on purpose: the executors, the store, the objectives and the test trial functions
+import it, and worker processes that only run cheap trials must start without loading torch.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
+
+
+class TrialStatus(StrEnum):
+    """A trial's state; the values are what trials.sqlite and the JSON files store."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+FINISHED = (TrialStatus.DONE, TrialStatus.FAILED)  # a trial that ended, either way
 
 
 @dataclass
@@ -20,7 +37,7 @@ class TrialResult:
     ``val_dice`` are the values at ``e_max`` (0 when the trial failed before validating).
     """
 
-    status: str = "done"  # "done" | "failed"
+    status: str = TrialStatus.DONE  # DONE | FAILED
     error: str | None = None
     history: list[dict] = field(default_factory=list)
     train_dice: float = 0.0
@@ -37,9 +54,14 @@ class TrialResult:
     timing: dict[str, float] = field(default_factory=dict)  # train_s, val_s, data_wait_s, step_ms, ...
     state_dict: Any = field(default=None, repr=False)  # best weights (CPU tensors), not in JSON
 
+    @classmethod
+    def failed(cls, error: str, seconds: float = 0.0) -> "TrialResult":
+        """A trial that ended without a network to judge (an exception, a dead worker)."""
+        return cls(status=TrialStatus.FAILED, error=error, seconds=seconds)
+
     @property
     def ok(self) -> bool:
-        return self.status == "done"
+        return self.status == TrialStatus.DONE
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "state_dict"}
@@ -65,6 +87,3 @@ def _jsonable(v: Any):
     if isinstance(v, (set, tuple)):
         return list(v)
     return str(v)
-
-
-__all__ = ["TrialResult"]

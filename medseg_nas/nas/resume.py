@@ -1,0 +1,59 @@
+"""Whether a search may be resumed with this config: the saved config.yaml must agree with it
+on everything that decides what a trial measures; budgets and where to run may change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from medseg_nas.config import Config, config_to_dict
+from medseg_nas.errors import SearchError
+from medseg_nas.space.network import LEGACY_CELL
+
+# a resumed search must agree with the original on these sections (they decide what a trial
+# measures) except for the keys listed after them, which only say how long or where to run
+_RESUME_CHECKED = ("data.", "space.", "train.", "objectives.", "search.")
+_RESUMABLE_CHANGES = (
+    "search.budget_trials",
+    "search.budget_hours",
+    "search.max_consecutive_failures",
+    "train.device",
+    "data.num_workers",
+    "data.cache_rate",
+    "data.prepare.",
+)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_resume_config(run_dir: Path, cfg: Config) -> None:
+    """SearchError naming the first differences if `cfg` may not resume the search in `run_dir`."""
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    if isinstance(saved.get("space"), dict):  # saved before space.cell existed: it searched residual
+        saved["space"].setdefault("cell", LEGACY_CELL)
+    a, b = _flatten(saved), _flatten(config_to_dict(cfg))
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if not key.startswith(_RESUME_CHECKED):
+            continue
+        if any(key == r or (r.endswith(".") and key.startswith(r)) for r in _RESUMABLE_CHANGES):
+            continue
+        if a.get(key) != b.get(key):
+            diffs.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    if diffs:
+        raise SearchError(
+            f"cannot resume {run_dir}: its config.yaml differs from this config in "
+            + "; ".join(diffs[:5])
+            + (" ..." if len(diffs) > 5 else "")
+            + " (only budgets, executor, device and non-search sections may change; use another --run-dir for a new search)"
+        )

@@ -1,0 +1,144 @@
+"""The default trial: prepare the run's data once, then train one genome per `TrialSpec`.
+
+    prepare_data (search process): datalist → split.json → fingerprint.json → plan.json
+    train_trial (any worker): the cached datalist/split/plan/DataBundle → Trainer.fit → TrialResult
+
+Each worker process builds a run's DataBundle once and reuses it for every trial it trains
+(`WORKER_CONTEXTS`); the in-process executor reuses what `prepare_data` already loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medseg_nas.config import Config, config_from_dict, config_to_dict
+from medseg_nas.errors import ConfigError, DataError
+from medseg_nas.nas.executors import TrialSpec
+from medseg_nas.nas.jsonfiles import atomic_write
+from medseg_nas.results import TrialResult
+from medseg_nas.space.plan import NetworkPlan
+
+
+@dataclass
+class SearchContext:
+    """What the runner knows about the data: enough to count parameters and to build trials."""
+
+    in_channels: int = 1
+    n_classes: int = 2
+    network_plan: NetworkPlan = field(default_factory=NetworkPlan)
+    plan: Any = None  # medseg_nas.data.DataPlan (None: dataless search with an injected trial_fn)
+    spec_context: dict = field(default_factory=dict)  # shipped to workers inside every TrialSpec
+
+
+def prepare_data(cfg: Config, run_dir: Path) -> SearchContext:
+    """Datalist → split.json → fingerprint.json → plan.json in the run directory."""
+    from medseg_nas import data as mdata
+
+    if not cfg.data.root:
+        raise ConfigError("key 'data.root' is empty: set it to an MSD-layout dataset folder")
+    root = Path(cfg.data.root)
+    if not root.exists():
+        prep = cfg.data.prepare
+        if not prep.source:
+            raise DataError(
+                f"data.root {root} does not exist: build it first with `medseg-nas prepare`, or set data.prepare.source"
+            )
+        from data_prep import prepare_from_config
+
+        print(f"data.root {root} does not exist: preparing it ({prep.source})", file=sys.stderr, flush=True)
+        prepare_from_config(prep, root)
+    datalist = mdata.load_datalist(root)
+    split_path = run_dir / "split.json"
+    if split_path.exists():
+        split = mdata.Split.load(split_path)
+        split.check_cases(datalist, split_path)
+    else:
+        split = mdata.split_from_config(datalist, cfg.data)
+        split.save(split_path)
+    fingerprint = mdata.compute_fingerprint(root, datalist, cache_path=run_dir / "fingerprint.json")
+    plan = mdata.make_plan(fingerprint, cfg.data)
+    atomic_write(run_dir / "plan.json", json.dumps(plan.to_dict(), indent=2))
+    ctx = SearchContext(
+        in_channels=int(plan.in_channels),
+        n_classes=int(plan.n_classes),
+        network_plan=plan.network_plan,
+        plan=plan,
+        spec_context={"plan": plan.to_dict(), "split": json.loads(split_path.read_text())},
+    )
+    # the in-process executor reuses this process's datalist/split/plan (and later its bundle)
+    WORKER_CONTEXTS.remember(str(run_dir), cfg, datalist, split, plan)
+    return ctx
+
+
+@dataclass
+class WorkerContext:
+    """One run's data as a worker trains it: loaded once, the DataBundle built on first use."""
+
+    cfg: Config
+    datalist: list
+    split: Any
+    plan: Any
+    bundle: Any = None
+
+
+class WorkerContextCache:
+    """This process's `WorkerContext` per (run directory, data config).
+
+    It lives at module level (`WORKER_CONTEXTS`) because the trial function has to be a plain
+    module-level function for process and Ray workers, and the cache must outlast a single
+    trial in each worker; shipping it inside the spec would pickle whole datasets.
+    """
+
+    def __init__(self) -> None:
+        self._contexts: dict[tuple, WorkerContext] = {}
+
+    @staticmethod
+    def _key(run_dir: str, config: dict) -> tuple:
+        return (os.path.abspath(run_dir), json.dumps(config.get("data", {}), sort_keys=True))
+
+    def remember(self, run_dir: str, cfg: Config, datalist: list, split: Any, plan: Any) -> None:
+        self._contexts[self._key(run_dir, config_to_dict(cfg))] = WorkerContext(cfg, datalist, split, plan)
+
+    def for_spec(self, spec: TrialSpec) -> WorkerContext:
+        """The datalist, split, plan and DataBundle of the spec's run, built once per process."""
+        from medseg_nas import data as mdata
+
+        key = self._key(spec.run_dir, spec.config)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            cfg = config_from_dict(spec.config, source=f"{spec.run_dir}/config.yaml")
+            datalist = mdata.load_datalist(Path(cfg.data.root))
+            run_dir = Path(spec.run_dir)
+            if "split" in spec.context:
+                split = mdata.Split(**spec.context["split"])
+            else:
+                split = mdata.Split.load(run_dir / "split.json")
+            plan_dict = spec.context.get("plan") or json.loads((run_dir / "plan.json").read_text())
+            plan = mdata.DataPlan.from_dict(plan_dict)
+            ctx = WorkerContext(cfg, datalist, split, plan)
+            self._contexts[key] = ctx
+        if ctx.bundle is None:
+            ctx.bundle = mdata.build_datasets(ctx.datalist, ctx.split, ctx.plan, ctx.cfg.data)
+        return ctx
+
+
+WORKER_CONTEXTS = WorkerContextCache()  # one per process, see WorkerContextCache
+
+
+def train_trial(spec: TrialSpec) -> TrialResult:
+    """The default trial: train `spec.genome` with the run's Trainer on its (cached) data."""
+    from medseg_nas.train import Trainer
+
+    ctx = WORKER_CONTEXTS.for_spec(spec)
+    if hasattr(ctx.bundle, "reseed"):
+        ctx.bundle.reseed(spec.seed)
+    trainer = Trainer(
+        ctx.cfg.train, ctx.bundle, ctx.plan, device=spec.device or ctx.cfg.train.device, log_dir=spec.log_dir, progress=False,
+        cell=ctx.cfg.space.cell,
+    )
+    return trainer.fit(spec.genome_obj(), seed=spec.seed)
