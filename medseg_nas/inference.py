@@ -9,22 +9,23 @@ medseg-nas, so `preprocess_spec(data_plan)` spells the same pipeline as MONAI tr
     to the above-minimum foreground → normalisation (CT: clip to the dataset's 0.5/99.5
     percentiles, z-score with the foreground mean/std; others: per-image z-score per channel)
 
-then sliding-window inference over `patch_size` windows (Gaussian blending), softmax, optional
-mirror TTA, MONAI `Invertd` back to the original grid (bilinear on probabilities, so labels
-are not blocky), argmax. The label map has the input's shape; writers use the input's affine.
+then sliding-window inference over `patch_size` windows (`medseg_nas.sliding_window`: Gaussian
+blending, softmax, optional mirror TTA), MONAI `Invertd` back to the original grid (bilinear on
+probabilities, so labels are not blocky), argmax. The label map has the input's shape; writers use the input's affine.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from medseg_nas.device import resolve_device
 from medseg_nas.errors import DataError, MedsegError
+from medseg_nas.sliding_window import sliding_window
 
 CT_NAMES = {"ct", "computed tomography"}
 
@@ -154,52 +155,6 @@ def build_transforms(spec: list[dict]):
     return mt.Compose(out)
 
 
-def mirror_axes(tta: bool) -> list[tuple[int, ...]]:
-    """Flip combinations of the 3 spatial axes (of a B×C×X×Y×Z tensor) averaged for TTA."""
-    if not tta:
-        return [()]
-    axes = (2, 3, 4)
-    return [c for r in range(4) for c in itertools.combinations(axes, r)]
-
-
-@torch.no_grad()
-def sliding_window_probs(
-    network,
-    image: torch.Tensor,
-    patch_size,
-    device: str | torch.device = "cpu",
-    sw_batch_size: int = 2,
-    overlap: float = 0.25,
-    tta: bool = False,
-) -> torch.Tensor:
-    """Softmax probabilities (C×X×Y×Z, float32, on CPU) of a preprocessed C×X×Y×Z image."""
-    from monai.inferers import sliding_window_inference
-
-    x = torch.as_tensor(image).float()[None].to(device)
-    total = None
-    flips = mirror_axes(tta)
-    for dims in flips:
-        xi = torch.flip(x, dims) if dims else x
-        logits = sliding_window_inference(
-            xi, list(patch_size), sw_batch_size, network, overlap=overlap, mode="gaussian",
-            sw_device=device, device="cpu",
-        )
-        logits = torch.as_tensor(logits).float()
-        if dims:
-            logits = torch.flip(logits, dims)
-        p = torch.softmax(logits, dim=1)
-        total = p if total is None else total + p
-    return (total / len(flips))[0]
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device in ("auto", "", None):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise MedsegError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
-
-
 def root_cause(exc: BaseException) -> BaseException:
     """The innermost exception of a chain. MONAI wraps every loader failure as "applying transform
     <LoadImaged object …>", which names neither the file's problem nor anything the user can fix."""
@@ -293,10 +248,12 @@ class Predictor:
             )
         return d
 
+    @torch.no_grad()
     def probabilities(self, d: dict) -> torch.Tensor:
-        """Probabilities on the preprocessed grid."""
-        return sliding_window_probs(
-            self.network, d["image"], self.patch, self.device, self.sw_batch_size, self.overlap, self.tta
+        """Softmax probabilities (C×X×Y×Z, float32, on the CPU) on the preprocessed grid."""
+        return sliding_window(
+            self.network, d["image"], self.patch, self.sw_batch_size, self.overlap, self.device,
+            output_device="cpu", tta=self.tta, softmax=True,
         )
 
     def invert(self, d: dict, probs: torch.Tensor) -> np.ndarray:

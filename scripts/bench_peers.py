@@ -156,7 +156,8 @@ def build_data(args):
 
 
 def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
-    from medseg_nas.metrics import case_metrics, sliding_window_logits
+    from medseg_nas.metrics import case_metrics
+    from medseg_nas.sliding_window import sliding_window
 
     net = trainer.build(spec)
     net.load_state_dict(state_dict)
@@ -170,8 +171,8 @@ def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
             image = item["image"]
             label = np.asarray(torch.as_tensor(item["label"]).reshape(item["label"].shape[-3:]).cpu()).astype(np.int16)
             t0 = time.perf_counter()
-            logits = sliding_window_logits(net, image, plan.patch_size, int(trainer.cfg.sw_batch_size),
-                                           float(trainer.cfg.sw_overlap), trainer.device)
+            logits = sliding_window(net, image, plan.patch_size, int(trainer.cfg.sw_batch_size),
+                                    float(trainer.cfg.sw_overlap), trainer.device)
             pred = logits.argmax(0).cpu().numpy().astype(np.int16)
             ms.append(1000 * (time.perf_counter() - t0))
             m = case_metrics(pred, label, plan.target_spacing, fg)

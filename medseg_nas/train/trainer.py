@@ -53,7 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg_nas.metrics import confusion_counts, dice_from_confusion, sliding_window_logits
+from medseg_nas.device import resolve_device
+from medseg_nas.metrics import confusion_counts, dice_from_confusion
+from medseg_nas.sliding_window import sliding_window
 from medseg_nas.space.network import build_network
 from medseg_nas.train.result import TrialResult
 
@@ -92,17 +94,6 @@ def swap_instance_norm(module: nn.Module) -> int:
         else:
             n += swap_instance_norm(child)
     return n
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        from medseg_nas.errors import ConfigError
-
-        raise ConfigError(f"train.device={device!r} but CUDA is not available on this machine")
-    return dev
 
 
 def _plain(x: Any) -> torch.Tensor:
@@ -453,7 +444,7 @@ class Trainer:
             image = _plain(item["image"])
             label = _plain(item["label"]).to(self.device)
             with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = sliding_window_logits(
+                logits = sliding_window(
                     net, image, patch, int(self.cfg.sw_batch_size), float(self.cfg.sw_overlap), self.device
                 )
             if logits.shape[1:] != label.shape[-3:]:
