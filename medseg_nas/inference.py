@@ -278,21 +278,3 @@ class Predictor:
         if labels.shape != shape:  # should not happen: Invertd restores the grid
             raise MedsegError(f"internal: prediction shape {labels.shape} != input shape {shape} for {path}")
         return labels, img
-
-
-def save_label_nifti(labels: np.ndarray, reference, path: str | Path) -> Path:
-    """Write `labels` with the reference image's exact affine and header (uint8 data)."""
-    import nibabel as nib
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = reference.header.copy()
-    header.set_data_dtype(np.uint8)
-    if len(header.get_data_shape()) != 3:
-        header.set_data_shape(labels.shape)
-    out = nib.Nifti1Image(labels.astype(np.uint8), reference.affine, header)
-    out.set_qform(reference.affine, code=int(reference.header["qform_code"]) or 1)
-    out.set_sform(reference.affine, code=int(reference.header["sform_code"]) or 1)
-    out.header.set_slope_inter(1, 0)
-    nib.save(out, str(path))
-    return path
