@@ -44,15 +44,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from medseg_nas.config import DataConfig, TrainConfig  # noqa: E402
-from medseg_nas.space import PUBLISHED_GENOMES, Genome  # noqa: E402
-from medseg_nas.space.plan import plan_from_spacing  # noqa: E402
-from medseg_nas.train import Trainer  # noqa: E402
+from medseg_nas.config import DataConfig, TrainConfig
+from medseg_nas.space import PUBLISHED_GENOMES, Genome
+from medseg_nas.space.plan import plan_from_spacing
+from medseg_nas.train import Trainer
 
 
 @dataclasses.dataclass(frozen=True)
