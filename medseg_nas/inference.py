@@ -110,12 +110,9 @@ def inference_compose(dp: dict):
     """The training code's own inference transforms when `dp` is a full DataPlan dict, else the
     MONAI-only spec (identical by construction; tests/test_export.py checks the two agree)."""
     if "normalization" in dp and "network_plan" in dp:
-        try:
-            from medseg_nas.data import DataPlan, inference_transforms
-        except ImportError:
-            pass
-        else:
-            return inference_transforms(DataPlan.from_dict(dp))
+        from medseg_nas.data import DataPlan, inference_transforms
+
+        return inference_transforms(DataPlan.from_dict(dp))
     return build_transforms(preprocess_spec(dp))
 
 
