@@ -168,20 +168,11 @@ def predict_batch(
     return result
 
 
-def predict_files(
-    model_path: str | Path,
-    inputs: list[Path],
-    out_dir: str | Path,
-    tta: bool = False,
-    device: str = "auto",
-    force: bool = False,
-    skip_existing: bool = False,
-    log=print,
-) -> list[Path]:
-    """`predict_batch` for callers that want an exception: the written files, or the input's own
-    error when one input failed (a summary error when several did — after all others were written)."""
-    result = predict_batch(model_path, inputs, out_dir, tta=tta, device=device, force=force,
-                           skip_existing=skip_existing, log=log)
+def predict_files(model_path: str | Path, inputs: list[Path], out_dir: str | Path, **batch_options) -> list[Path]:
+    """`predict_batch` (same options) for callers that want an exception: the written files, or the
+    input's own error when one input failed (a summary error when several did — after all others
+    were written)."""
+    result = predict_batch(model_path, inputs, out_dir, **batch_options)
     if len(result.failed) == 1:
         raise result.failed[0][1]
     if result.failed:
