@@ -19,7 +19,8 @@ from pathlib import Path
 from medseg_nas.errors import DataError
 
 CONVERTERS = ("msd", "acdc", "promise12")
-GENERATORS = ("mni152-tissue", "synthetic")
+GENERATOR_CASES = {"mni152-tissue": 24, "synthetic": 8}  # each generator's case count when none is given
+GENERATORS = tuple(GENERATOR_CASES)
 
 
 def prepare(source: str, dst: str | Path, src: str | Path | None = None, cases: int = 0, seed: int = 0,
@@ -37,19 +38,18 @@ def prepare(source: str, dst: str | Path, src: str | Path | None = None, cases: 
     if source == "mni152-tissue":
         from data_prep import mni152
 
-        return mni152.generate(dst, cases=cases or 24, seed=seed, force=force)
+        return mni152.generate(dst, cases=cases or GENERATOR_CASES[source], seed=seed, force=force)
     if source == "synthetic":
         from data_prep import synthetic
 
-        return synthetic.generate(dst, cases=cases or 8, seed=seed, force=force)
+        return synthetic.generate(dst, cases=cases or GENERATOR_CASES[source], seed=seed, force=force)
     raise DataError(f"unknown prepare source '{source}'; choose one of {', '.join(CONVERTERS + GENERATORS)}")
 
 
 def _wanted_stamp(prepare_cfg) -> dict:
     source = prepare_cfg.source
     if source in GENERATORS:
-        default = 24 if source == "mni152-tissue" else 8
-        return {"source": source, "cases": int(prepare_cfg.cases or default), "seed": int(prepare_cfg.seed)}
+        return {"source": source, "cases": int(prepare_cfg.cases or GENERATOR_CASES[source]), "seed": int(prepare_cfg.seed)}
     return {"source": source, "src": str(Path(prepare_cfg.src)), "cases": int(prepare_cfg.cases or 0)}
 
 

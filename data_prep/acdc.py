@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from medseg_nas.errors import DataError
+from medseg_nas.niftiio import NIFTI_SUFFIXES
 
 from data_prep.common import (
     check_pair,
@@ -64,7 +65,7 @@ def find_patients(src: Path) -> list[Path]:
 
 def _frame_file(pdir: Path, frame: int, gt: bool) -> Path:
     stem = f"{pdir.name}_frame{frame:02d}{'_gt' if gt else ''}"
-    for suf in (".nii.gz", ".nii"):
+    for suf in NIFTI_SUFFIXES:
         if (pdir / (stem + suf)).is_file():
             return pdir / (stem + suf)
     return pdir / (stem + ".nii.gz")

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from data_prep import CONVERTERS, GENERATORS, prepare
-
-DEFAULT_CASES = {"mni152-tissue": 24, "synthetic": 8}
+from data_prep import CONVERTERS, GENERATOR_CASES, GENERATORS, prepare
 
 _HELP = {
     "msd": "validate an MSD task as downloaded (ignores macOS ._* files) and write a clean copy",
@@ -36,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--src", required=True, help="the folder as downloaded")
         p.add_argument("--dst", required=True, help="output MSD-layout folder (must be empty unless --force)")
         if name in GENERATORS:
-            p.add_argument("--cases", type=int, default=DEFAULT_CASES[name], help="number of cases (default %(default)s)")
+            p.add_argument("--cases", type=int, default=GENERATOR_CASES[name], help="number of cases (default %(default)s)")
             p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
         else:
             p.add_argument("--cases", type=int, default=0, help="keep only the first N cases/patients (0 = all)")

@@ -19,20 +19,12 @@ import numpy as np
 
 from medseg_nas.errors import DataError
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 STAMP_KEY = "medseg_nas_prepare"  # provenance written into dataset.json by every converter
 
 
 def is_hidden(path: str | Path) -> bool:
     """macOS AppleDouble (`._x.nii.gz`) and dot files: never volumes."""
     return Path(path).name.startswith(".")
-
-
-def strip_nifti_suffix(name: str) -> str:
-    for suf in NIFTI_SUFFIXES:
-        if name.endswith(suf):
-            return name[: -len(suf)]
-    return name
 
 
 def check_dst(dst: Path, src: Path | None = None, force: bool = False) -> None:
@@ -143,18 +135,6 @@ def copy_nifti(src: Path, dst: Path) -> None:
     else:
         img = nib.load(str(src))
         nib.save(img, str(dst))
-
-
-def save_label_nifti(label_data: np.ndarray, ref_img, dst: Path) -> None:
-    """Write a label volume as uint8 on the grid of `ref_img` (used for float-stored labels)."""
-    import nibabel as nib
-
-    data = np.rint(np.asarray(label_data)).astype(np.uint8)
-    out = nib.Nifti1Image(data, ref_img.affine, ref_img.header.copy() if hasattr(ref_img, "header") else None)
-    out.set_data_dtype(np.uint8)
-    out.header["scl_slope"] = 1
-    out.header["scl_inter"] = 0
-    nib.save(out, str(dst))
 
 
 def write_dataset_json(root: Path, *, name: str, description: str, modality: dict, labels: dict,

@@ -21,7 +21,7 @@ skull-stripped). Each case is:
 Deterministic for a seed: case i uses `numpy.random.default_rng([seed, i])`, so case i is the
 same whatever `--cases` is.
 
-Hard enough that architectures differ (`python -m data_prep.difficulty`, 24 cases, seed 0, 3 mm,
+Hard enough that architectures differ (`scripts/difficulty.py`, 24 cases, seed 0, 3 mm,
 chain genome n_c=2, n_f=3, lr 1e-3, all four ops 1×1×1 vs all 3×3×3, same budget and seeds;
 benchmarks/results/difficulty_mni152_cpu_*.json): mean validation Dice 0.809 vs 0.846 after
 20×16 iterations (3 seeds, 1×1×1 lower in every seed, ranges 0.805–0.814 vs 0.842–0.849);
@@ -39,6 +39,7 @@ import numpy as np
 
 from medseg_nas.errors import DataError
 
+from data_prep import GENERATOR_CASES
 from data_prep.common import make_msd_dirs, staged_output, write_dataset_json
 
 LABELS = {0: "background", 1: "grey matter", 2: "white matter"}
@@ -148,8 +149,6 @@ def _rotation(angles):
 
 def make_case(seed: int, index: int, spacing: float | None = None):
     """One case: (int16 image, uint8 label, 4×4 affine). Pure function of (seed, index)."""
-    from scipy import ndimage
-
     t1, gm, wm, src_aff, (wlo, whi) = _sources()
     rng = np.random.default_rng([int(seed), int(index)])
     s = float(spacing) if spacing else float(rng.uniform(1.85, 2.15))
@@ -209,7 +208,7 @@ def make_case(seed: int, index: int, spacing: float | None = None):
     return image, label, affine
 
 
-def generate(dst: str | Path, cases: int = 24, seed: int = 0, force: bool = False,
+def generate(dst: str | Path, cases: int = GENERATOR_CASES["mni152-tissue"], seed: int = 0, force: bool = False,
              progress: bool = False) -> dict:
     """`prepare mni152-tissue`: write `cases` deformed MNI152 cases in MSD layout at `dst`."""
     import nibabel as nib

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from medseg_nas.errors import DataError
+from medseg_nas.niftiio import save_label_nifti, strip_nifti_suffix
 
 from data_prep.common import (
     check_pair,
@@ -24,9 +25,7 @@ from data_prep.common import (
     is_hidden,
     load_nifti,
     make_msd_dirs,
-    save_label_nifti,
     staged_output,
-    strip_nifti_suffix,
     write_dataset_json,
 )
 
@@ -174,7 +173,7 @@ def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 
             case = strip_nifti_suffix(ipath.name)
             copy_nifti(ipath, tmp / "imagesTr" / f"{case}.nii.gz")
             if np.issubdtype(ldata.dtype, np.floating) or ldata.dtype.itemsize > 2:
-                save_label_nifti(ldata, lab, tmp / "labelsTr" / f"{case}.nii.gz")
+                save_label_nifti(np.rint(ldata), lab, tmp / "labelsTr" / f"{case}.nii.gz")
             else:
                 copy_nifti(lpath, tmp / "labelsTr" / f"{case}.nii.gz")
             training.append({"image": f"./imagesTr/{case}.nii.gz", "label": f"./labelsTr/{case}.nii.gz"})

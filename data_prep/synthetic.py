@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep import GENERATOR_CASES
 from data_prep.common import make_msd_dirs, staged_output, write_dataset_json
 
 LABELS = {0: "background", 1: "crescent", 2: "wall", 3: "cavity"}
@@ -105,7 +106,7 @@ def write_msd(root: Path, cases: int, seed: int, shape=DEFAULT_SHAPE, spacing=DE
     )
 
 
-def generate(dst: str | Path, cases: int = 8, seed: int = 0, force: bool = False) -> dict:
+def generate(dst: str | Path, cases: int = GENERATOR_CASES["synthetic"], seed: int = 0, force: bool = False) -> dict:
     """`prepare synthetic`: `cases` phantoms in MSD layout at `dst` (staged, then moved into place)."""
     if cases < 1:
         from medseg_nas.errors import DataError

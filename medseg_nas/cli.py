@@ -1,8 +1,7 @@
 """`medseg-nas <stage>`: one subcommand per pipeline stage, no business logic here.
 
 Each stage lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`;
-this file only wires them. A stage whose module is `None` below is not built yet: it says so
-and exits 2 instead of pretending.
+this file only wires them and turns a `MedsegError` into one line on stderr and exit 1.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import sys
 from medseg_nas.errors import MedsegError
 
 # subcommand -> (module implementing it, one-line help)
-STAGES: dict[str, tuple[str | None, str]] = {
+STAGES: dict[str, tuple[str, str]] = {
     "prepare": ("data_prep.cli", "convert a raw dataset download (MSD, ACDC, PROMISE12) or build the embedded default into MSD layout"),
     "search": ("medseg_nas.nas.runner", "run the architecture search (SaMEA, DMLS, random, NSGA-II) into a run directory"),
     "retrain": ("medseg_nas.stages.retrain", "retrain the chosen network of a run with the full budget"),
@@ -32,10 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, (module, help_text) in STAGES.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if module is not None:
-            importlib.import_module(module).add_arguments(p)
-        else:
-            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        importlib.import_module(module).add_arguments(p)
     return parser
 
 
@@ -43,9 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     module, _ = STAGES[args.stage]
-    if module is None:
-        print(f"medseg-nas {args.stage}: not implemented yet", file=sys.stderr)
-        return 2
     try:
         return int(importlib.import_module(module).main(args) or 0)
     except MedsegError as exc:

@@ -19,16 +19,20 @@ from typing import Any
 
 import yaml
 
+from data_prep import CONVERTERS, GENERATORS
 from medseg_nas.errors import ConfigError
+from medseg_nas.search import STRATEGIES
 from medseg_nas.space.genome import OPS
 from medseg_nas.space.network import CELLS
+
+EXPORT_FORMATS = ("torchscript", "onnx", "bundle")  # what `medseg-nas export` can write
 
 
 @dataclass
 class PrepareConfig:
     """How `data.root` is produced when it does not exist yet ("" = it must already exist)."""
 
-    source: str = ""  # "", "mni152-tissue", "synthetic", "msd", "acdc", "promise12"
+    source: str = ""  # "", or one of data_prep's CONVERTERS / GENERATORS
     src: str = ""  # raw download folder (msd / acdc / promise12)
     cases: int = 0  # generated datasets only
     seed: int = 0
@@ -132,7 +136,7 @@ class NSGA2Config:
 
 @dataclass
 class SearchConfig:
-    strategy: str = "samea"  # "samea" | "dmls" | "random" | "nsga2"
+    strategy: str = "samea"  # one of medseg_nas.search.STRATEGIES
     budget_trials: int = 50
     budget_hours: float = 0.0  # 0: no wall-clock limit
     seed: int = 0
@@ -169,7 +173,7 @@ class RetrainConfig:
 
 @dataclass
 class ExportConfig:
-    formats: list[str] = field(default_factory=lambda: ["torchscript", "onnx", "bundle"])
+    formats: list[str] = field(default_factory=lambda: list(EXPORT_FORMATS))
 
 
 @dataclass
@@ -193,9 +197,9 @@ class Config:
 
 
 _CHOICES = {
-    "data.prepare.source": {"", "mni152-tissue", "synthetic", "msd", "acdc", "promise12"},
+    "data.prepare.source": {"", *CONVERTERS, *GENERATORS},
     "data.augment": {"none", "light", "full"},
-    "search.strategy": {"samea", "dmls", "random", "nsga2"},
+    "search.strategy": set(STRATEGIES),
     "search.dmls.neighbour_order": {"random", "forest", "linear", "surrogate"},
     "search.samea.rules": {"paper", "adaptive"},
     "objectives.dice_at": {"last5", "best"},
@@ -390,7 +394,7 @@ def validate(cfg: Config, source: str) -> None:
             "screen_candidates >= 1"
         )
     for fmt in cfg.export.formats:
-        if fmt not in ("torchscript", "onnx", "bundle"):
+        if fmt not in EXPORT_FORMATS:
             raise ConfigError(f"key 'export.formats' in {source}: unknown format '{fmt}'")
 
 

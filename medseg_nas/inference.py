@@ -9,22 +9,23 @@ medseg-nas, so `preprocess_spec(data_plan)` spells the same pipeline as MONAI tr
     to the above-minimum foreground → normalisation (CT: clip to the dataset's 0.5/99.5
     percentiles, z-score with the foreground mean/std; others: per-image z-score per channel)
 
-then sliding-window inference over `patch_size` windows (Gaussian blending), softmax, optional
-mirror TTA, MONAI `Invertd` back to the original grid (bilinear on probabilities, so labels
-are not blocky), argmax. The label map has the input's shape; writers use the input's affine.
+then sliding-window inference over `patch_size` windows (`medseg_nas.sliding_window`: Gaussian
+blending, softmax, optional mirror TTA), MONAI `Invertd` back to the original grid (bilinear on
+probabilities, so labels are not blocky), argmax. The label map has the input's shape; writers use the input's affine.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from medseg_nas.device import resolve_device
 from medseg_nas.errors import DataError, MedsegError
+from medseg_nas.sliding_window import sliding_window
 
 CT_NAMES = {"ct", "computed tomography"}
 
@@ -109,12 +110,9 @@ def inference_compose(dp: dict):
     """The training code's own inference transforms when `dp` is a full DataPlan dict, else the
     MONAI-only spec (identical by construction; tests/test_export.py checks the two agree)."""
     if "normalization" in dp and "network_plan" in dp:
-        try:
-            from medseg_nas.data import DataPlan, inference_transforms
-        except ImportError:
-            pass
-        else:
-            return inference_transforms(DataPlan.from_dict(dp))
+        from medseg_nas.data import DataPlan, inference_transforms
+
+        return inference_transforms(DataPlan.from_dict(dp))
     return build_transforms(preprocess_spec(dp))
 
 
@@ -152,52 +150,6 @@ def build_transforms(spec: list[dict]):
             raise MedsegError(f"unknown MONAI transform {target!r} in the preprocessing spec")
         out.append(cls(**{k: _literal(v, target) for k, v in kwargs.items()}))
     return mt.Compose(out)
-
-
-def mirror_axes(tta: bool) -> list[tuple[int, ...]]:
-    """Flip combinations of the 3 spatial axes (of a B×C×X×Y×Z tensor) averaged for TTA."""
-    if not tta:
-        return [()]
-    axes = (2, 3, 4)
-    return [c for r in range(4) for c in itertools.combinations(axes, r)]
-
-
-@torch.no_grad()
-def sliding_window_probs(
-    network,
-    image: torch.Tensor,
-    patch_size,
-    device: str | torch.device = "cpu",
-    sw_batch_size: int = 2,
-    overlap: float = 0.25,
-    tta: bool = False,
-) -> torch.Tensor:
-    """Softmax probabilities (C×X×Y×Z, float32, on CPU) of a preprocessed C×X×Y×Z image."""
-    from monai.inferers import sliding_window_inference
-
-    x = torch.as_tensor(image).float()[None].to(device)
-    total = None
-    flips = mirror_axes(tta)
-    for dims in flips:
-        xi = torch.flip(x, dims) if dims else x
-        logits = sliding_window_inference(
-            xi, list(patch_size), sw_batch_size, network, overlap=overlap, mode="gaussian",
-            sw_device=device, device="cpu",
-        )
-        logits = torch.as_tensor(logits).float()
-        if dims:
-            logits = torch.flip(logits, dims)
-        p = torch.softmax(logits, dim=1)
-        total = p if total is None else total + p
-    return (total / len(flips))[0]
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device in ("auto", "", None):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise MedsegError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -291,10 +243,12 @@ class Predictor:
             )
         return d
 
+    @torch.no_grad()
     def probabilities(self, d: dict) -> torch.Tensor:
-        """Probabilities on the preprocessed grid."""
-        return sliding_window_probs(
-            self.network, d["image"], self.patch, self.device, self.sw_batch_size, self.overlap, self.tta
+        """Softmax probabilities (C×X×Y×Z, float32, on the CPU) on the preprocessed grid."""
+        return sliding_window(
+            self.network, d["image"], self.patch, self.sw_batch_size, self.overlap, self.device,
+            output_device="cpu", tta=self.tta, softmax=True,
         )
 
     def invert(self, d: dict, probs: torch.Tensor) -> np.ndarray:
@@ -319,21 +273,3 @@ class Predictor:
         if labels.shape != shape:  # should not happen: Invertd restores the grid
             raise MedsegError(f"internal: prediction shape {labels.shape} != input shape {shape} for {path}")
         return labels, img
-
-
-def save_label_nifti(labels: np.ndarray, reference, path: str | Path) -> Path:
-    """Write `labels` with the reference image's exact affine and header (uint8 data)."""
-    import nibabel as nib
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = reference.header.copy()
-    header.set_data_dtype(np.uint8)
-    if len(header.get_data_shape()) != 3:
-        header.set_data_shape(labels.shape)
-    out = nib.Nifti1Image(labels.astype(np.uint8), reference.affine, header)
-    out.set_qform(reference.affine, code=int(reference.header["qform_code"]) or 1)
-    out.set_sform(reference.affine, code=int(reference.header["sform_code"]) or 1)
-    out.header.set_slope_inter(1, 0)
-    nib.save(out, str(path))
-    return path

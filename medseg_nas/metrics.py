@@ -1,4 +1,4 @@
-"""Segmentation metrics in millimetres, sliding-window inference for validation, result writers.
+"""Segmentation metrics in millimetres, fast Dice for validation, result writers.
 
 `case_metrics(prediction, label, spacing, labels)` scores one case per foreground label:
 
@@ -21,11 +21,10 @@ empty is a perfect score, a structure present in only one of the two is a comple
 So every number is finite and summaries are never NaN; the per-case CSV says in its ``note``
 column which rows used a convention, and the summary counts them per class.
 
-`sliding_window_logits` is the validation/evaluation inference of the trainer (MONAI
-``sliding_window_inference``, Gaussian blending, patch-size windows). Whole-file inference
-with resampling back to the original grid lives in `medseg_nas.inference.Predictor`;
-`evaluate_predictions` scores its output against the original label files with the
-original spacing, so numbers compare with published tables.
+Sliding-window inference (validation and whole-file) lives in `medseg_nas.sliding_window`;
+whole-file inference with resampling back to the original grid in
+`medseg_nas.inference.Predictor`; `evaluate_predictions` scores its output against the original
+label files with the original spacing, so numbers compare with published tables.
 """
 
 from __future__ import annotations
@@ -112,38 +111,6 @@ def dice_from_confusion(cm: torch.Tensor) -> list[float]:
         denom = cm[c, :].sum().item() + cm[:, c].sum().item()
         out.append(1.0 if denom == 0 else 2.0 * tp / denom)
     return out
-
-
-# -- inference ------------------------------------------------------------------------------------
-
-
-def sliding_window_logits(
-    network: torch.nn.Module,
-    image: torch.Tensor,
-    roi_size: Sequence[int],
-    sw_batch_size: int = 2,
-    overlap: float = 0.25,
-    device: str | torch.device = "cpu",
-    mode: str = "gaussian",
-) -> torch.Tensor:
-    """Logits (n_classes×X×Y×Z, on `device`) of a preprocessed C×X×Y×Z image.
-
-    Call under ``torch.inference_mode()`` (and autocast if wanted); the network must be in eval
-    mode. Volumes smaller than the window are padded by MONAI and cropped back.
-    """
-    from monai.inferers import sliding_window_inference
-
-    x = torch.as_tensor(image)
-    if hasattr(x, "as_tensor"):
-        x = x.as_tensor()
-    x = x.float()[None].to(device)
-    logits = sliding_window_inference(
-        x, list(roi_size), sw_batch_size, network, overlap=overlap, mode=mode, sw_device=device, device=device
-    )
-    logits = torch.as_tensor(logits)
-    if hasattr(logits, "as_tensor"):
-        logits = logits.as_tensor()
-    return logits[0]
 
 
 # -- writers --------------------------------------------------------------------------------------

@@ -32,17 +32,15 @@ import platform
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from bench_peers import add_data_and_budget_args, build_data, fit_and_score, tiny_data  # noqa: E402
-from medseg_nas.config import TrainConfig  # noqa: E402
-from medseg_nas.results import TrialStatus  # noqa: E402
-from medseg_nas.space import CELLS, PUBLISHED_GENOMES  # noqa: E402
-from medseg_nas.train import Trainer  # noqa: E402
+from bench_peers import add_data_and_budget_args, build_data, fit_and_score, tiny_data
+from medseg_nas.config import TrainConfig
+from medseg_nas.results import TrialStatus
+from medseg_nas.space import CELLS, PUBLISHED_GENOMES
+from medseg_nas.train import Trainer
 
 
 def runs_to_train(args) -> list[tuple[str, str, str, object]]:

@@ -44,16 +44,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from medseg_nas.config import DataConfig, TrainConfig  # noqa: E402
-from medseg_nas.results import TrialStatus  # noqa: E402
-from medseg_nas.space import PUBLISHED_GENOMES, Genome  # noqa: E402
-from medseg_nas.space.plan import plan_from_spacing  # noqa: E402
-from medseg_nas.train import Trainer  # noqa: E402
+from medseg_nas.config import DataConfig, TrainConfig
+from medseg_nas.results import TrialStatus
+from medseg_nas.space import PUBLISHED_GENOMES, Genome
+from medseg_nas.train import Trainer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +155,8 @@ def build_data(args):
 
 
 def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
-    from medseg_nas.metrics import case_metrics, sliding_window_logits
+    from medseg_nas.metrics import case_metrics
+    from medseg_nas.sliding_window import sliding_window
 
     net = trainer.build(spec)
     net.load_state_dict(state_dict)
@@ -171,8 +170,8 @@ def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
             image = item["image"]
             label = np.asarray(torch.as_tensor(item["label"]).reshape(item["label"].shape[-3:]).cpu()).astype(np.int16)
             t0 = time.perf_counter()
-            logits = sliding_window_logits(net, image, plan.patch_size, int(trainer.cfg.sw_batch_size),
-                                           float(trainer.cfg.sw_overlap), trainer.device)
+            logits = sliding_window(net, image, plan.patch_size, int(trainer.cfg.sw_batch_size),
+                                    float(trainer.cfg.sw_overlap), trainer.device)
             pred = logits.argmax(0).cpu().numpy().astype(np.int16)
             ms.append(1000 * (time.perf_counter() - t0))
             m = case_metrics(pred, label, plan.target_spacing, fg)

@@ -24,7 +24,7 @@ Modes
   "train_s" of a run is what its trials cost to train (cached or not), i.e. the wall-clock the
   run would have taken on its own; "overhead_s" is the strategy's own ask/tell time.
 - `--mode analytic` (CI smoke, seconds; also a many-seed strategy comparison): the cheap
-  analytic problem of tests/search_analytic.py instead of training.
+  analytic problem of medseg_nas.testing.analytic instead of training.
 
 Reported per variant (JSON, a markdown table from scripts/bench_tables.py beside it as .md, and
 a PNG): normalised hypervolume (fraction of the runner's fixed reference box) after every trial;
@@ -57,14 +57,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from medseg_nas.results import TrialStatus
+from medseg_nas.search import STRATEGIES
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from medseg_nas.results import TrialStatus  # noqa: E402
-
-STRATEGIES = ("samea", "dmls", "random", "nsga2")  # medseg_nas.search.STRATEGIES
 # label → strategy and search.* overrides; a bare strategy name is the variant of that name
 PREDEFINED = {
     "samea_adaptive": ("samea", ["search.samea.rules=adaptive"]),
@@ -143,20 +141,18 @@ def parse_seeds(text: str) -> list[int]:
 
 
 class AnalyticProblem:
-    """tests/search_analytic.py: cheap conflicting objectives over real genomes."""
+    """medseg_nas.testing.analytic: cheap conflicting objectives over real genomes."""
 
     def __init__(self, args) -> None:
-        sys.path.insert(0, str(ROOT / "tests"))
-        import search_analytic as sa
-
         from medseg_nas.config import load_config
         from medseg_nas.space import SearchSpace
+        from medseg_nas.testing import analytic as sa
 
         self.sa = sa
         self.cfg = load_config(args.config, args.set)
         self.space = sa.SPACE if not args.set else SearchSpace.from_config(self.cfg.space)
         self.box = sa.BOX
-        self.description = {"problem": "tests/search_analytic.py", "space": "full EMONAS space"}
+        self.description = {"problem": "medseg_nas.testing.analytic", "space": "full EMONAS space"}
 
     def f2_of(self, g) -> float:
         return self.sa.f2(g)

@@ -26,16 +26,14 @@ import json
 import os
 import platform
 import shutil
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from medseg_nas.space import Genome, SearchSpace  # noqa: E402
+from medseg_nas.space import Genome, SearchSpace
 
 
 class FixedList:

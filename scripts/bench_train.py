@@ -19,17 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from medseg_nas.config import load_config  # noqa: E402
-from medseg_nas.space import PUBLISHED_GENOMES, Genome  # noqa: E402
-from medseg_nas.train import Trainer  # noqa: E402
+from medseg_nas.config import load_config
+from medseg_nas.space import PUBLISHED_GENOMES, Genome
+from medseg_nas.train import Trainer
 
 
 def build_bundle(args):

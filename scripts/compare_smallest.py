@@ -19,10 +19,9 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from medseg_nas.errors import MedsegError  # noqa: E402
-from medseg_nas.results import TrialStatus  # noqa: E402
+from medseg_nas.errors import MedsegError
+from medseg_nas.results import TrialStatus
 
 COPIED = ("config.yaml", "split.json", "plan.json", "fingerprint.json", "trials.sqlite", "front.json")
 

@@ -131,3 +131,21 @@ def test_bench_cells_tiny(tmp_path):
     assert d["diff_mean"] == round(d["emonas"]["mean"] - d["residual"]["mean"], 4)
     table = _load("bench_tables").cells(doc)
     assert "`cardiac_lr0.001`" in table and "better: **" in table
+
+
+def test_difficulty_probe_runs_and_writes_figures(tmp_path):
+    """`python scripts/difficulty.py` (the 1×1×1 vs 3×3×3 measurement) on a tiny budget."""
+    from data_prep import synthetic
+
+    difficulty = _load("difficulty")
+    root = tmp_path / "syn"
+    synthetic.generate(root, cases=5, seed=0)
+    out = tmp_path / "d.json"
+    config = SCRIPTS.parent / "configs" / "quickstart.yaml"
+    assert difficulty.main(["--config", str(config), "--data-root", str(root), "--set", "data.patch_size=[16,16,16]", "--epochs", "1",
+                            "--iters", "1", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["summary"]) == {"conv3d_1", "conv3d_3"} and doc["budget"]["epochs"] == 1
+    assert doc["summary"]["conv3d_1"]["n_params"] < doc["summary"]["conv3d_3"]["n_params"]
+    for rows in doc["runs"].values():
+        assert [r["status"] for r in rows] == ["done"] and 0 <= rows[0]["val_dice"] <= 1

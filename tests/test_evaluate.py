@@ -16,11 +16,11 @@ from medseg_nas.metrics import (
     dice_from_confusion,
     evaluate_predictions,
     metric_rows,
-    sliding_window_logits,
     summarise,
     write_case_csv,
     write_summary_json,
 )
+from medseg_nas.sliding_window import mirror_axes, sliding_window
 
 
 def cube(shape, lo, hi, value=1):
@@ -154,5 +154,19 @@ def test_sliding_window_logits_shape():
     net = torch.nn.Conv3d(1, 3, 3, padding=1)
     img = torch.randn(1, 20, 18, 11)
     with torch.inference_mode():
-        out = sliding_window_logits(net.eval(), img, (8, 8, 8), sw_batch_size=4, overlap=0.25)
+        out = sliding_window(net.eval(), img, (8, 8, 8), sw_batch_size=4, overlap=0.25)
     assert out.shape == (3, 20, 18, 11)
+
+
+def test_sliding_window_probabilities_with_mirror_tta():
+    """A 1×1×1 convolution commutes with flips: the 8-mirror mean equals the plain softmax."""
+    torch.manual_seed(0)
+    net = torch.nn.Conv3d(1, 3, 1).eval()
+    img = torch.randn(1, 20, 18, 11)
+    assert len(mirror_axes(True)) == 8 and mirror_axes(False) == [()]
+    with torch.inference_mode():
+        plain = sliding_window(net, img, (8, 8, 8), output_device="cpu", softmax=True)
+        tta = sliding_window(net, img, (8, 8, 8), output_device="cpu", softmax=True, tta=True)
+    assert plain.dtype == torch.float32 and tta.shape == (3, 20, 18, 11)
+    torch.testing.assert_close(plain.sum(0), torch.ones(20, 18, 11))
+    torch.testing.assert_close(tta, plain, atol=1e-5, rtol=1e-5)

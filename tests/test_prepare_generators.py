@@ -2,7 +2,6 @@
 
 import json
 import time
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -98,20 +97,3 @@ def test_mni152_generate_layout(tmp_path):
     np.testing.assert_array_equal(img, ref)
     np.testing.assert_array_equal(lab, reflab)
     assert elapsed < 40  # ~1 s per case plus loading the template on a busy 2-core machine
-
-
-def test_difficulty_probe_runs_and_writes_figures(tmp_path):
-    """`python -m data_prep.difficulty` (the 1×1×1 vs 3×3×3 measurement) on a tiny budget."""
-    from data_prep import difficulty
-
-    root = tmp_path / "syn"
-    synthetic.generate(root, cases=5, seed=0)
-    out = tmp_path / "d.json"
-    config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
-    assert difficulty.main(["--config", str(config), "--data-root", str(root), "--set", "data.patch_size=[16,16,16]", "--epochs", "1",
-                            "--iters", "1", "--out", str(out)]) == 0
-    doc = json.loads(out.read_text())
-    assert set(doc["summary"]) == {"conv3d_1", "conv3d_3"} and doc["budget"]["epochs"] == 1
-    assert doc["summary"]["conv3d_1"]["n_params"] < doc["summary"]["conv3d_3"]["n_params"]
-    for rows in doc["runs"].values():
-        assert [r["status"] for r in rows] == ["done"] and 0 <= rows[0]["val_dice"] <= 1

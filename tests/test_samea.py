@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from search_analytic import SPACE, f2, objectives
+from medseg_nas.testing.analytic import SPACE, f2, objectives
 
 from medseg_nas.config import SearchConfig, config_from_dict
 from medseg_nas.errors import ConfigError

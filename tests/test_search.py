@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from search_analytic import SPACE, drive, f2, objectives
+from medseg_nas.testing.analytic import SPACE, drive, f2, objectives
 
 from medseg_nas.config import SearchConfig
 from medseg_nas.errors import ConfigError

@@ -1,6 +1,7 @@
 """The best genomes published for EMONAS-Net (Baldeon-Calisto & Lai-Yuen, AIM 119, 2021).
 
-Transcribed from ../shared/EMONAS_GENOMES.md; "input tensor" is the cell input (0).
+Transcribed from the paper's table of best hyperparameter vectors per dataset; its "input
+tensor" is the cell input (0).
 """
 
 from medseg_nas.space.genome import Genome

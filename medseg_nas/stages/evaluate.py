@@ -24,7 +24,6 @@ import numpy as np
 
 from medseg_nas.errors import DataError, MedsegError
 
-METRICS = ("dice", "hd95", "asd")
 
 def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = False, device: str = "auto",
                    save_predictions: bool = True, log=print) -> dict:
@@ -36,8 +35,9 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
     """
     import nibabel as nib
 
-    from medseg_nas.metrics import case_metrics_detail, metric_rows, summarise, write_case_csv
-    from medseg_nas.inference import Predictor, save_label_nifti
+    from medseg_nas.inference import Predictor
+    from medseg_nas.metrics import METRICS, case_metrics_detail, metric_rows, summarise, write_case_csv
+    from medseg_nas.niftiio import save_label_nifti
     from medseg_nas.model_io import load_model
 
     if not cases:

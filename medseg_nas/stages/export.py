@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medseg_nas.config import EXPORT_FORMATS
 from medseg_nas.errors import MedsegError
 from medseg_nas.inference import inference_compose, patch_of, preprocess_spec
 from medseg_nas.model_io import TS_META, LoadedModel, load_model
 from medseg_nas.plan_schema import validate_metadata
 
-FORMATS = ("torchscript", "onnx", "bundle")
 ONNX_OPSET = 17
 ATOL = 1e-3  # max abs logit difference accepted between PyTorch and TorchScript / ONNX
 
@@ -303,7 +303,7 @@ def first_test_image(run_dir: Path) -> Path | None:
 def export_all(
     model_path: str | Path,
     out_dir: str | Path,
-    formats=FORMATS,
+    formats=EXPORT_FORMATS,
     case_image: str | Path | None = None,
     log=print,
 ) -> dict:
@@ -349,7 +349,7 @@ def export_all(
     return report
 
 
-def outputs_complete(best_dir: Path, formats=FORMATS) -> bool:
+def outputs_complete(best_dir: Path, formats=EXPORT_FORMATS) -> bool:
     best_dir = Path(best_dir)
     need = [best_dir / "export.json"]
     if "torchscript" in formats:
@@ -366,7 +366,7 @@ def outputs_complete(best_dir: Path, formats=FORMATS) -> bool:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="run directory (reads best/model.pt, writes best/model.ts, model.onnx, bundle/)")
-    p.add_argument("--format", nargs="+", choices=FORMATS, default=None,
+    p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=None,
                    help="formats to write (default: the config's export.formats)")
     p.add_argument("--model", default=None, help="checkpoint to export instead of RUN_DIR/best/model.pt")
     p.add_argument("--case", default=None, help="NIfTI image used to check the exports (default: first test case)")
@@ -376,7 +376,7 @@ def main(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     formats = args.format
     if formats is None:
-        formats = FORMATS
+        formats = EXPORT_FORMATS
         cfg_path = run_dir / "config.yaml"
         if cfg_path.is_file():
             from medseg_nas.config import load_config

@@ -24,17 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg_nas.errors import DataError, MedsegError
+from medseg_nas.niftiio import NIFTI_SUFFIXES, save_label_nifti, strip_nifti_suffix
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 SEG_SUFFIX = "_seg.nii.gz"  # what predict writes: `<name>_seg.nii.gz`
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suf in NIFTI_SUFFIXES:
-        if name.endswith(suf):
-            return name[: -len(suf)]
-    return path.stem
 
 
 def _same_dir(a: Path, b: Path) -> bool:
@@ -62,7 +54,7 @@ def find_inputs(inp: str | Path, out_dir: str | Path | None = None) -> list[Path
 
 
 def output_path(inp: Path, out_dir: Path) -> Path:
-    return out_dir / f"{_stem(inp)}{SEG_SUFFIX}"
+    return out_dir / f"{strip_nifti_suffix(inp.name)}{SEG_SUFFIX}"
 
 
 def is_complete_output(out: Path, inp: Path) -> bool:
@@ -124,9 +116,7 @@ def _plan(inputs: list[Path], out_dir: Path, force: bool, skip_existing: bool, l
 
 def _write_atomically(labels, ref, dst: Path) -> None:
     """Write next to `dst` under a hidden name, then rename: no half-written `_seg` file ever."""
-    from medseg_nas.inference import save_label_nifti
-
-    tmp = dst.with_name(f".{dst.name[: -len('.nii.gz')]}.partial-{os.getpid()}.nii.gz")
+    tmp = dst.with_name(f".{strip_nifti_suffix(dst.name)}.partial-{os.getpid()}.nii.gz")
     try:
         save_label_nifti(labels, ref, tmp)
         os.replace(tmp, dst)
@@ -178,20 +168,11 @@ def predict_batch(
     return result
 
 
-def predict_files(
-    model_path: str | Path,
-    inputs: list[Path],
-    out_dir: str | Path,
-    tta: bool = False,
-    device: str = "auto",
-    force: bool = False,
-    skip_existing: bool = False,
-    log=print,
-) -> list[Path]:
-    """`predict_batch` for callers that want an exception: the written files, or the input's own
-    error when one input failed (a summary error when several did — after all others were written)."""
-    result = predict_batch(model_path, inputs, out_dir, tta=tta, device=device, force=force,
-                           skip_existing=skip_existing, log=log)
+def predict_files(model_path: str | Path, inputs: list[Path], out_dir: str | Path, **batch_options) -> list[Path]:
+    """`predict_batch` (same options) for callers that want an exception: the written files, or the
+    input's own error when one input failed (a summary error when several did — after all others
+    were written)."""
+    result = predict_batch(model_path, inputs, out_dir, **batch_options)
     if len(result.failed) == 1:
         raise result.failed[0][1]
     if result.failed:

@@ -52,7 +52,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from medseg_nas.metrics import confusion_counts, dice_from_confusion, sliding_window_logits
+from medseg_nas.device import resolve_device
+from medseg_nas.metrics import confusion_counts, dice_from_confusion
+from medseg_nas.sliding_window import sliding_window
 from medseg_nas.space.network import build_network
 from medseg_nas.results import TrialResult, TrialStatus
 from medseg_nas.train.layout import swap_instance_norm
@@ -64,15 +66,6 @@ class TrialFailure(RuntimeError):
     """A trial that cannot go on (the message is the reason recorded in the result)."""
 
 
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        from medseg_nas.errors import ConfigError
-
-        raise ConfigError(f"train.device={device!r} but CUDA is not available on this machine")
-    return dev
 
 
 def _plain(x: Any) -> torch.Tensor:
@@ -423,7 +416,7 @@ class Trainer:
             image = _plain(item["image"])
             label = _plain(item["label"]).to(self.device)
             with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = sliding_window_logits(
+                logits = sliding_window(
                     net, image, patch, int(self.cfg.sw_batch_size), float(self.cfg.sw_overlap), self.device
                 )
             if logits.shape[1:] != label.shape[-3:]:

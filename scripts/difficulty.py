@@ -1,6 +1,6 @@
 """Is a prepared dataset hard enough that architectures differ? Same budget, different operations.
 
-    python -m data_prep.difficulty --config configs/quickstart.yaml --ops conv3d_1,conv3d_3 \
+    python scripts/difficulty.py --config configs/quickstart.yaml --ops conv3d_1,conv3d_3 \
         --seeds 0,1 --out benchmarks/results/mni152_difficulty_cpu.json
 
 Trains, with the project's `Trainer` and the config's search-trial budget (epochs ×

@@ -2,7 +2,8 @@
 
 Bigger kernels, more cells and filters and a learning rate near 1e-3 lower f1; they raise f2
 (the log of a monotone stand-in for the parameter count), so the two objectives conflict like
-Dice error and size do. Not collected by pytest (no test_ prefix).
+Dice error and size do. Used by tests/test_search.py, tests/test_samea.py and
+`scripts/bench_search.py --mode analytic`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Helpers for tests and smoke benchmarks that the package ships, so scripts import them plainly."""
