@@ -37,6 +37,7 @@ def measure(cfg, root: str | Path, ops: list[str], seeds: list[int], n_c: int = 
     import torch
 
     from medseg_nas import data as mdata
+    from medseg_nas.results import TrialStatus
     from medseg_nas.space.genome import Genome
     from medseg_nas.train import Trainer
 
@@ -61,7 +62,7 @@ def measure(cfg, root: str | Path, ops: list[str], seeds: list[int], n_c: int = 
                 f"({r.n_params} params, {r.seconds:.0f} s) {r.error or ''}")
     summary = {}
     for op, rows in runs.items():
-        ok = [x["val_dice"] for x in rows if x["status"] == "done"]
+        ok = [x["val_dice"] for x in rows if x["status"] == TrialStatus.DONE]
         summary[op] = {"mean_val_dice": round(statistics.fmean(ok), 4) if ok else None,
                        "min_val_dice": min(ok) if ok else None, "max_val_dice": max(ok) if ok else None,
                        "n_done": len(ok), "n_params": rows[0]["n_params"]}

@@ -42,7 +42,7 @@ from medseg_nas.config import Config, config_from_dict, config_to_dict, load_con
 from medseg_nas.errors import SearchError
 from medseg_nas.nas.executors import Completed, Executor, TrialSpec, make_executor
 from medseg_nas.nas.front import Front, FrontArtefacts
-from medseg_nas.nas.jsonfiles import atomic_write
+from medseg_nas.jsonio import atomic_write
 from medseg_nas.nas.outcome import FailureStreak, all_failed_message, first_line, judge
 from medseg_nas.nas.progress import SearchLog
 from medseg_nas.nas.resume import check_resume_config
@@ -52,6 +52,7 @@ from medseg_nas.nas.strategy_state import ResumableStrategy
 from medseg_nas.nas.trial import SearchContext, prepare_data, train_trial
 from medseg_nas.results import FINISHED, TrialStatus
 from medseg_nas.search.objectives import reference_box
+from medseg_nas.search import STRATEGIES
 from medseg_nas.space.genome import Genome, SearchSpace
 from medseg_nas.space.network import count_parameters
 
@@ -398,7 +399,7 @@ def _run_search_locked(cfg: Config, run_dir: Path, resume: bool, strategy, trial
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config of the run")
     parser.add_argument("--run-dir", default=None, help="run directory (default: <run_root>/<name> of the config)")
-    parser.add_argument("--strategy", choices=["samea", "dmls", "random", "nsga2"], default=None, help="override search.strategy")
+    parser.add_argument("--strategy", choices=STRATEGIES, default=None, help="override search.strategy")
     parser.add_argument("--budget", type=int, default=None, metavar="N", help="override search.budget_trials")
     parser.add_argument("--resume", action="store_true", help="continue the search saved in the run directory")
     parser.add_argument(

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from medseg_nas.jsonio import json_default
 from medseg_nas.results import FINISHED, TrialStatus
 
 _SCHEMA = """
@@ -91,17 +92,8 @@ def _finite_or_none(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _json_default(obj: Any) -> Any:
-    """Numpy scalars/arrays and tensors in histories become plain JSON values."""
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    return str(obj)
-
-
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_json_default, allow_nan=True)
+    return json.dumps(obj, default=json_default, allow_nan=True)
 
 
 class TrialStore:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from medseg_nas.errors import SearchError
-from medseg_nas.nas.jsonfiles import atomic_write, json_default
+from medseg_nas.jsonio import atomic_write, json_default
 from medseg_nas.space.genome import Genome
 
 STATE_FORMAT = "medseg-nas/strategy-state/1"

@@ -19,7 +19,7 @@ from typing import Any
 from medseg_nas.config import Config, config_from_dict, config_to_dict
 from medseg_nas.errors import ConfigError, DataError
 from medseg_nas.nas.executors import TrialSpec
-from medseg_nas.nas.jsonfiles import atomic_write
+from medseg_nas.jsonio import atomic_write
 from medseg_nas.results import TrialResult
 from medseg_nas.space.plan import NetworkPlan
 
