@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, overrides)
     from medseg_nas.data import ensure_dataset
 
-    ensure_dataset(cfg.data)
+    ensure_dataset(cfg.data, verify_stamp=False)  # --tiny points data.root at its own dataset
     space = SearchSpace.from_config(cfg.space)
     rng = np.random.default_rng(args.seed)
     genomes, seen = [], set()

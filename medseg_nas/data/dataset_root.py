@@ -12,12 +12,14 @@ from typing import Callable
 from medseg_nas.errors import ConfigError, DataError
 
 
-def ensure_dataset(data_cfg, log: Callable[[str], None] = print) -> bool:
+def ensure_dataset(data_cfg, log: Callable[[str], None] = print, verify_stamp: bool = True) -> bool:
     """Prepare `data.root` from `data.prepare` when it is missing (True: it was prepared).
 
-    An existing folder stamped by `medseg-nas prepare` is checked against `data.prepare`: reused
-    when prepared with the same settings, else one DataError (a changed `cases`/`seed` must not
-    silently search the old dataset).
+    With `verify_stamp` (the `run` pipeline) an existing folder stamped by `medseg-nas prepare` is
+    checked against `data.prepare`: reused when prepared with the same settings, else one
+    DataError (a changed `cases`/`seed` must not silently search the old dataset). Without it
+    (`search` alone, benchmarks that point data.root at another dataset) an existing folder is
+    used as it is.
     """
     if not data_cfg.root:
         raise ConfigError("data.root is empty in the config: set it to an MSD-layout folder")
@@ -26,7 +28,7 @@ def ensure_dataset(data_cfg, log: Callable[[str], None] = print) -> bool:
     if root.exists():
         from data_prep.common import read_stamp
 
-        if source and read_stamp(root) is not None:
+        if verify_stamp and source and read_stamp(root) is not None:
             from data_prep import prepare_from_config
 
             prepare_from_config(data_cfg.prepare, root)
