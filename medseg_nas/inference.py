@@ -1,8 +1,8 @@
 """Whole-volume inference shared by `predict`, `evaluate` and the MONAI bundle export.
 
 `predict`/`evaluate` preprocess with the training code's own `medseg_nas.data.inference_transforms`
-(rebuilt from the DataPlan dict saved in the checkpoint). The MONAI bundle cannot import
-medseg-nas, so `preprocess_spec(data_plan)` spells the same pipeline as MONAI transform configs
+(from the DataPlan saved in the checkpoint). The MONAI bundle cannot import medseg-nas, so
+`preprocess_spec(plan)` spells the same pipeline as MONAI transform configs
 (`{"_target_": "Spacingd", ...}`) for inference.json; tests check both give the same output:
 
     LoadImaged → channel first → Orientationd(plan.axcodes) → Spacingd(target, bilinear) → crop
@@ -24,52 +24,19 @@ import numpy as np
 import torch
 
 from medseg_nas.device import resolve_device
+from medseg_nas.data import DataPlan, inference_transforms
 from medseg_nas.errors import DataError, MedsegError
 from medseg_nas.sliding_window import sliding_window
 
-CT_NAMES = {"ct", "computed tomography"}
 
-
-def _first(d: dict, *keys, default=None):
-    for k in keys:
-        if k in d and d[k] is not None:
-            return d[k]
-    return default
-
-
-def _modality(dp: dict) -> str:
-    mod = dp.get("modality", "")
-    if isinstance(mod, dict):  # MSD dataset.json style {"0": "CT"}
-        mod = next(iter(mod.values()), "")
-    if isinstance(mod, (list, tuple)):
-        mod = mod[0] if mod else ""
-    return str(mod).lower()
-
-
-def spacing_of(dp: dict) -> list[float] | None:
-    sp = _first(dp, "target_spacing", "spacing")
-    return [float(s) for s in sp] if sp else None
-
-
-def patch_of(dp: dict) -> list[int]:
-    p = _first(dp, "patch_size", "roi_size")
-    if not p:
-        raise MedsegError("the model's data plan has no patch_size; cannot run sliding-window inference")
-    return [int(v) for v in p]
-
-
-def normalisation_spec(dp: dict, keys: str | list[str] = "image") -> list[dict]:
+def normalisation_spec(plan: DataPlan, keys: str | list[str] = "image") -> list[dict]:
     """Intensity normalisation as MONAI transform configs, equal to medseg_nas.data's NormalizeByPlan.
 
     DataPlan format: `normalization` = one dict per channel, `{"scheme": "zscore"}` (per-image
     z-score over all voxels) or `{"scheme": "ct", "clip": [lo, hi], "mean", "std"}` (clip, then
     z-score with dataset statistics). A plan without that list (hand-written) gets per-image z-score.
     """
-    norms = dp.get("normalization")
-    if isinstance(norms, dict):
-        norms = [norms]
-    if not norms:
-        norms = [{"scheme": "zscore"}]
+    norms = plan.normalization or [{"scheme": "zscore"}]
     schemes = {str(n.get("scheme", "zscore")).lower() for n in norms}
     if schemes <= {"zscore"}:
         return [{"_target_": "NormalizeIntensityd", "keys": keys, "nonzero": False, "channel_wise": True}]
@@ -85,35 +52,33 @@ def normalisation_spec(dp: dict, keys: str | list[str] = "image") -> list[dict]:
     raise MedsegError(f"no MONAI-only equivalent for the per-channel normalisation {norms}")
 
 
-def preprocess_spec(dp: dict, keys: str = "image") -> list[dict]:
+def preprocess_spec(plan: DataPlan, keys: str = "image") -> list[dict]:
     """Inference preprocessing (image only) as MONAI transform configs, mirroring
     medseg_nas.data.inference_transforms (load, channel first, orientation, spacing, crop to the
     image's above-minimum foreground, normalisation)."""
     spec: list[dict] = [
         {"_target_": "LoadImaged", "keys": keys, "image_only": True},
         {"_target_": "EnsureChannelFirstd", "keys": keys},
-        {"_target_": "Orientationd", "keys": keys, "axcodes": str(dp.get("axcodes", "RAS")),
+        {"_target_": "Orientationd", "keys": keys, "axcodes": str(plan.axcodes),
          "labels": [["L", "R"], ["P", "A"], ["I", "S"]]},
     ]
-    sp = spacing_of(dp)
-    if sp:
-        spec.append({"_target_": "Spacingd", "keys": keys, "pixdim": sp, "mode": "bilinear"})
+    if plan.target_spacing:
+        spec.append({"_target_": "Spacingd", "keys": keys, "pixdim": list(plan.target_spacing), "mode": "bilinear"})
     spec.append({"_target_": "CropForegroundd", "keys": keys, "source_key": keys if isinstance(keys, str) else keys[0],
                  "select_fn": "$lambda x: x > x.min()", "allow_smaller": True,
                  "start_coord_key": None, "end_coord_key": None})
-    spec += normalisation_spec(dp, keys)
+    spec += normalisation_spec(plan, keys)
     spec.append({"_target_": "EnsureTyped", "keys": keys, "dtype": "$torch.float32"})
     return spec
 
 
-def inference_compose(dp: dict):
-    """The training code's own inference transforms when `dp` is a full DataPlan dict, else the
-    MONAI-only spec (identical by construction; tests/test_export.py checks the two agree)."""
-    if "normalization" in dp and "network_plan" in dp:
-        from medseg_nas.data import DataPlan, inference_transforms
-
-        return inference_transforms(DataPlan.from_dict(dp))
-    return build_transforms(preprocess_spec(dp))
+def inference_compose(plan: DataPlan):
+    """The training code's own inference transforms; for a hand-written plan without per-channel
+    normalisation the MONAI-only spec, as such plans have always been preprocessed (the two agree
+    by construction; tests/test_export.py checks it)."""
+    if plan.normalization:
+        return inference_transforms(plan)
+    return build_transforms(preprocess_spec(plan))
 
 
 def above_minimum(x):
@@ -198,9 +163,8 @@ class Predictor:
         self.tta = tta
         self.sw_batch_size = sw_batch_size
         self.overlap = overlap
-        self.spec = preprocess_spec(model.data_plan)
         self.transforms = inference_compose(model.data_plan)
-        self.patch = patch_of(model.data_plan)
+        self.patch = list(model.data_plan.patch_size)
 
     @staticmethod
     def _fast_network(net, device: torch.device):
@@ -239,7 +203,7 @@ class Predictor:
         if c != self.model.in_channels:
             raise DataError(
                 f"{path} has {c} channel(s) but the model expects {self.model.in_channels} "
-                f"(modality {self.model.data_plan.get('modality', '?')})"
+                f"(modality {self.model.data_plan.to_dict()['modality']})"
             )
         return d
 

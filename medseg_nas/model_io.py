@@ -3,14 +3,15 @@
 Format (docs/ARCHITECTURE.md, "Pipeline"): a plain dict saved with `torch.save`
 
     {"format": "medseg-nas/1", "genome": dict, "in_channels": int, "n_classes": int,
-     "network_plan": dict, "data_plan": dict, "labels": {int: str}, "state_dict": {...},
+     "network_plan": dict, "data_plan": dict, "labels": {int: str}, "state_dict": {...},  # data_plan: DataPlan.to_dict()
      "cell": str,             # space.CELLS; absent in older checkpoints, which are "residual"
      "extra": {...}}          # optional: pick, trial id, history summary, ...
 
 Only tensors and plain Python values are stored, so `torch.load(weights_only=True)` reads it
 and no class of ours is pickled: a checkpoint survives refactors of the package. Every loaded
 checkpoint and TorchScript metadata passes medseg_nas.plan_schema before use, so a model file
-from a stranger carries weights and checked values only, never code.
+from a stranger carries weights and checked values only, never code; only then is its plan read
+into a `DataPlan` (older spellings included, see DataPlan.from_model_file).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from medseg_nas.data.plan import DataPlan
 from medseg_nas.errors import MedsegError, ModelFileError
 from medseg_nas.plan_schema import validate_metadata
 from medseg_nas.space import CELLS, Genome, NetworkPlan, build_network
@@ -43,7 +45,7 @@ class LoadedModel:
     in_channels: int
     n_classes: int
     network_plan: NetworkPlan
-    data_plan: dict
+    data_plan: DataPlan
     labels: dict[int, str]
     extra: dict = field(default_factory=dict)
     path: Path | None = None
@@ -58,7 +60,7 @@ class LoadedModel:
             "in_channels": self.in_channels,
             "n_classes": self.n_classes,
             "network_plan": self.network_plan.to_dict(),
-            "data_plan": self.data_plan,
+            "data_plan": self.data_plan.to_dict(),
             "labels": {str(k): v for k, v in self.labels.items()},
         }
 
@@ -168,14 +170,16 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         raise MedsegError(f"{path}: weights do not match genome {genome.describe()} with the {cell!r} cell: "
                           f"{str(exc)[:300]}") from None
     net.to(device).eval()
+    in_channels, n_classes = int(ckpt["in_channels"]), int(ckpt["n_classes"])
+    labels = _labels(ckpt["labels"], n_classes)
     return LoadedModel(
         network=net,
         genome=genome,
-        in_channels=int(ckpt["in_channels"]),
-        n_classes=int(ckpt["n_classes"]),
+        in_channels=in_channels,
+        n_classes=n_classes,
         network_plan=plan,
-        data_plan=dict(ckpt["data_plan"]),
-        labels=_labels(ckpt["labels"], int(ckpt["n_classes"])),
+        data_plan=DataPlan.from_model_file(ckpt["data_plan"], in_channels, n_classes, plan, labels),
+        labels=labels,
         extra=dict(ckpt.get("extra") or {}),
         path=path,
         cell=cell,
@@ -206,15 +210,17 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> Lo
         raise ModelFileError(f"{path}: its {TS_META} metadata is not valid JSON ({exc})") from None
     validate_metadata(meta, path)
     try:
-        n_classes = int(meta["n_classes"])
+        in_channels, n_classes = int(meta["in_channels"]), int(meta["n_classes"])
+        network_plan = NetworkPlan.from_dict(meta["network_plan"]) if meta.get("network_plan") else NetworkPlan()
+        labels = _labels(meta.get("labels"), n_classes)
         return LoadedModel(
             network=net.eval(),
             genome=Genome.from_dict(meta["genome"]) if meta.get("genome") else None,
-            in_channels=int(meta["in_channels"]),
+            in_channels=in_channels,
             n_classes=n_classes,
-            network_plan=NetworkPlan.from_dict(meta["network_plan"]) if meta.get("network_plan") else NetworkPlan(),
-            data_plan=dict(meta.get("data_plan") or {}),
-            labels=_labels(meta.get("labels"), n_classes),
+            network_plan=network_plan,
+            data_plan=DataPlan.from_model_file(meta["data_plan"], in_channels, n_classes, network_plan, labels),
+            labels=labels,
             path=path,
             cell=_cell(meta, path),
         )

@@ -138,11 +138,9 @@ def build_data(args):
     dcfg = DataConfig(root=str(root), val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                       split_seed=args.split_seed, target_spacing=args.spacing, patch_size=args.patch,
                       augment=args.augment)
-    split = mdata.make_split(datalist, seed=args.split_seed, val_fraction=args.val_fraction,
-                             test_fraction=args.test_fraction)
     t0 = time.perf_counter()
-    plan = mdata.make_plan(mdata.compute_fingerprint(root, datalist), dcfg)
-    bundle = mdata.build_datasets(datalist, split, plan, dcfg)
+    data = mdata.load_data(root, dcfg, datalist=datalist)
+    split, plan, bundle = data.split, data.plan, data.bundle
     info = {"root": str(root), "n_cases": len(datalist), "n_train": len(split.train), "n_val": len(split.val),
             "n_test": len(split.test), "test_ids": list(split.test), "patch_size": list(plan.patch_size),
             "target_spacing": list(plan.target_spacing), "network_plan": plan.network_plan.to_dict(),

@@ -191,11 +191,8 @@ class TrainProblem:
 
             print(f"generating {args.cases} MNI152 tissue cases in {root} ...", flush=True)
             mni152.generate(root, cases=args.cases, seed=0)
-        datalist = mdata.load_datalist(root)
-        split = mdata.make_split(datalist, seed=cfg.data.split_seed, val_fraction=cfg.data.val_fraction,
-                                 test_fraction=cfg.data.test_fraction)
-        self.plan = mdata.make_plan(mdata.compute_fingerprint(root, datalist), cfg.data)
-        self.bundle = mdata.build_datasets(datalist, split, self.plan, cfg.data)
+        data = mdata.load_data(root, cfg.data)
+        datalist, split, self.plan, self.bundle = data.datalist, data.split, data.plan, data.bundle
         self.space = SearchSpace.from_config(cfg.space)
         self.box = reference_box(cfg, int(self.plan.in_channels), int(self.plan.n_classes), self.plan.network_plan)
         budget_key = {"root": str(root.resolve()), "n_cases": len(datalist), "split": list(split.train),

@@ -106,10 +106,9 @@ def main(argv=None) -> int:
                       "train.epochs=1", "train.iters_per_epoch=1", "data.val_fraction=0.34", "data.test_fraction=0.17"]
         args.trials = min(args.trials, 2)
     cfg = load_config(args.config, overrides)
-    if not Path(cfg.data.root).exists() and cfg.data.prepare.source:
-        from data_prep import prepare_from_config
+    from medseg_nas.data import ensure_dataset
 
-        prepare_from_config(cfg.data.prepare, cfg.data.root)
+    ensure_dataset(cfg.data, verify_stamp=False)  # --tiny points data.root at its own dataset
     space = SearchSpace.from_config(cfg.space)
     rng = np.random.default_rng(args.seed)
     genomes, seen = [], set()

@@ -22,18 +22,17 @@ from pathlib import Path
 
 from medseg_nas.errors import MedsegError
 from medseg_nas.results import TrialStatus
-
-COPIED = ("config.yaml", "split.json", "plan.json", "fingerprint.json", "trials.sqlite", "front.json")
+from medseg_nas.rundir import RunDir
 
 
 def smallest_trial_id(run_dir: Path) -> int:
-    from medseg_nas.runinfo import run_config
+    from medseg_nas.nas.store import TrialStore
     from medseg_nas.space import Genome
     from medseg_nas.space.genome import SearchSpace
-    from medseg_nas.nas.store import TrialStore
 
-    key = Genome.smallest(SearchSpace.from_config(run_config(run_dir).space)).key()
-    with TrialStore(run_dir / "trials.sqlite") as st:
+    run = RunDir(run_dir)
+    key = Genome.smallest(SearchSpace.from_config(run.config().space)).key()
+    with TrialStore(run.trials_db) as st:
         ids = [r.id for r in st.rows(TrialStatus.DONE) if r.key == key]
     if not ids:
         raise MedsegError(f"the smallest genome of the space was not trained in {run_dir}'s search")
@@ -48,14 +47,14 @@ def main() -> int:
     ap.add_argument("run_dir")
     ap.add_argument("--out", default=None, help="copy of the run directory to retrain into (default: RUN_DIR_smallest)")
     args = ap.parse_args()
-    run_dir = Path(args.run_dir)
-    chosen = json.loads((run_dir / "best" / "summary.json").read_text())
-    info = json.loads((run_dir / "best" / "retrain.json").read_text())
-    out = Path(args.out) if args.out else run_dir.with_name(run_dir.name + "_smallest")
+    run = RunDir(args.run_dir)
+    chosen = json.loads(run.summary_json.read_text())
+    info = json.loads(run.retrain_json.read_text())
+    out = Path(args.out) if args.out else run.path.with_name(run.path.name + "_smallest")
     out.mkdir(parents=True, exist_ok=True)
-    for name in COPIED:
-        if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, out / name)
+    for src in (run.config_yaml, run.split_json, run.plan_json, run.fingerprint_json, run.trials_db, run.front_json):
+        if src.is_file():  # the search's outputs: the copy retrains from the same trials, split and plan
+            shutil.copy2(src, out / src.name)
     tid = smallest_trial_id(out)
     if tid == info["trial_id"]:
         raise MedsegError(f"the run picked the smallest genome itself (trial {tid}): it does not beat it")

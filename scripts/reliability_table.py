@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import os
 import re
@@ -569,8 +570,7 @@ def predict_hostile_torchscript(d: Path) -> list[str]:
     from medseg_nas.model_io import load_model
 
     model = load_model(tiny_checkpoint(d / "good.pt"))
-    model.data_plan = {k: v for k, v in model.data_plan.items() if k != "normalization"}
-    model.data_plan["axcodes"] = DOLLAR_EXPRESSION
+    model.data_plan = dataclasses.replace(model.data_plan, normalization=[], axcodes=DOLLAR_EXPRESSION)
     return _predict(d, export_torchscript(model, d / "model.ts"))
 
 

@@ -293,9 +293,9 @@ def test_run_dirs_from_before_space_cell_stay_residual(tmp_path):
     and resuming it with another cell is refused (its trials were trained with the residual cell)."""
     import yaml
 
-    from medseg_nas.runinfo import run_config, saved_cell
     from medseg_nas.errors import SearchError
     from medseg_nas.nas.runner import run_search
+    from medseg_nas.rundir import RunDir, saved_cell
     from runner_fakes import TINY_CONFIG, analytic_trial, run_fake
 
     run_fake(str(tmp_path), budget=2)
@@ -304,8 +304,8 @@ def test_run_dirs_from_before_space_cell_stay_residual(tmp_path):
     old = yaml.safe_load(path.read_text())
     del old["space"]["cell"]
     path.write_text(yaml.safe_dump(old, sort_keys=False))
-    assert saved_cell(path) is None and run_config(tmp_path).space.cell == "residual"
-    assert run_config(tmp_path, ["space.cell=emonas"]).space.cell == "emonas"
+    assert saved_cell(path) is None and RunDir(tmp_path).config().space.cell == "residual"
+    assert RunDir(tmp_path).config(["space.cell=emonas"]).space.cell == "emonas"
     assert run_fake(str(tmp_path), resume=True, budget=3).n_trials == 3
     cfg = config_from_dict(TINY_CONFIG, overrides=["space.cell=emonas"])
     with pytest.raises(SearchError, match="space.cell: 'residual' -> 'emonas'"):

@@ -303,3 +303,30 @@ def test_ct_normalisation_uses_dataset_statistics(tmp_path):
     img = out["image"]
     hi = (norm["clip"][1] - norm["mean"]) / norm["std"]
     assert float(img.max()) <= hi + 1e-4
+
+
+# ------------------------------------------------------------------ the chain in a run directory
+
+
+def test_load_data_persists_and_reuses_the_run_files(roots, tmp_path):
+    """split.json is made once and reused, fingerprint.json cached, plan.json rewritten; a split
+    of another dataset is one DataError naming the file."""
+    from medseg_nas.data import load_data
+    from medseg_nas.rundir import RunDir
+
+    cfg = DataConfig(root=str(roots["syn"]), patch_size=[32, 32, 8])
+    run = RunDir(tmp_path)
+    first = load_data(cfg.root, cfg, files=run.data_files(), build=False)
+    assert first.bundle is None and all(p.is_file() for p in (run.split_json, run.fingerprint_json, run.plan_json))
+    assert DataPlan.from_dict(json.loads(run.plan_json.read_text())) == first.plan
+    assert (first.split.train, first.split.val, first.split.test) == (lambda s: (s.train, s.val, s.test))(
+        make_split(first.datalist, seed=cfg.split_seed, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction))
+    saved = json.loads(run.split_json.read_text())
+    saved["train"], saved["val"] = saved["val"], saved["train"]  # a split the config would not make: kept
+    run.split_json.write_text(json.dumps(saved))
+    again = load_data(cfg.root, cfg, files=run.data_files(), build=False)
+    assert again.split.train == saved["train"] and again.plan == first.plan
+    saved["test"] = ["ghost_001"]
+    run.split_json.write_text(json.dumps(saved))
+    with pytest.raises(DataError, match=r"split\.json lists case 'ghost_001' \(test\)"):
+        load_data(cfg.root, cfg, files=run.data_files(), build=False)

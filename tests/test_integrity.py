@@ -15,6 +15,7 @@ from medseg_nas.config import config_from_dict, save_config
 from medseg_nas.model_io import load_model
 from medseg_nas.nas.trial import prepare_data
 from medseg_nas.results import TrialResult
+from medseg_nas.rundir import RunDir
 from medseg_nas.space import Genome, SearchSpace, build_network, count_parameters
 from medseg_nas.nas.store import TrialStore
 
@@ -60,12 +61,12 @@ def test_corrupt_model_is_retrained_not_skipped(data_root, tmp_path, monkeypatch
             st.finish(st.start(g.key(), g.to_json(), seed=0), "done", f1=f1, f2=math.log(n), n_params=n)
     monkeypatch.setattr(rt, "default_fit", _stub_fit)
     model = run / "best" / "model.pt"
-    assert stage_retrain(cfg, run, force=False) is True
-    assert stage_retrain(cfg, run, force=False) is False  # current: skipped
+    assert stage_retrain(cfg, RunDir(run), force=False) is True
+    assert stage_retrain(cfg, RunDir(run), force=False) is False  # current: skipped
     capsys.readouterr()
     for corrupt in (model.read_bytes()[: model.stat().st_size // 2], b""):  # truncated, then zero bytes
         model.write_bytes(corrupt)
-        assert stage_retrain(cfg, run, force=False) is True
+        assert stage_retrain(cfg, RunDir(run), force=False) is True
         out = capsys.readouterr().out
         assert "redone, the existing model is not usable" in out and str(model) in out and "=== retrain" in out
         assert load_model(model).extra["trial_id"] in (1, 2)

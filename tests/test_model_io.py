@@ -16,7 +16,7 @@ def test_round_trip_same_logits(tmp_path):
         assert key in ckpt
     m = load_model(path)
     assert m.genome == GENOME and m.in_channels == 1 and m.n_classes == 3
-    assert m.data_plan["patch_size"] == PLAN["patch_size"]
+    assert m.data_plan.to_dict() == PLAN
     assert m.labels == {0: "background", 1: "a", 2: "b"}
     m2 = load_model(tmp_path)  # a run directory resolves to best/model.pt
     x = torch.randn(1, 1, 16, 16, 8)
@@ -46,3 +46,20 @@ def test_mismatched_weights(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(MedsegError, match="weights do not match"):
         load_model(path)
+
+
+def test_old_plan_spellings_still_load(tmp_path):
+    """A hand-written or older plan (spacing / roi_size, modality as a name, no normalisation or
+    sizes) loads as a DataPlan completed from the checkpoint, and predicts with the MONAI-only
+    preprocessing it always had."""
+    from medseg_nas.inference import Predictor
+    from pipeline_helpers import blob_volume, write_nifti
+
+    old = {"spacing": [1.5, 1.5, 2.0], "roi_size": [32, 32, 16], "modality": "MRI", "axcodes": None}
+    m = load_model(make_checkpoint(tmp_path / "m.pt", plan=old))
+    plan = m.data_plan
+    assert (plan.target_spacing, plan.patch_size, plan.axcodes) == ([1.5, 1.5, 2.0], [32, 32, 16], "RAS")
+    assert (plan.in_channels, plan.n_classes, plan.modality, plan.normalization) == (1, 3, {0: "MRI"}, [])
+    assert plan.labels == m.labels and plan.network_plan == m.network_plan
+    labels, _ = Predictor(m, "cpu")(write_nifti(tmp_path / "c.nii.gz", blob_volume()))
+    assert labels.shape == (37, 41, 19)

@@ -42,7 +42,7 @@ def test_run_end_to_end(tmp_path, capsys):
 
     # retrained model
     from medseg_nas.model_io import load_model
-    from medseg_nas.runinfo import run_cases
+    from medseg_nas.rundir import RunDir
 
     best = run_dir / "best"
     model = load_model(best / "model.pt")
@@ -51,7 +51,7 @@ def test_run_end_to_end(tmp_path, capsys):
     assert json.loads((best / "history.json").read_text())["history"]
 
     # metrics in [0, 1] and consistent with the saved predictions on the original grid
-    cases = run_cases(run_dir, "test")
+    cases = RunDir(run_dir).cases("test")
     with open(best / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(cases) * (model.n_classes - 1)

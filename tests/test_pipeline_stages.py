@@ -98,7 +98,7 @@ def test_retrain_evaluate_export_report(run, capsys):
     from medseg_nas.model_io import load_model
     from medseg_nas.stages.report import build_report
     from medseg_nas.stages.retrain import retrain
-    from medseg_nas.runinfo import run_cases
+    from medseg_nas.rundir import RunDir
 
     cfg, run_dir = run
     info = retrain(run_dir, "best", fit_fn=stub_fit)
@@ -110,7 +110,7 @@ def test_retrain_evaluate_export_report(run, capsys):
         retrain(run_dir, "best", fit_fn=stub_fit)
 
     summary = evaluate_run(run_dir, device="cpu", log=lambda s: None)
-    test_cases = run_cases(run_dir, "test")
+    test_cases = RunDir(run_dir).cases("test")
     assert summary["n_cases"] == len(test_cases) >= 1
     with open(best / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))

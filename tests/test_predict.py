@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from medseg_nas.cli import main as cli
+from medseg_nas.data import DataPlan
 from medseg_nas.errors import DataError, MedsegError
 from medseg_nas.inference import Predictor
 from medseg_nas.model_io import LoadedModel, load_model
@@ -45,7 +46,7 @@ class Threshold(nn.Module):
 def test_prediction_is_aligned_with_the_input(tmp_path):
     vol = blob_volume()
     img = write_nifti(tmp_path / "c.nii.gz", vol)
-    model = LoadedModel(Threshold(), None, 1, 2, NetworkPlan(), dict(PLAN), {0: "bg", 1: "fg"})
+    model = LoadedModel(Threshold(), None, 1, 2, NetworkPlan(), DataPlan.from_dict(PLAN), {0: "bg", 1: "fg"})
     labels, ref = Predictor(model, "cpu")(img)
     expected = vol > 250  # the blob; z-score threshold 0 separates blob from background
     agree = (labels.astype(bool) == expected).mean()

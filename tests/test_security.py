@@ -47,6 +47,13 @@ def _hostile_plan(marker: Path) -> dict:
     return plan
 
 
+def _hostile_data_plan(model, marker: Path):
+    """The loaded model's DataPlan, edited as a hostile exporter would (no normalisation, `$` axcodes)."""
+    import dataclasses
+
+    return dataclasses.replace(model.data_plan, normalization=[], axcodes=_expression(marker))
+
+
 # -- run directory: strategy_state.json ---------------------------------------------------------
 
 
@@ -102,7 +109,7 @@ def _hostile_torchscript(tmp_path: Path, marker: Path) -> Path:
     from medseg_nas.model_io import load_model
 
     model = load_model(make_checkpoint(tmp_path / "good.pt"))
-    model.data_plan = _hostile_plan(marker)
+    model.data_plan = _hostile_data_plan(model, marker)
     return export_torchscript(model, tmp_path / "hostile.ts")
 
 
@@ -208,7 +215,7 @@ def test_schema_accepts_real_plans(tmp_path, axcodes):
     plan = dict(PLAN, axcodes=axcodes, in_channels=2, normalization=[ct, {"scheme": "zscore"}],
                 modality={"0": "non-contrast CT", "1": "T2-weighted (fs)"}, labels={"0": "background", "1": "left ventricle"})
     assert validate_data_plan(plan, "x") is plan
-    assert load_model(make_checkpoint(tmp_path / "m.pt", plan=plan)).data_plan == plan
+    assert load_model(make_checkpoint(tmp_path / "m.pt", plan=plan)).data_plan.to_dict() == plan
 
 
 def test_bad_genome_and_labels_in_a_checkpoint(tmp_path):

@@ -1,14 +1,18 @@
-"""One call for the chain every trainer caller repeats: datalist → split → fingerprint → plan → bundle.
+"""The one data chain: datalist → split → fingerprint → plan → bundle.
 
-The runner, the benchmarks and the difficulty probe must build their data the same way, or their
-numbers stop being comparable; this keeps the chain (and the config fields it reads) in one place.
+The search, the retrain, the benchmarks and the difficulty probe must build their data the same
+way, or their numbers stop being comparable; this keeps the chain (and the config fields it
+reads) in one place. Given a run directory's files it also persists the chain there, so a
+resumed search, the retrain and every worker see the same split and plan.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from medseg_nas.jsonio import atomic_write
 from medseg_nas.data.datalist import load_datalist
 from medseg_nas.data.datasets import DataBundle, build_datasets
 from medseg_nas.data.fingerprint import compute_fingerprint
@@ -24,6 +28,15 @@ class LoadedData:
     bundle: DataBundle | None
 
 
+@dataclass(frozen=True)
+class DataFiles:
+    """Where a run directory keeps the chain's results (`RunDir.data_files()`)."""
+
+    split: Path  # made once, then reused: every trial and the retrain see the same cases
+    fingerprint: Path  # cache, valid while the datalist's files keep their names and sizes
+    plan: Path  # rewritten from the fingerprint and the config on every load
+
+
 def split_from_config(datalist: list[dict], data_cfg) -> Split:
     """The split the config asks for (seed, fractions, k-fold)."""
     return make_split(
@@ -36,17 +49,27 @@ def split_from_config(datalist: list[dict], data_cfg) -> Split:
     )
 
 
-def load_data(
-    root,
-    data_cfg,
-    datalist: list[dict] | None = None,
-    split: Split | None = None,
-    fingerprint_cache: Path | None = None,
-    build: bool = True,
-) -> LoadedData:
-    """Datalist (unless given), split (the config's unless given), plan and, if `build`, the bundle."""
+def saved_split(datalist: list[dict], data_cfg, path: Path) -> Split:
+    """The split saved at `path` (DataError when it names cases the dataset lacks: a run directory
+    reused after the dataset changed), else the config's, saved there."""
+    if path.exists():
+        split = Split.load(path)
+        split.check_cases(datalist, path)
+        return split
+    split = split_from_config(datalist, data_cfg)
+    split.save(path)
+    return split
+
+
+def load_data(root, data_cfg, datalist: list[dict] | None = None, files: DataFiles | None = None,
+              build: bool = True) -> LoadedData:
+    """Datalist (unless given), split, plan and, if `build`, the bundle; with `files`, the split,
+    fingerprint and plan are persisted in (and the split reused from) a run directory."""
+    root = Path(root)
     datalist = load_datalist(root) if datalist is None else datalist
-    split = split_from_config(datalist, data_cfg) if split is None else split
-    plan = make_plan(compute_fingerprint(root, datalist, cache_path=fingerprint_cache), data_cfg)
+    split = saved_split(datalist, data_cfg, files.split) if files else split_from_config(datalist, data_cfg)
+    plan = make_plan(compute_fingerprint(root, datalist, cache_path=files.fingerprint if files else None), data_cfg)
+    if files:
+        atomic_write(files.plan, json.dumps(plan.to_dict(), indent=2))
     bundle = build_datasets(datalist, split, plan, data_cfg) if build else None
     return LoadedData(datalist, split, plan, bundle)

@@ -20,14 +20,14 @@ PLAN_VERSION = 1
 
 @dataclass
 class DataPlan:
-    target_spacing: list[float]  # mm per axis of the network layout (X, Y, Z)
+    target_spacing: list[float]  # mm per axis of the network layout (X, Y, Z); empty: the image's own grid
     patch_size: list[int]  # multiple of network_plan.divisor(4)
     network_plan: NetworkPlan
     in_channels: int
     n_classes: int  # including background
     labels: dict[int, str]
     modality: dict[int, str]
-    normalization: list[dict]  # per channel: {"scheme": "zscore"} or {"scheme": "ct", "clip", "mean", "std"}
+    normalization: list[dict]  # per channel: {"scheme": "zscore"} or {"scheme": "ct", "clip", "mean", "std"}; missing: zscore
     axcodes: str = "RAS"  # orientation of the network layout; the thick-slice axis is last
     median_shape: list[int] = field(default_factory=list)  # after resampling to target_spacing
     version: int = PLAN_VERSION
@@ -57,6 +57,37 @@ class DataPlan:
             normalization=[dict(n) for n in d["normalization"]], axcodes=d.get("axcodes", "RAS"),
             median_shape=[int(s) for s in d.get("median_shape", [])], version=int(d.get("version", PLAN_VERSION)),
         )
+
+    @classmethod
+    def from_model_file(cls, d: dict, in_channels: int, n_classes: int, network_plan: NetworkPlan,
+                        labels: dict[int, str]) -> "DataPlan":
+        """The plan of a checkpoint or export, after medseg_nas.plan_schema has passed it.
+
+        Plans written by `make_plan` hold every field. Older and hand-written ones may spell
+        `spacing` / `roi_size`, give the modality as a name or a list, hold null fields, or leave
+        out what the model file keeps beside the plan (sizes, network plan, labels) or what has a
+        default: no normalisation is per-image z-score, no spacing keeps the image's grid.
+        """
+        def given(*keys):
+            return next((d[k] for k in keys if d.get(k) is not None), None)
+
+        modality = given("modality") or {}
+        if isinstance(modality, str):
+            modality = {0: modality}
+        norm = given("normalization") or []
+        return cls.from_dict({
+            "target_spacing": given("target_spacing", "spacing") or [],
+            "patch_size": given("patch_size", "roi_size"),
+            "network_plan": given("network_plan") or network_plan.to_dict(),
+            "in_channels": given("in_channels") or in_channels,
+            "n_classes": given("n_classes") or n_classes,
+            "labels": given("labels") or labels,
+            "modality": dict(enumerate(modality)) if isinstance(modality, list) else modality,
+            "normalization": [norm] if isinstance(norm, dict) else norm,
+            "axcodes": given("axcodes") or "RAS",
+            "median_shape": given("median_shape") or [],
+            "version": PLAN_VERSION if given("version") is None else given("version"),
+        })
 
 
 def choose_axcodes(fp: Fingerprint) -> tuple[str, list[int]]:

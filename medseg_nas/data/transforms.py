@@ -87,7 +87,10 @@ def preprocess_transforms(plan, with_label: bool = True) -> Compose:
         LoadImaged(keys, image_only=True),
         EnsureChannelFirstd(keys),
         Orientationd(keys, axcodes=plan.axcodes, labels=(("L", "R"), ("P", "A"), ("I", "S"))),
-        Spacingd(keys, pixdim=plan.target_spacing, mode=modes),
+    ]
+    if plan.target_spacing:  # empty only in a hand-written model file's plan: keep the image's grid
+        t.append(Spacingd(keys, pixdim=plan.target_spacing, mode=modes))
+    t += [
         CropForegroundd(keys, source_key="image", select_fn=above_minimum, allow_smaller=True,
                         start_coord_key=None, end_coord_key=None),
         NormalizeByPlan(["image"], plan.normalization),

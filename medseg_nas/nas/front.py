@@ -21,6 +21,7 @@ from medseg_nas.nas.store import TrialRow, TrialStore
 from medseg_nas.results import FINISHED, TrialStatus
 from medseg_nas.search.archive import knee_point, normalised_hypervolume, pareto_front
 from medseg_nas.space.published import PUBLISHED_DICE, PUBLISHED_PARAMS
+from medseg_nas.rundir import RunDir
 
 Box = tuple[tuple[float, float], tuple[float, float]]  # (ideal, reference)
 PLOT_EVERY_S = 15.0  # plots are slow to draw: at most this often, and once at the end
@@ -119,13 +120,13 @@ class FrontArtefacts:
                 {"dataset": pub, "n_params": PUBLISHED_PARAMS[pub], "dice": PUBLISHED_DICE[pub]} if pub else None
             ),
         }
-        atomic_write(self.run_dir / "front.json", json.dumps(doc, indent=2, default=json_default))
+        atomic_write(RunDir(self.run_dir).front_json, json.dumps(doc, indent=2, default=json_default))
         now = time.time()
         if force or now - self.last_plot >= PLOT_EVERY_S:
             self.last_plot = now
             try:
-                plot_front(self.run_dir / "front.png", front, knee, self.cfg.name, pub)
-                plot_hypervolume(self.run_dir / "hypervolume.png", hypervolume_history(store.rows(FINISHED), self.box))
+                plot_front(RunDir(self.run_dir).front_png, front, knee, self.cfg.name, pub)
+                plot_hypervolume(RunDir(self.run_dir).hypervolume_png, hypervolume_history(store.rows(FINISHED), self.box))
             except Exception as exc:  # noqa: BLE001 - a plot must never stop a search
                 self.warn(f"warning: could not draw plots: {exc}")
         return entries, front.hypervolume

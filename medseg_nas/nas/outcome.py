@@ -11,6 +11,7 @@ from pathlib import Path
 from medseg_nas.nas.store import TrialStore
 from medseg_nas.results import TrialResult, TrialStatus
 from medseg_nas.search.objectives import compute_objectives
+from medseg_nas.rundir import RunDir
 
 
 def judge(result: TrialResult, obj_cfg) -> tuple[str, str | None, float | None, float | None]:
@@ -54,7 +55,7 @@ class FailureStreak:
 
 def all_failed_message(run_dir: Path) -> str:
     """Why a search whose every finished trial failed is an error, with the last trial's error."""
-    with TrialStore(run_dir / "trials.sqlite") as st:
+    with TrialStore(RunDir(run_dir).trials_db) as st:
         failed = st.rows(TrialStatus.FAILED)
     last = max(failed, key=lambda r: (r.finished or "", r.id)) if failed else None
     first = ((last.error or "").strip().splitlines() or ["no error message"])[0] if last else "?"

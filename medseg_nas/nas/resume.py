@@ -11,6 +11,7 @@ import yaml
 from medseg_nas.config import Config, config_to_dict
 from medseg_nas.errors import SearchError
 from medseg_nas.space.network import LEGACY_CELL
+from medseg_nas.rundir import RunDir
 
 # a resumed search must agree with the original on these sections (they decide what a trial
 # measures) except for the keys listed after them, which only say how long or where to run
@@ -38,7 +39,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def check_resume_config(run_dir: Path, cfg: Config) -> None:
     """SearchError naming the first differences if `cfg` may not resume the search in `run_dir`."""
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    saved = yaml.safe_load(RunDir(run_dir).config_yaml.read_text()) or {}
     if isinstance(saved.get("space"), dict):  # saved before space.cell existed: it searched residual
         saved["space"].setdefault("cell", LEGACY_CELL)
     a, b = _flatten(saved), _flatten(config_to_dict(cfg))

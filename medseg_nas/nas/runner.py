@@ -55,6 +55,7 @@ from medseg_nas.search.objectives import reference_box
 from medseg_nas.search import STRATEGIES
 from medseg_nas.space.genome import Genome, SearchSpace
 from medseg_nas.space.network import count_parameters
+from medseg_nas.rundir import RunDir
 
 IDLE_ASKS_LIMIT = 10000  # asks in a row answered only from the store before giving up
 
@@ -87,10 +88,11 @@ class _Search:
     def __init__(self, cfg, run_dir, resume, strategy, trial_fn, executor, progress):
         self.cfg = cfg
         self.run_dir = run_dir
+        self.run = run = RunDir(run_dir)
         self.resume = resume
         self.t0 = time.time()
-        self.store = TrialStore(run_dir / "trials.sqlite")
-        self.log = SearchLog(run_dir / "search.log", progress)
+        self.store = TrialStore(run.trials_db)
+        self.log = SearchLog(run.search_log, progress)
         self.host = socket.gethostname()
 
         if trial_fn is None or cfg.data.root:
@@ -109,7 +111,7 @@ class _Search:
 
             strategy = make_strategy(cfg.search.strategy, self.space, cfg.search, self.f2_of, cfg.search.seed,
                                      f1_bounds=(self.box[0][0], self.box[1][0]))
-        self.strategy = ResumableStrategy(strategy, name, run_dir / "strategy_state.json", resume, started=self.t0)
+        self.strategy = ResumableStrategy(strategy, name, run.strategy_state, resume, started=self.t0)
         self.backlog: list[Genome] = self.strategy.pending()  # to (re)submit before asking again
         self.inflight: dict[str, TrialSpec] = {}
         self.n_new = 0
@@ -159,7 +161,7 @@ class _Search:
         running = self.store.running_by_key(key)
         seed = int(self.cfg.train.seed)
         tid = self.store.start(key, genome.to_json(), seed, self.host, trial_id=running.id if running else None)
-        log_dir = self.run_dir / "tensorboard" / f"trial_{tid:04d}"
+        log_dir = self.run.tensorboard / f"trial_{tid:04d}"
         if running is not None and log_dir.exists():
             shutil.rmtree(log_dir, ignore_errors=True)
         spec = TrialSpec(
@@ -363,8 +365,8 @@ def run_search(
         cfg.search.budget_trials = int(budget)
     cfg = config_from_dict(config_to_dict(cfg), source="the search config")  # re-validate overrides
     run_dir = Path(run_dir) if run_dir is not None else Path(cfg.run_root) / cfg.name
-    if resume and not (run_dir / "config.yaml").exists():
-        raise SearchError(f"nothing to resume: {run_dir / 'config.yaml'} does not exist")
+    if resume and not RunDir(run_dir).config_yaml.exists():
+        raise SearchError(f"nothing to resume: {RunDir(run_dir).config_yaml} does not exist")
     run_dir.mkdir(parents=True, exist_ok=True)
     # one search per run directory: everything below reads or writes the store and the state
     with run_dir_lock(run_dir):
@@ -375,7 +377,8 @@ def run_search(
 
 
 def _run_search_locked(cfg: Config, run_dir: Path, resume: bool, strategy, trial_fn, executor, progress) -> SearchSummary:
-    store_path = run_dir / "trials.sqlite"
+    run = RunDir(run_dir)
+    store_path = run.trials_db
     if resume:
         check_resume_config(run_dir, cfg)
     elif store_path.exists():
@@ -385,7 +388,7 @@ def _run_search_locked(cfg: Config, run_dir: Path, resume: bool, strategy, trial
                     f"{run_dir} already holds a search ({len(st)} trials): pass --resume to continue it,"
                     " or choose another --run-dir"
                 )
-    atomic_write(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    atomic_write(run.config_yaml, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     search = _Search(cfg, run_dir, resume, strategy, trial_fn, executor, progress)
     try:
         return search.run()

@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg_nas.config import Config, config_from_dict, config_to_dict
-from medseg_nas.errors import ConfigError, DataError
 from medseg_nas.nas.executors import TrialSpec
-from medseg_nas.jsonio import atomic_write
 from medseg_nas.results import TrialResult
 from medseg_nas.space.plan import NetworkPlan
 
@@ -36,39 +34,21 @@ class SearchContext:
 
 
 def prepare_data(cfg: Config, run_dir: Path) -> SearchContext:
-    """Datalist → split.json → fingerprint.json → plan.json in the run directory."""
-    from medseg_nas import data as mdata
+    """Datalist → split.json → fingerprint.json → plan.json in the run directory (`data.load_data`);
+    the dataset is prepared first when `data.root` is missing and `data.prepare` says how."""
+    from medseg_nas.data import ensure_dataset, load_data
+    from medseg_nas.rundir import RunDir
 
-    if not cfg.data.root:
-        raise ConfigError("key 'data.root' is empty: set it to an MSD-layout dataset folder")
-    root = Path(cfg.data.root)
-    if not root.exists():
-        prep = cfg.data.prepare
-        if not prep.source:
-            raise DataError(
-                f"data.root {root} does not exist: build it first with `medseg-nas prepare`, or set data.prepare.source"
-            )
-        from data_prep import prepare_from_config
-
-        print(f"data.root {root} does not exist: preparing it ({prep.source})", file=sys.stderr, flush=True)
-        prepare_from_config(prep, root)
-    datalist = mdata.load_datalist(root)
-    split_path = run_dir / "split.json"
-    if split_path.exists():
-        split = mdata.Split.load(split_path)
-        split.check_cases(datalist, split_path)
-    else:
-        split = mdata.split_from_config(datalist, cfg.data)
-        split.save(split_path)
-    fingerprint = mdata.compute_fingerprint(root, datalist, cache_path=run_dir / "fingerprint.json")
-    plan = mdata.make_plan(fingerprint, cfg.data)
-    atomic_write(run_dir / "plan.json", json.dumps(plan.to_dict(), indent=2))
+    run = RunDir(run_dir)
+    ensure_dataset(cfg.data, log=lambda msg: print(msg, file=sys.stderr, flush=True), verify_stamp=False)
+    data = load_data(cfg.data.root, cfg.data, files=run.data_files(), build=False)
+    datalist, split, plan = data.datalist, data.split, data.plan
     ctx = SearchContext(
         in_channels=int(plan.in_channels),
         n_classes=int(plan.n_classes),
         network_plan=plan.network_plan,
         plan=plan,
-        spec_context={"plan": plan.to_dict(), "split": json.loads(split_path.read_text())},
+        spec_context={"plan": plan.to_dict(), "split": json.loads(run.split_json.read_text())},
     )
     # the in-process executor reuses this process's datalist/split/plan (and later its bundle)
     WORKER_CONTEXTS.remember(str(run_dir), cfg, datalist, split, plan)
@@ -107,18 +87,19 @@ class WorkerContextCache:
     def for_spec(self, spec: TrialSpec) -> WorkerContext:
         """The datalist, split, plan and DataBundle of the spec's run, built once per process."""
         from medseg_nas import data as mdata
+        from medseg_nas.rundir import RunDir
 
         key = self._key(spec.run_dir, spec.config)
         ctx = self._contexts.get(key)
         if ctx is None:
             cfg = config_from_dict(spec.config, source=f"{spec.run_dir}/config.yaml")
             datalist = mdata.load_datalist(Path(cfg.data.root))
-            run_dir = Path(spec.run_dir)
+            run = RunDir(spec.run_dir)
             if "split" in spec.context:
                 split = mdata.Split(**spec.context["split"])
             else:
-                split = mdata.Split.load(run_dir / "split.json")
-            plan_dict = spec.context.get("plan") or json.loads((run_dir / "plan.json").read_text())
+                split = mdata.Split.load(run.split_json)
+            plan_dict = spec.context.get("plan") or json.loads(run.plan_json.read_text())
             plan = mdata.DataPlan.from_dict(plan_dict)
             ctx = WorkerContext(cfg, datalist, split, plan)
             self._contexts[key] = ctx

@@ -97,27 +97,18 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def outputs_complete(run_dir: str | Path) -> bool:
-    b = Path(run_dir) / "best"
-    need = [b / "metrics.csv", b / "summary.json"]
-    if not all(p.is_file() for p in need) or not (b / "model.pt").is_file():
-        return False
-    return all(p.stat().st_mtime >= (b / "model.pt").stat().st_mtime for p in need)
-
-
 def evaluate_run(run_dir: str | Path, tta: bool | None = None, device: str = "auto", log=print) -> dict:
-    from medseg_nas.runinfo import run_cases, run_config
+    from medseg_nas.rundir import RunDir
 
-    run_dir = Path(run_dir)
-    cfg = run_config(run_dir)
-    model = run_dir / "best" / "model.pt"
-    if not model.is_file():
-        raise MedsegError(f"{model} does not exist; run `medseg-nas retrain {run_dir}` first")
-    cases = run_cases(run_dir, "test")
+    run = RunDir(run_dir)
+    cfg = run.config()
+    if not run.model_pt.is_file():
+        raise MedsegError(f"{run.model_pt} does not exist; run `medseg-nas retrain {run.path}` first")
+    cases = run.cases("test")
     if not cases:
-        raise DataError(f"the test split of {run_dir} is empty (data.test_fraction = {cfg.data.test_fraction})")
+        raise DataError(f"the test split of {run.path} is empty (data.test_fraction = {cfg.data.test_fraction})")
     tta = cfg.predict.tta if tta is None else tta
-    summary = evaluate_cases(model, cases, run_dir / "best", tta=tta, device=device, log=log)
+    summary = evaluate_cases(run.model_pt, cases, run.best, tta=tta, device=device, log=log)
     log(format_table(summary))
     return summary
 
@@ -135,10 +126,10 @@ def main(args: argparse.Namespace) -> int:
     if args.model or args.data:
         if not (args.model and args.data):
             raise MedsegError("--model and --data go together")
-        from medseg_nas.runinfo import datalist
+        from medseg_nas.data import load_datalist
 
         out = Path(args.output) if args.output else Path(args.model).parent / "eval"
-        summary = evaluate_cases(Path(args.model), datalist(args.data), out, tta=bool(args.tta), device=args.device)
+        summary = evaluate_cases(Path(args.model), load_datalist(args.data), out, tta=bool(args.tta), device=args.device)
         print(format_table(summary))
         print(f"metrics → {out / 'metrics.csv'}, {out / 'summary.json'}")
         return 0

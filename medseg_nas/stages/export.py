@@ -36,9 +36,10 @@ import torch
 
 from medseg_nas.config import EXPORT_FORMATS
 from medseg_nas.errors import MedsegError
-from medseg_nas.inference import inference_compose, patch_of, preprocess_spec
+from medseg_nas.inference import inference_compose, preprocess_spec
 from medseg_nas.model_io import TS_META, LoadedModel, load_model
 from medseg_nas.plan_schema import validate_metadata
+from medseg_nas.rundir import RunDir
 
 ONNX_OPSET = 17
 ATOL = 1e-3  # max abs logit difference accepted between PyTorch and TorchScript / ONNX
@@ -46,14 +47,14 @@ ATOL = 1e-3  # max abs logit difference accepted between PyTorch and TorchScript
 
 def example_input(model: LoadedModel, batch: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
-    return torch.randn(batch, model.in_channels, *patch_of(model.data_plan), generator=g)
+    return torch.randn(batch, model.in_channels, *model.data_plan.patch_size, generator=g)
 
 
 def case_input(model: LoadedModel, image_path: str | Path) -> torch.Tensor:
     """A patch-sized crop (zero-padded if needed) from the centre of a real preprocessed case."""
     d = inference_compose(model.data_plan)({"image": str(image_path)})
     img = torch.as_tensor(d["image"]).float()
-    patch = patch_of(model.data_plan)
+    patch = model.data_plan.patch_size
     out = torch.zeros(model.in_channels, *patch)
     src, dst = [], []
     for size, p in zip(img.shape[1:], patch):
@@ -73,7 +74,7 @@ def other_shape_input(model: LoadedModel) -> torch.Tensor:
     """A batch of 2 with a different spatial size (still a multiple of the plan divisor)."""
     n_c = model.genome.n_c if model.genome is not None else 4
     div = model.network_plan.divisor(n_c)
-    patch = patch_of(model.data_plan)
+    patch = model.data_plan.patch_size
     shape = [max(d, p - d) if p > d else p + d for p, d in zip(patch, div)]
     return torch.randn(2, model.in_channels, *shape, generator=torch.Generator().manual_seed(1))
 
@@ -173,7 +174,7 @@ def bundle_inference_config(model: LoadedModel, sw_batch_size: int = 2, overlap:
         },
         "inferer": {
             "_target_": "SlidingWindowInferer",
-            "roi_size": patch_of(model.data_plan),
+            "roi_size": list(model.data_plan.patch_size),
             "sw_batch_size": sw_batch_size,
             "overlap": overlap,
             "mode": "gaussian",
@@ -200,8 +201,8 @@ def bundle_metadata(model: LoadedModel) -> dict:
     import monai
 
     labels = {str(k): v for k, v in sorted(model.labels.items())}
-    patch = patch_of(model.data_plan)
-    modality = model.data_plan.get("modality", "")
+    patch = list(model.data_plan.patch_size)
+    modality = model.data_plan.to_dict()["modality"]  # written as the saved plan spells it
     return {
         "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
         "version": "0.1.0",
@@ -286,12 +287,10 @@ def export_bundle(model: LoadedModel, bundle_dir: str | Path, ts_path: str | Pat
 # --- stage --------------------------------------------------------------------------------------
 
 
-def first_test_image(run_dir: Path) -> Path | None:
+def first_test_image(run: RunDir) -> Path | None:
     """The first test case's image of a run (for checking exports on real data), if any."""
     try:
-        from medseg_nas.runinfo import run_cases
-
-        cases = run_cases(run_dir, "test") or run_cases(run_dir, "val")
+        cases = run.cases("test") or run.cases("val")
     except Exception:
         return None
     for c in cases:
@@ -349,21 +348,6 @@ def export_all(
     return report
 
 
-def outputs_complete(best_dir: Path, formats=EXPORT_FORMATS) -> bool:
-    best_dir = Path(best_dir)
-    need = [best_dir / "export.json"]
-    if "torchscript" in formats:
-        need.append(best_dir / "model.ts")
-    if "onnx" in formats:
-        need.append(best_dir / "model.onnx")
-    if "bundle" in formats:
-        need += [best_dir / "bundle" / "configs" / "inference.json", best_dir / "bundle" / "models" / "model.ts"]
-    if not all(p.is_file() for p in need):
-        return False
-    model = best_dir / "model.pt"
-    return not model.is_file() or all(p.stat().st_mtime >= model.stat().st_mtime for p in need)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="run directory (reads best/model.pt, writes best/model.ts, model.onnx, bundle/)")
     p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=None,
@@ -373,22 +357,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir)
+    run = RunDir(args.run_dir)
     formats = args.format
     if formats is None:
-        formats = EXPORT_FORMATS
-        cfg_path = run_dir / "config.yaml"
-        if cfg_path.is_file():
-            from medseg_nas.config import load_config
-
-            formats = load_config(cfg_path).export.formats
+        formats = run.config().export.formats if run.config_yaml.is_file() else EXPORT_FORMATS
     from medseg_nas.preflight import check_export_packages
 
     for warning in check_export_packages(formats):
         print(f"warning: {warning}", file=sys.stderr)
-    model_path = Path(args.model) if args.model else run_dir / "best" / "model.pt"
+    model_path = Path(args.model) if args.model else run.model_pt
     if not model_path.is_file():
-        raise MedsegError(f"{model_path} does not exist; run `medseg-nas retrain {run_dir}` first")
-    case = args.case or first_test_image(run_dir)
-    export_all(model_path, run_dir / "best", formats, case)
+        raise MedsegError(f"{model_path} does not exist; run `medseg-nas retrain {run.path}` first")
+    case = args.case or first_test_image(run)
+    export_all(model_path, run.best, formats, case)
     return 0

@@ -23,6 +23,7 @@ import numpy as np
 
 from medseg_nas.errors import MedsegError
 from medseg_nas.results import TrialStatus
+from medseg_nas.rundir import RunDir
 from medseg_nas.space.published import PUBLISHED_DICE, PUBLISHED_PARAMS
 
 
@@ -40,16 +41,6 @@ def _load_json(path: Path):
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def _rows(run_dir: Path):
-    from medseg_nas.nas.store import TrialStore
-
-    path = run_dir / "trials.sqlite"
-    if not path.is_file():
-        return []
-    with TrialStore(path) as st:
-        return st.rows()
 
 
 def _published(front_doc) -> tuple[str | None, dict]:
@@ -234,25 +225,24 @@ def build_report(run_dir: str | Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file() and not (run_dir / "trials.sqlite").is_file():
-        raise MedsegError(f"{run_dir} is not a run directory (no config.yaml / trials.sqlite)")
-    rows = _rows(run_dir)
-    front_doc = _load_json(run_dir / "front.json")
-    best = run_dir / "best"
-    retrain_info = _load_json(best / "retrain.json") or {}
-    history = _load_json(best / "history.json") or {}
-    summary = _load_json(best / "summary.json")
-    export = _load_json(best / "export.json") or {}
+    run = RunDir(run_dir)
+    if not run.config_yaml.is_file() and not run.trials_db.is_file():
+        raise MedsegError(f"{run.path} is not a run directory (no config.yaml / trials.sqlite)")
+    rows = run.trial_rows()
+    front_doc = _load_json(run.front_json)
+    retrain_info = _load_json(run.retrain_json) or {}
+    history = _load_json(run.history_json) or {}
+    summary = _load_json(run.summary_json)
+    export = _load_json(run.export_json) or {}
     chosen = retrain_info.get("trial_id")
-    name = (front_doc or {}).get("name") or run_dir.name
+    name = (front_doc or {}).get("name") or run.path.name
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>medseg-nas report: {html.escape(name)}</title>"
              f"<style>{CSS}</style></head><body><h1>medseg-nas report: {html.escape(name)}</h1>"]
     n_done = sum(r.status == TrialStatus.DONE for r in rows)
     n_failed = sum(r.status == TrialStatus.FAILED for r in rows)
     parts.append(f"<p>{len(rows)} trials ({n_done} done, {n_failed} failed)"
                  + (f", strategy {html.escape(str(front_doc.get('strategy')))}, hypervolume {_fmt(front_doc.get('hypervolume'), 4)}"
-                    if front_doc else "") + f". Run directory <code>{html.escape(str(run_dir))}</code>.</p>")
+                    if front_doc else "") + f". Run directory <code>{html.escape(str(run.path))}</code>.</p>")
     if retrain_info:
         g = retrain_info.get("genome") or {}
         from medseg_nas.space import Genome
@@ -283,7 +273,7 @@ def build_report(run_dir: str | Path) -> Path:
     else:
         parts.append("<p class='note'>no trials yet.</p>")
     parts.append("<h2>Retraining</h2>")
-    plan = _load_json(run_dir / "plan.json") or {}
+    plan = _load_json(run.plan_json) or {}
     tr = fig_training(history, {str(k): v for k, v in (plan.get("labels") or {}).items()}) if history else None
     parts.append(tr or "<p class='note'>not retrained yet (best/history.json missing).</p>")
     if retrain_info:
@@ -322,11 +312,10 @@ def build_report(run_dir: str | Path) -> Path:
     else:
         parts.append("<p class='note'>not exported yet.</p>")
     parts.append("</body></html>")
-    out = run_dir / "report.html"
-    tmp = out.with_name("report.html.tmp")
+    tmp = run.report_html.with_name(run.report_html.name + ".tmp")
     tmp.write_text("\n".join(parts))
-    tmp.replace(out)
-    return out
+    tmp.replace(run.report_html)
+    return run.report_html
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

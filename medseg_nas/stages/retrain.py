@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Callable
 
 from medseg_nas.errors import MedsegError
-from medseg_nas.model_io import load_model, save_model
+from medseg_nas.model_io import save_model
 from medseg_nas.nas.run_lock import run_dir_lock
-from medseg_nas.runinfo import best_dir, run_config
+from medseg_nas.rundir import RunDir
 from medseg_nas.space import Genome
-from medseg_nas.nas.store import TrialRow, TrialStore
+from medseg_nas.nas.store import TrialRow
 from medseg_nas.results import TrialStatus
 from medseg_nas.search.archive import knee_point, pareto_front
 
@@ -87,64 +87,25 @@ def monitor_split(train: list[str], val: list[str], include_val: bool, monitor_f
 
 
 def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | None, progress: bool):
-    """Train `genome` with the run's data and the Trainer; returns (TrialResult, DataPlan)."""
+    """Train `genome` with the run's data (the search's data chain, split and plan) and the
+    Trainer; returns (TrialResult, DataPlan)."""
     from medseg_nas import data as mdata
     from medseg_nas.train import Trainer
 
-    datalist = mdata.load_datalist(Path(cfg.data.root))
-    split = mdata.Split.load(run_dir / "split.json")
-    split.check_cases(datalist, run_dir / "split.json")
-    plan_path = run_dir / "plan.json"
-    if plan_path.is_file():
-        plan = mdata.DataPlan.from_dict(json.loads(plan_path.read_text()))
-    else:
-        fp = mdata.compute_fingerprint(Path(cfg.data.root), datalist, cache_path=run_dir / "fingerprint.json")
-        plan = mdata.make_plan(fp, cfg.data)
+    run = RunDir(run_dir)
+    data = mdata.load_data(cfg.data.root, cfg.data, files=run.data_files(), build=False)
+    split = data.split
     train_ids, monitor_ids, _ = monitor_split(split.train, split.val, cfg.retrain.include_val,
                                               cfg.retrain.monitor_fraction)
     rsplit = mdata.Split(train=train_ids, val=monitor_ids, test=list(split.test),
                          info={**split.info, "retrain_include_val": cfg.retrain.include_val})
-    bundle = mdata.build_datasets(datalist, rsplit, plan, cfg.data)
-    if hasattr(bundle, "reseed"):
-        bundle.reseed(seed)
-    trainer = Trainer(cfg.train, bundle, plan, device=device or cfg.train.device,
-                      log_dir=run_dir / "tensorboard" / "retrain", progress=progress, cell=cfg.space.cell)
+    bundle = mdata.build_datasets(data.datalist, rsplit, data.plan, cfg.data)
+    bundle.reseed(seed)
+    trainer = Trainer(cfg.train, bundle, data.plan, device=device or cfg.train.device,
+                      log_dir=run.tensorboard / "retrain", progress=progress, cell=cfg.space.cell)
     result = trainer.fit(genome, seed=seed, epochs=cfg.retrain.epochs, iters_per_epoch=cfg.retrain.iters_per_epoch,
                          patience=cfg.retrain.patience)
-    return result, plan
-
-
-def _read_split(run_dir: Path) -> "mdata.Split | None":
-    from medseg_nas import data as mdata
-
-    path = run_dir / "split.json"
-    return mdata.Split.load(path) if path.is_file() else None  # the search writes it; a fit_fn may not need it
-
-
-def outputs_complete(run_dir: str | Path) -> bool:
-    b = best_dir(run_dir)
-    return all((b / f).is_file() for f in ("model.pt", "genome.json", "history.json", "retrain.json"))
-
-
-def checkpoint_problem(run_dir: str | Path) -> str | None:
-    """Why best/model.pt cannot stand for best/retrain.json (unreadable, or another retrain's), or None.
-
-    The pipeline skips retraining when the outputs are complete: a truncated or foreign model
-    file must not pass as current.
-    """
-    b = best_dir(run_dir)
-    try:
-        info = json.loads((b / "retrain.json").read_text())
-    except (OSError, ValueError) as exc:
-        return f"{b / 'retrain.json'} is unreadable ({exc})"
-    try:
-        model = load_model(b / "model.pt")
-    except Exception as exc:  # noqa: BLE001 - whatever makes it unloadable, the answer is to retrain
-        return str(exc) if isinstance(exc, MedsegError) else f"{b / 'model.pt'} does not load ({type(exc).__name__}: {exc})"
-    keys = ("trial_id", "pick", "epochs_budget", "iters_per_epoch", "include_val")
-    if not isinstance(info, dict) or any(model.extra.get(k) != info.get(k) for k in keys):
-        return f"{b / 'model.pt'} was not written by the retrain that {b / 'retrain.json'} describes"
-    return None
+    return result, data.plan
 
 
 def retrain(
@@ -169,20 +130,17 @@ def retrain(
 
 
 def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, log, cfg) -> dict:
-    cfg = cfg if cfg is not None else run_config(run_dir, overrides)
+    run = RunDir(run_dir)
+    cfg = cfg if cfg is not None else run.config(overrides)
     pick = str(pick or cfg.retrain.pick)
-    out = best_dir(run_dir)
-    if (out / "model.pt").exists() and not force:
-        raise MedsegError(f"{out / 'model.pt'} already exists; use --force to retrain and replace it")
-    store_path = run_dir / "trials.sqlite"
-    if not store_path.is_file():
-        raise MedsegError(f"{store_path} does not exist; run `medseg-nas search` first")
-    with TrialStore(store_path) as store:
-        rows = store.rows()
-    row, why = pick_trial(rows, pick)
+    if run.model_pt.exists() and not force:
+        raise MedsegError(f"{run.model_pt} already exists; use --force to retrain and replace it")
+    if not run.trials_db.is_file():
+        raise MedsegError(f"{run.trials_db} does not exist; run `medseg-nas search` first")
+    row, why = pick_trial(run.trial_rows(), pick)
     genome = Genome.from_dict(row.genome)
     seed = int(cfg.train.seed)
-    split = _read_split(run_dir)
+    split = run.split() if run.split_json.is_file() else None  # the search writes it; a fit_fn may not need it
     trained, monitor, held_out = (monitor_split(split.train, split.val, cfg.retrain.include_val, cfg.retrain.monitor_fraction)
                                   if split is not None else ([], [], None))
     log(f"retrain: trial {row.id} — {why}\n  genome {genome.describe()}\n"
@@ -218,18 +176,17 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         "train_dice": res.get("train_dice"),
         "seconds": round(time.time() - t0, 1),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    # derived artefacts of an older model are stale now
-    for stale in ("metrics.csv", "summary.json", "model.ts", "model.onnx", "export.json"):
-        (out / stale).unlink(missing_ok=True)
-    save_model(out / "model.pt", state, genome, plan_d["in_channels"], plan_d["n_classes"], plan_d.get("network_plan"),
+    run.best.mkdir(parents=True, exist_ok=True)
+    for stale in run.model_derived():  # made from an older model
+        stale.unlink(missing_ok=True)
+    save_model(run.model_pt, state, genome, plan_d["in_channels"], plan_d["n_classes"], plan_d.get("network_plan"),
                plan_d, plan_d.get("labels"), extra=info, cell=cfg.space.cell)
-    (out / "genome.json").write_text(json.dumps(genome.to_dict(), indent=2))
-    (out / "history.json").write_text(json.dumps(res, indent=2, default=str))
-    (out / "retrain.json").write_text(json.dumps(info, indent=2, default=str))
+    run.genome_json.write_text(json.dumps(genome.to_dict(), indent=2))
+    run.history_json.write_text(json.dumps(res, indent=2, default=str))
+    run.retrain_json.write_text(json.dumps(info, indent=2, default=str))
     vd = info["val_dice"]
     log(f"retrain: done in {info['seconds']:.0f}s, {info['epochs_run']} epochs, best epoch {info['e_max']}, "
-        f"val Dice {vd if vd is None else round(float(vd), 4)} → {out / 'model.pt'}")
+        f"val Dice {vd if vd is None else round(float(vd), 4)} → {run.model_pt}")
     return info
 
 
@@ -245,7 +202,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from medseg_nas.preflight import preflight
 
-    cfg = run_config(args.run_dir, args.overrides)
-    preflight(cfg, ["retrain"], str(Path(args.run_dir) / "config.yaml"), device=args.device, pick=args.pick)
+    run = RunDir(args.run_dir)
+    cfg = run.config(args.overrides)
+    preflight(cfg, ["retrain"], str(run.config_yaml), device=args.device, pick=args.pick)
     retrain(args.run_dir, args.pick, args.overrides, force=args.force, device=args.device, cfg=cfg)
     return 0
