@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from medseg_nas.cli import main as cli
-from medseg_nas.stages.export import FORMATS, export_all
+from medseg_nas.config import EXPORT_FORMATS
+from medseg_nas.stages.export import export_all
 from medseg_nas.inference import Predictor
 from medseg_nas.model_io import load_model
 from medseg_nas.rundir import RunDir
@@ -31,7 +32,7 @@ def test_torchscript_and_onnx_match_pytorch(exported):
     assert report["torchscript"]["max_abs_diff"] < 1e-4
     assert report["onnx"]["max_abs_diff"] < 1e-3
     assert json.loads((d / "best" / "export.json").read_text())["onnx"]["opset"] == 17
-    assert RunDir(d).exports_current(FORMATS)
+    assert RunDir(d).exports_current(EXPORT_FORMATS)
     # dynamic spatial axes: a shape never seen at export time
     import onnxruntime as ort
 
