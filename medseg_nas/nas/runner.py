@@ -88,7 +88,7 @@ class _Search:
     def __init__(self, cfg, run_dir, resume, strategy, trial_fn, executor, progress):
         self.cfg = cfg
         self.run_dir = run_dir
-        self.run = run = RunDir(run_dir)
+        self.rundir = run = RunDir(run_dir)
         self.resume = resume
         self.t0 = time.time()
         self.store = TrialStore(run.trials_db)
@@ -161,7 +161,7 @@ class _Search:
         running = self.store.running_by_key(key)
         seed = int(self.cfg.train.seed)
         tid = self.store.start(key, genome.to_json(), seed, self.host, trial_id=running.id if running else None)
-        log_dir = self.run.tensorboard / f"trial_{tid:04d}"
+        log_dir = self.rundir.tensorboard / f"trial_{tid:04d}"
         if running is not None and log_dir.exists():
             shutil.rmtree(log_dir, ignore_errors=True)
         spec = TrialSpec(
