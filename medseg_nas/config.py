@@ -404,3 +404,10 @@ def config_to_dict(cfg: Config) -> dict:
 
 def save_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def add_overrides_argument(parser, example: str) -> None:
+    """The `--set KEY=VALUE` option of every stage that loads a config (`args.overrides`, for
+    `load_config(path, overrides)`); `example` is shown in the help."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config entry, e.g. --set {example} (repeatable)")

@@ -147,7 +147,7 @@ def test_he_uniform_init_and_zero_biases():
 def test_trainer_builds_the_configured_cell():
     from medseg_nas.config import TrainConfig
     from medseg_nas.train import Trainer
-    from medseg_nas.train.toy import ToyBundle
+    from medseg_nas.testing.toy import ToyBundle
 
     bundle = ToyBundle(n_train=4, n_val=2, shape=(24, 24, 24), patch=(16, 16, 16), seed=0)
     g = Genome(inputs=(0, 1, 2), ops=("conv3d_3", "conv2d_3", "identity", "identity"), n_c=2, n_f=3, lr=3e-3)
@@ -193,7 +193,7 @@ def test_search_counts_f2_and_trains_with_the_configured_cell(monkeypatch):
 
 def test_runner_f2_uses_the_configured_cell(tmp_path):
     from medseg_nas.nas.runner import _Search
-    from runner_fakes import TINY_CONFIG, analytic_trial
+    from medseg_nas.testing.fake_search import TINY_CONFIG, analytic_trial
 
     cfg = config_from_dict({**TINY_CONFIG, "space": {**TINY_CONFIG["space"], "cell": "emonas"}})
     s = _Search(cfg, tmp_path, False, None, analytic_trial, None, False)  # the session the strategies see
@@ -209,7 +209,7 @@ def test_runner_f2_uses_the_configured_cell(tmp_path):
 
 def _checkpoint(path, cell):
     from medseg_nas.model_io import save_model
-    from pipeline_helpers import GENOME, PLAN
+    from medseg_nas.testing.fixtures import GENOME, PLAN
 
     torch.manual_seed(0)
     net = build_network(GENOME, 1, 3, NetworkPlan(), cell=cell)
@@ -266,7 +266,7 @@ def test_retrain_saves_the_run_config_cell(tmp_path):
     from medseg_nas.model_io import load_model
     from medseg_nas.stages.retrain import retrain
     from medseg_nas.nas.store import TrialStore
-    from pipeline_helpers import GENOME, PLAN
+    from medseg_nas.testing.fixtures import GENOME, PLAN
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -296,7 +296,7 @@ def test_run_dirs_from_before_space_cell_stay_residual(tmp_path):
     from medseg_nas.errors import SearchError
     from medseg_nas.nas.runner import run_search
     from medseg_nas.rundir import RunDir, saved_cell
-    from runner_fakes import TINY_CONFIG, analytic_trial, run_fake
+    from medseg_nas.testing.fake_search import TINY_CONFIG, analytic_trial, run_fake
 
     run_fake(str(tmp_path), budget=2)
     path = tmp_path / "config.yaml"

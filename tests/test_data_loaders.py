@@ -30,7 +30,6 @@ from medseg_nas.data import (
 from medseg_nas.errors import DataError
 from medseg_nas.space.plan import MAX_LEVELS
 
-HIPPO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Task04_Hippocampus"
 
 
 @pytest.fixture(scope="module")
@@ -234,13 +233,12 @@ def test_inference_transforms_invert_to_original_grid(roots):
     assert (np.rint(out["pred"][0].numpy()) == original).mean() > 0.99
 
 
-@pytest.mark.skipif(not HIPPO.is_dir(), reason="real Task04_Hippocampus not available")
-def test_real_hippocampus_in_place():
+def test_real_hippocampus_in_place(hippocampus_root):
     """Six real cases (uint8 and float32 images, a float32 label) read where they are."""
-    dl = load_datalist(HIPPO)[:6]
+    dl = load_datalist(hippocampus_root)[:6]
     assert {"hippocampus_001", "hippocampus_003"} <= {d["id"] for d in dl}
     cfg = DataConfig(augment="full")
-    _, split, fp, plan = _pipeline(HIPPO, cfg, datalist=dl)
+    _, split, fp, plan = _pipeline(hippocampus_root, cfg, datalist=dl)
     assert fp.median_spacing == [1.0, 1.0, 1.0] and fp.n_classes == 3 and fp.modality == {0: "MRI"}
     assert set(fp.class_fractions) == {0, 1, 2}
     bundle = build_datasets(dl, split, plan, cfg)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import runner_fakes as fk
+from medseg_nas.testing import fake_search as fk
 from medseg_nas.config import config_from_dict
 from medseg_nas.nas.executors import LocalExecutor, RayExecutor, TrialSpec, make_executor
 from medseg_nas.nas.runner import run_search

@@ -15,7 +15,7 @@ from medseg_nas.stages.export import export_all
 from medseg_nas.inference import Predictor
 from medseg_nas.model_io import load_model
 from medseg_nas.rundir import RunDir
-from pipeline_helpers import blob_volume, make_checkpoint, write_nifti
+from medseg_nas.testing.fixtures import blob_volume, make_checkpoint, write_nifti
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_bundle_preprocessing_equals_training_preprocessing(tmp_path, norm, axco
     """The MONAI-only spec in inference.json reproduces medseg_nas.data's inference transforms."""
     data = pytest.importorskip("medseg_nas.data")
     from medseg_nas.inference import build_transforms, preprocess_spec
-    from pipeline_helpers import PLAN
+    from medseg_nas.testing.fixtures import PLAN
 
     plan = dict(PLAN, normalization=[norm], axcodes=axcodes)
     img = write_nifti(tmp_path / "c.nii.gz", blob_volume())

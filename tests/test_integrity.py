@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-import runner_fakes as fk
+from medseg_nas.testing import fake_search as fk
 import medseg_nas.stages.retrain as rt
 import medseg_nas.nas.runner as runner
 from medseg_nas.cli import main as cli

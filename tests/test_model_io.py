@@ -5,7 +5,7 @@ import torch
 
 from medseg_nas.errors import MedsegError
 from medseg_nas.model_io import FORMAT, load_model, read_checkpoint
-from pipeline_helpers import GENOME, PLAN, make_checkpoint
+from medseg_nas.testing.fixtures import GENOME, PLAN, make_checkpoint
 
 
 def test_round_trip_same_logits(tmp_path):
@@ -53,7 +53,7 @@ def test_old_plan_spellings_still_load(tmp_path):
     sizes) loads as a DataPlan completed from the checkpoint, and predicts with the MONAI-only
     preprocessing it always had."""
     from medseg_nas.inference import Predictor
-    from pipeline_helpers import blob_volume, write_nifti
+    from medseg_nas.testing.fixtures import blob_volume, write_nifti
 
     old = {"spacing": [1.5, 1.5, 2.0], "roi_size": [32, 32, 16], "modality": "MRI", "axcodes": None}
     m = load_model(make_checkpoint(tmp_path / "m.pt", plan=old))

@@ -116,7 +116,7 @@ def test_f1_from_a_hand_written_validation_history(bundle_and_trainer):
 def bundle_and_trainer():
     from medseg_nas.space import Genome
     from medseg_nas.train import Trainer
-    from medseg_nas.train.toy import ToyBundle
+    from medseg_nas.testing.toy import ToyBundle
 
     bundle = ToyBundle(n_train=2, n_val=1, shape=(16, 16, 16), patch=(16, 16, 16), seed=0)
     return Trainer, bundle, Genome(ops=("conv3d_1",) * 4, n_c=2, n_f=3, lr=1e-3)

@@ -13,7 +13,7 @@ from medseg_nas.inference import Predictor
 from medseg_nas.model_io import LoadedModel, load_model
 from medseg_nas.stages.predict import predict_files
 from medseg_nas.space import NetworkPlan
-from pipeline_helpers import AFFINE, PLAN, blob_volume, make_checkpoint, write_nifti
+from medseg_nas.testing.fixtures import AFFINE, PLAN, blob_volume, make_checkpoint, write_nifti
 
 
 def test_predict_keeps_affine_and_shape(tmp_path):

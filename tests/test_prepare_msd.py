@@ -3,7 +3,6 @@ gives one DataError naming the file."""
 
 import gzip
 import json
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -13,7 +12,6 @@ from data_prep import msd
 from data_prep.synthetic import write_msd_fixture
 from medseg_nas.errors import DataError
 
-HIPPO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Task04_Hippocampus"
 
 
 @pytest.fixture
@@ -37,18 +35,17 @@ def test_cases_limit(raw, tmp_path):
     assert msd.convert(raw, tmp_path / "out", cases=2)["numTraining"] == 2
 
 
-@pytest.mark.skipif(not HIPPO.is_dir(), reason="real Task04_Hippocampus not available")
-def test_real_hippocampus_handful(tmp_path):
+def test_real_hippocampus_handful(hippocampus_root, tmp_path):
     """Real cases read in place: 001 (uint8 image), 003 (float32 image and float32 label)."""
-    meta = msd.convert(HIPPO, tmp_path / "hip", cases=5)
+    meta = msd.convert(hippocampus_root, tmp_path / "hip", cases=5)
     assert meta["numTraining"] == 5 and meta["labels"] == {"0": "background", "1": "Anterior", "2": "Posterior"}
     lab = nib.load(str(tmp_path / "hip" / "labelsTr" / "hippocampus_003.nii.gz"))
     assert lab.get_data_dtype() == np.uint8  # float32 label rewritten as integers
-    src = np.asarray(nib.load(str(HIPPO / "labelsTr" / "hippocampus_003.nii.gz")).dataobj)
+    src = np.asarray(nib.load(str(hippocampus_root / "labelsTr" / "hippocampus_003.nii.gz")).dataobj)
     np.testing.assert_array_equal(np.asarray(lab.dataobj), np.rint(src))
     # images are copied byte for byte
     assert (tmp_path / "hip" / "imagesTr" / "hippocampus_001.nii.gz").read_bytes() == \
-        (HIPPO / "imagesTr" / "hippocampus_001.nii.gz").read_bytes()
+        (hippocampus_root / "imagesTr" / "hippocampus_001.nii.gz").read_bytes()
 
 
 def _resave(path, data, affine):

@@ -1,7 +1,7 @@
 """One search per run directory: the CLI in real processes, racing on one run directory.
 
 The searches run the real `medseg-nas search` with the analytic trial swapped in for training
-(fake_trials.gated_trial: it logs each training to run_dir/trained.txt and waits for a gate
+(medseg_nas.testing.fake_trials.gated_trial: it logs each training to run_dir/trained.txt and waits for a gate
 file, so the test decides when the live search may finish).
 """
 
@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 
-import runner_fakes as fk
+from medseg_nas.testing import fake_search as fk
 from medseg_nas.cli import main as cli
 from medseg_nas.nas.run_lock import LOCK_NAME, RunDirBusy, holder, run_dir_lock
 from medseg_nas.nas.store import TrialStore
 
-TESTS = Path(__file__).parent
 # the CLI, with training replaced by the gated analytic trial
-DRIVER = ("import sys, fake_trials, medseg_nas.nas.runner as r; r.train_trial = fake_trials.gated_trial; "
+DRIVER = ("import sys, medseg_nas.testing.fake_trials as ft, medseg_nas.nas.runner as r; r.train_trial = ft.gated_trial; "
           "sys.argv[0] = 'medseg-nas'; from medseg_nas.cli import main; sys.exit(main(sys.argv[1:]))")
 HOLD = ("import sys, time; from medseg_nas.nas.run_lock import run_dir_lock; "
         "cm = run_dir_lock(sys.argv[1]); cm.__enter__(); print('locked', flush=True); time.sleep(600)")
@@ -30,7 +29,7 @@ BUDGET = 3
 
 
 def _env(gate: Path | None) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ)
     env.pop("FAKE_TRIAL_GATE", None)
     if gate is not None:
         env["FAKE_TRIAL_GATE"] = str(gate)

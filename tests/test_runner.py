@@ -3,15 +3,13 @@
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-import runner_fakes as fk
+from medseg_nas.testing import fake_search as fk
 from medseg_nas.config import config_from_dict
 from medseg_nas.errors import SearchError
 from medseg_nas.nas.runner import run_search
@@ -19,7 +17,6 @@ from medseg_nas.search.archive import normalised_hypervolume, pareto_front
 from medseg_nas.space.genome import SearchSpace
 from medseg_nas.nas.store import TrialStore
 
-TESTS = Path(__file__).parent
 
 
 def _cfg(**search):
@@ -158,33 +155,22 @@ def test_ctrl_c_saves_and_resume_matches_uninterrupted(tmp_path):
     assert len(rows) == 9 and rows[4].attempts == 2  # the interrupted trial re-ran under its id
 
 
-def _finished(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute("SELECT COUNT(*) FROM trials WHERE status != 'running'").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def test_kill_9_at_any_moment_then_resume(tmp_path):
     """kill -9 the search process twice mid-run; the resumed front equals the uninterrupted one."""
     budget = 10
     ref = fk.run_fake(str(tmp_path / "ref"), budget=budget)
     run = tmp_path / "killed"
-    env = dict(os.environ, FAKE_TRIAL_SECONDS="0.15", PYTHONPATH=f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    code = "import sys, runner_fakes as f; f.run_fake(sys.argv[1], resume=sys.argv[2] == '1', budget=int(sys.argv[3]))"
+    env = dict(os.environ, FAKE_TRIAL_SECONDS="0.15")
+    code = "import sys, medseg_nas.testing.fake_search as f; f.run_fake(sys.argv[1], resume=sys.argv[2] == '1', budget=int(sys.argv[3]))"
     for round_, kill_after in enumerate((3, 6)):
         p = subprocess.Popen([sys.executable, "-c", code, str(run), str(int(round_ > 0)), str(budget)], env=env)
         deadline = time.time() + 90
-        while _finished(run / "trials.sqlite") < kill_after and p.poll() is None and time.time() < deadline:
+        while fk.finished_trials(run / "trials.sqlite") < kill_after and p.poll() is None and time.time() < deadline:
             time.sleep(0.02)
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         assert p.returncode == -signal.SIGKILL
-    n_before = _finished(run / "trials.sqlite")
+    n_before = fk.finished_trials(run / "trials.sqlite")
     assert 6 <= n_before < budget
     s = fk.run_fake(str(run), budget=budget, resume=True)
     assert s.n_trials == budget and s.n_new == budget - n_before

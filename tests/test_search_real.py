@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from medseg_nas.testing.fake_search import finished_trials
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -54,17 +56,6 @@ def _cli(args, env=None, **kw):
     return subprocess.Popen([sys.executable, "-m", "medseg_nas", *args], cwd=REPO, env=env, **kw)
 
 
-def _finished(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute("SELECT COUNT(*) FROM trials WHERE status != 'running'").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def test_cli_search_end_to_end(phantoms, tmp_path):
     """`medseg-nas search CONFIG --run-dir DIR --budget 3`: a real tiny search via the CLI."""
     cfg = tmp_path / "tiny.yaml"
@@ -102,12 +93,12 @@ def test_kill_9_real_search_then_resume(phantoms, tmp_path):
     run = tmp_path / "killed"
     p = _cli(["search", str(cfg), "--run-dir", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while _finished(run / "trials.sqlite") < 2 and p.poll() is None and time.time() < deadline:
+    while finished_trials(run / "trials.sqlite") < 2 and p.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)  # land somewhere inside the next trial
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    n_before = _finished(run / "trials.sqlite")
+    n_before = finished_trials(run / "trials.sqlite")
     assert 2 <= n_before < budget
     r = _cli(["search", str(cfg), "--run-dir", str(run), "--resume"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert r.wait(timeout=600) == 0, r.stderr.read()

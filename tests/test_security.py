@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-import runner_fakes as fk
+from medseg_nas.testing import fake_search as fk
 from medseg_nas.cli import main as cli
 from medseg_nas.errors import ModelFileError
 from medseg_nas.errors import SearchError
-from pipeline_helpers import GENOME, PLAN, blob_volume, make_checkpoint, write_nifti
+from medseg_nas.testing.fixtures import GENOME, PLAN, blob_volume, make_checkpoint, write_nifti
 
 ROOT = Path(__file__).resolve().parents[1]
 

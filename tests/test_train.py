@@ -12,7 +12,7 @@ from medseg_nas.results import TrialResult
 from medseg_nas.train import Trainer
 from medseg_nas.train.layout import GroupInstanceNorm3d, swap_instance_norm
 from medseg_nas.train import trainer as trainer_mod
-from medseg_nas.train.toy import ToyBundle
+from medseg_nas.testing.toy import ToyBundle
 
 GENOME = Genome(inputs=(0, 1, 2), ops=("conv3d_3", "conv2d_3", "identity", "identity"), n_c=2, n_f=3, lr=3e-3)
 

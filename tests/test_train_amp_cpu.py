@@ -15,7 +15,7 @@ from medseg_nas.config import TrainConfig
 from medseg_nas.space import Genome, build_network
 from medseg_nas.train import Precision, Trainer, precision_for
 from medseg_nas.train import trainer as trainer_mod
-from medseg_nas.train.toy import ToyBundle
+from medseg_nas.testing.toy import ToyBundle
 
 GENOME = Genome(inputs=(0, 1, 2), ops=("conv3d_3", "conv2d_3", "identity", "identity"), n_c=2, n_f=3, lr=3e-3)
 

@@ -6,7 +6,7 @@ import torch
 from medseg_nas.config import TrainConfig
 from medseg_nas.space import Genome
 from medseg_nas.train import Trainer
-from medseg_nas.train.toy import ToyBundle
+from medseg_nas.testing.toy import ToyBundle
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

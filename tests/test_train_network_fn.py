@@ -8,7 +8,7 @@ from monai.networks.nets import UNet
 from medseg_nas.config import TrainConfig
 from medseg_nas.space import Genome
 from medseg_nas.train import Trainer
-from medseg_nas.train.toy import ToyBundle
+from medseg_nas.testing.toy import ToyBundle
 
 
 @dataclass(frozen=True)

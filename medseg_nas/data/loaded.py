@@ -39,14 +39,8 @@ class DataFiles:
 
 def split_from_config(datalist: list[dict], data_cfg) -> Split:
     """The split the config asks for (seed, fractions, k-fold)."""
-    return make_split(
-        datalist,
-        seed=data_cfg.split_seed,
-        val_fraction=data_cfg.val_fraction,
-        test_fraction=data_cfg.test_fraction,
-        n_folds=data_cfg.n_folds,
-        fold=data_cfg.fold,
-    )
+    return make_split(datalist, seed=data_cfg.split_seed, val_fraction=data_cfg.val_fraction,
+                      test_fraction=data_cfg.test_fraction, n_folds=data_cfg.n_folds, fold=data_cfg.fold)
 
 
 def saved_split(datalist: list[dict], data_cfg, path: Path) -> Split:

@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 import yaml
 
-from medseg_nas.config import Config, config_from_dict, config_to_dict, load_config
+from medseg_nas.config import Config, add_overrides_argument, config_from_dict, config_to_dict, load_config
 from medseg_nas.errors import SearchError
 from medseg_nas.nas.executors import Completed, Executor, TrialSpec, make_executor
 from medseg_nas.nas.front import Front, FrontArtefacts
@@ -405,13 +405,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategy", choices=STRATEGIES, default=None, help="override search.strategy")
     parser.add_argument("--budget", type=int, default=None, metavar="N", help="override search.budget_trials")
     parser.add_argument("--resume", action="store_true", help="continue the search saved in the run directory")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. --set train.epochs=5 (repeatable)"
-    )
+    add_overrides_argument(parser, "train.epochs=5")
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.set)
+    cfg = load_config(args.config, args.overrides)
     from medseg_nas.preflight import preflight
 
     cfg.search.strategy = args.strategy or cfg.search.strategy

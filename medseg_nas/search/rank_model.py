@@ -22,6 +22,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import OneHotEncoder
 
+from medseg_nas.search.surrogate import predict_genomes
 from medseg_nas.space.genome import VARIABLES, Genome, SearchSpace
 
 MIN_POINTS = 4  # below this the model is not trusted (neighbours keep their random order)
@@ -80,8 +81,4 @@ class LinearRankModel:
 
     def predict(self, genomes: list[Genome]) -> np.ndarray:
         """Predicted normalised rank (lower = nearer the front)."""
-        if self.model is None:
-            raise RuntimeError("rank model not fitted")
-        if not genomes:
-            return np.zeros(0)
-        return self.model.predict(self.encode(genomes))
+        return predict_genomes(self.model, self.encode, genomes, "rank model")

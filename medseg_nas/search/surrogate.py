@@ -13,16 +13,24 @@ the trees' predictions (PredictMeanStd()).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 from scipy.stats import kendalltau
 from sklearn.ensemble import RandomForestRegressor
 
-from typing import Callable
-
 from medseg_nas.space.genome import Genome
 
 MIN_POINTS = 4  # below this the forest is not trusted (strategies fall back to no screening)
+
+
+def predict_genomes(model, encode: Callable[[list[Genome]], np.ndarray], genomes: list[Genome], what: str) -> np.ndarray:
+    """A fitted scikit-learn model's predictions for genomes (an empty list → an empty array)."""
+    if model is None:
+        raise RuntimeError(f"{what} not fitted")
+    if not genomes:
+        return np.zeros(0)
+    return model.predict(encode(genomes))
 
 
 class Surrogate:
@@ -63,11 +71,7 @@ class Surrogate:
         return self
 
     def predict(self, genomes: list[Genome]) -> np.ndarray:
-        if self.model is None:
-            raise RuntimeError("surrogate not fitted")
-        if not genomes:
-            return np.zeros(0)
-        return self.model.predict(self._X(genomes))
+        return predict_genomes(self.model, self._X, genomes, "surrogate")
 
     def predict_mean_std(self, genomes: list[Genome]) -> tuple[np.ndarray, np.ndarray]:
         """Forest mean and the standard deviation over its trees (the authors' uncertainty)."""

@@ -24,7 +24,7 @@ from torch import nn
 from medseg_nas.space.cell import Cell
 from medseg_nas.space.genome import Genome
 from medseg_nas.space.network_emonas import EmonasNet
-from medseg_nas.space.plan import NetworkPlan
+from medseg_nas.space.plan import NetworkPlan, level_layout
 
 # "emonas": the authors' cell and macro structure (EMONASArch.py); "residual": this project's
 # variant (projection + residual + mean of leaves, strided-conv down, concatenated skips)
@@ -36,10 +36,8 @@ LEGACY_CELL = "residual"
 class EMONASNet(nn.Module):
     def __init__(self, genome: Genome, in_channels: int, n_classes: int, plan: NetworkPlan | None = None) -> None:
         super().__init__()
-        plan = plan or NetworkPlan()
         self.genome = genome
-        self.strides = plan.strides[: genome.n_c]
-        widths = [genome.filters * 2**level for level in range(genome.n_c + 1)]
+        self.strides, widths = level_layout(genome.n_c, genome.filters, plan)
         self.encoder = nn.ModuleList()
         self.down = nn.ModuleList()
         cin = in_channels

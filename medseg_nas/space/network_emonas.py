@@ -30,16 +30,14 @@ from torch import nn
 from medseg_nas.space.cell_emonas import EmonasCell
 from medseg_nas.space.genome import Genome
 from medseg_nas.space.ops import make_preact_op
-from medseg_nas.space.plan import NetworkPlan
+from medseg_nas.space.plan import NetworkPlan, level_layout
 
 
 class EmonasNet(nn.Module):
     def __init__(self, genome: Genome, in_channels: int, n_classes: int, plan: NetworkPlan | None = None) -> None:
         super().__init__()
-        plan = plan or NetworkPlan()
         self.genome = genome
-        self.strides = plan.strides[: genome.n_c]
-        widths = [genome.filters * 2**level for level in range(genome.n_c + 1)]
+        self.strides, widths = level_layout(genome.n_c, genome.filters, plan)
         self.stem = make_preact_op(genome.ops[0], in_channels, widths[0], activate=False)
         self.first = EmonasCell(genome, widths[0], widths[0])
         self.pool = nn.ModuleList(nn.MaxPool3d(s, stride=s) for s in self.strides)

@@ -39,6 +39,13 @@ class NetworkPlan:
         return cls(strides=tuple(tuple(s) for s in d["strides"]))
 
 
+def level_layout(n_c: int, filters: int, plan: NetworkPlan | None) -> tuple[tuple, list[int]]:
+    """The downsampling strides of an n_c-level network (the plan's first n_c) and its widths per
+    level (filters, doubled at each level down): the macro layout both cells share."""
+    plan = plan or NetworkPlan()
+    return plan.strides[:n_c], [filters * 2**level for level in range(n_c + 1)]
+
+
 def plan_from_spacing(spacing, patch_size=None, min_size: int = 4) -> NetworkPlan:
     """Plan strides for MAX_LEVELS levels from the target spacing (mm) and the patch size."""
     spacing = [float(s) for s in spacing]

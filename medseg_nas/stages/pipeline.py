@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from medseg_nas.config import Config, load_config
+from medseg_nas.config import Config, add_overrides_argument, load_config
 from medseg_nas.nas.run_lock import run_dir_lock
 from medseg_nas.preflight import preflight
 from medseg_nas.rundir import RunDir
@@ -166,8 +166,7 @@ def run_pipeline(cfg: Config, run_dir: str | Path | None = None, force_from: str
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML config of the run")
     p.add_argument("--run-dir", default=None, help="run directory (default: <run_root>/<name> of the config)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config entry, e.g. --set search.budget_trials=8 (repeatable)")
+    add_overrides_argument(p, "search.budget_trials=8")
     p.add_argument("--redo", choices=["retrain", "evaluate", "export"], default=None,
                    help="redo this stage and the ones after it even if their outputs are complete")
 

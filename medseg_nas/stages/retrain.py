@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from medseg_nas.config import add_overrides_argument
 from medseg_nas.errors import MedsegError
 from medseg_nas.model_io import save_model
 from medseg_nas.nas.run_lock import run_dir_lock
@@ -193,8 +194,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="run directory of a finished (or stopped) search")
     p.add_argument("--pick", default=None, help="knee | best | smallest | <trial id> (default: retrain.pick)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config entry, e.g. --set retrain.epochs=50 (repeatable)")
+    add_overrides_argument(p, "retrain.epochs=50")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: train.device)")
     p.add_argument("--force", action="store_true", help="replace an existing best/model.pt")
 

@@ -1,17 +1,19 @@
-"""Driver-side helpers for the runner tests: a tiny seeded strategy and a whole fake search.
+"""Driver-side helpers for the runner tests: a tiny seeded strategy, a whole fake search and a
+read-only count of a live store's finished trials.
 
-The trial functions live in fake_trials.py (torch-free, for worker processes). Not collected
-by pytest (no test_ prefix).
+The trial functions live in fake_trials.py (torch-free, for worker processes); they are
+re-exported here so a runner test imports one module.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 
-from fake_trials import (  # noqa: F401 - re-exported for the tests
+from medseg_nas.testing.fake_trials import (  # noqa: F401 - re-exported for the tests
     always_dies_trial,
     analytic_trial,
     dies_once_trial,
@@ -132,3 +134,16 @@ def write_search_config(path: Path, data_root: Path, run_root: Path, budget: int
     d["search"]["budget_trials"] = budget
     path.write_text(yaml.safe_dump(d))
     return path
+
+
+def finished_trials(db: Path) -> int:
+    """Trials that ended (done or failed) in a store another process is writing; 0 while it
+    cannot be read yet. Read-only, so a watcher never blocks the search it watches."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT COUNT(*) FROM trials WHERE status != 'running'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0

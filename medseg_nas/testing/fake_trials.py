@@ -1,7 +1,8 @@
 """Trial functions for the runner/executor tests: cheap, deterministic, and torch-free.
 
 They run inside worker processes and Ray workers, which then start in well under a second
-(nothing here imports torch). Not collected by pytest (no test_ prefix).
+(nothing here imports torch). In the package so that every worker process, Ray worker and
+subprocess a test starts can import them by name.
 """
 
 from __future__ import annotations
