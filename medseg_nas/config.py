@@ -26,6 +26,7 @@ from medseg_nas.space.genome import OPS
 from medseg_nas.space.network import CELLS
 
 EXPORT_FORMATS = ("torchscript", "onnx", "bundle")  # what `medseg-nas export` can write
+RETRAIN_PICKS = ("knee", "best", "smallest")  # retrain.pick: one of these or a trial id
 
 
 @dataclass

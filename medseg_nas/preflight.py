@@ -21,12 +21,11 @@ import importlib.util
 import sys
 from typing import Iterable
 
-from medseg_nas.config import Config
+from medseg_nas.config import RETRAIN_PICKS, Config
 from medseg_nas.errors import ConfigError
 from medseg_nas.space.plan import MAX_LEVELS
 
 STAGES = ("search", "retrain", "evaluate", "export")  # what `run` runs after prepare
-PICKS = ("knee", "best", "smallest")  # retrain.PICKS (not imported: that pulls in the trainer's modules)
 MIN_PATCH = 4  # data.plan.make_plan's smallest axis
 MIN_POOL_SIZE = 4  # space.plan.plan_from_spacing's min_size: an axis is halved while length // 2 >= this
 # modules each export format needs beyond the base install (all in the `export` extra)
@@ -147,11 +146,11 @@ def check_search(cfg: Config, src: str = "") -> None:
 
 def check_pick(pick: str, where: str = "--pick") -> None:
     """knee | best | smallest | a trial id (whether that trial exists is known after the search)."""
-    if pick in PICKS or (pick.isdigit() and pick.isascii()):
+    if pick in RETRAIN_PICKS or (pick.isdigit() and pick.isascii()):
         return
     import difflib
 
-    close = difflib.get_close_matches(pick, PICKS, n=1)
+    close = difflib.get_close_matches(pick, RETRAIN_PICKS, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ConfigError(f"{where} is {pick!r}: use knee, best, smallest or a trial id{hint}")
 

@@ -185,8 +185,3 @@ def test_shipped_configs_pass_preflight():
         preflight(load_config(path), ["search", "retrain", "evaluate"], str(path))
 
 
-def test_picks_match_retrain():
-    from medseg_nas import preflight as pf
-    from medseg_nas.stages.retrain import PICKS
-
-    assert pf.PICKS == PICKS

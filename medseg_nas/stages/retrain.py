@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from medseg_nas.config import add_overrides_argument
+from medseg_nas.config import RETRAIN_PICKS, add_overrides_argument
 from medseg_nas.errors import MedsegError
 from medseg_nas.model_io import save_model
 from medseg_nas.nas.run_lock import run_dir_lock
@@ -38,17 +38,16 @@ from medseg_nas.nas.store import TrialRow
 from medseg_nas.results import TrialStatus
 from medseg_nas.search.archive import knee_point, pareto_front
 
-PICKS = ("knee", "best", "smallest")
 
 
 def pick_trial(rows: list[TrialRow], pick: str) -> tuple[TrialRow, str]:
     """The chosen done trial and a one-line reason."""
     done = [r for r in rows if r.status == TrialStatus.DONE and r.objectives is not None]
-    if pick not in PICKS:
+    if pick not in RETRAIN_PICKS:
         try:
             tid = int(pick)
         except ValueError:
-            raise MedsegError(f"--pick must be one of {', '.join(PICKS)} or a trial id, got {pick!r}") from None
+            raise MedsegError(f"--pick must be one of {', '.join(RETRAIN_PICKS)} or a trial id, got {pick!r}") from None
         for r in rows:
             if r.id == tid:
                 if r.status != TrialStatus.DONE:
