@@ -114,13 +114,32 @@ def cells(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def learning_curve(doc: dict) -> str:
+    """learning_curve: validation Dice every few epochs, and where the curve flattens."""
+    curve = doc["curve"]
+    step = max(1, len(curve) // 12)
+    shown = [r for r in curve if r["epoch"] % step == 0 or r is curve[-1]]
+    lines = ["| epoch | steps | loss | train Dice | val Dice | s / epoch |", "|---|---|---|---|---|---|"]
+    for r in shown:
+        vd = "—" if r["val_dice"] is None else f"{r['val_dice']:.4f}"
+        lines.append(f"| {r['epoch']} | {r['steps']} | {r['loss']:.3f} | {r['train_dice']:.3f} | {vd} | {r['seconds']:.0f} |")
+    pl = doc.get("plateau")
+    state = "finished" if doc.get("finished") else f"stopped after epoch {curve[-1]['epoch']} of {doc['epochs']}"
+    lines.append(f"\n{state}; schedule for {doc['epochs']} × {doc['iters_per_epoch']} steps, batch {doc['batch_size']}, "
+                 f"patch {doc['patch_size']}, {doc['n_train']} train / {doc['n_val']} val cases.")
+    if pl:
+        lines.append(f"Best val Dice {pl['best_val_dice']:.4f} at epoch {pl['best_epoch']}; the running best last rose by more "
+                     f"than {pl['tol']} at epoch {pl['epoch']} ({pl['steps']} steps).")
+    return "\n".join(lines)
+
+
 def main(paths: list[str]) -> int:
     for p in paths:
         doc = json.loads(Path(p).read_text())
-        kind = doc.get("benchmark")
+        kind = doc.get("benchmark") or ("learning_curve" if "curve" in doc else None)
         print(f"### {p}\n")
         print({"bench_peers": peers, "bench_search": search, "bench_throughput": throughput,
-               "bench_cells": cells}[kind](doc))
+               "bench_cells": cells, "learning_curve": learning_curve}[kind](doc))
         print()
     return 0
 

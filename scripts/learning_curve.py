@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
-        "config": args.config, "overrides": args.set, "root": str(root), "genome": genome.to_dict(),
+        "benchmark": "learning_curve", "config": args.config, "overrides": args.set, "root": str(root), "genome": genome.to_dict(),
         "cell": cfg.space.cell, "seed": args.seed, "epochs": args.epochs, "iters_per_epoch": args.iters,
         "batch_size": cfg.train.batch_size, "patch_size": list(data.plan.patch_size),
         "target_spacing": list(data.plan.target_spacing), "augment": cfg.data.augment,
