@@ -133,13 +133,20 @@ def learning_curve(doc: dict) -> str:
     return "\n".join(lines)
 
 
+TABLES = {"bench_peers": peers, "bench_search": search, "bench_throughput": throughput, "bench_cells": cells,
+          "learning_curve": learning_curve}
+
+
 def main(paths: list[str]) -> int:
     for p in paths:
         doc = json.loads(Path(p).read_text())
         kind = doc.get("benchmark") or ("learning_curve" if "curve" in doc else None)
+        table = TABLES.get(kind)
+        if table is None:  # difficulty, space and train results are quoted in prose, not tabled
+            print(f"### {p}: no table for {kind!r}\n")
+            continue
         print(f"### {p}\n")
-        print({"bench_peers": peers, "bench_search": search, "bench_throughput": throughput,
-               "bench_cells": cells, "learning_curve": learning_curve}[kind](doc))
+        print(table(doc))
         print()
     return 0
 
