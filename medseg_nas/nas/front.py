@@ -97,7 +97,7 @@ class FrontArtefacts:
     """Writes a run's front.json (every call) and its two plots (throttled, see PLOT_EVERY_S)."""
 
     def __init__(self, run_dir: Path, cfg: Config, box: Box, strategy_name: str, warn: Callable[[str], None]) -> None:
-        self.run_dir, self.cfg, self.box, self.strategy_name, self.warn = run_dir, cfg, box, strategy_name, warn
+        self.run, self.cfg, self.box, self.strategy_name, self.warn = RunDir(run_dir), cfg, box, strategy_name, warn
         self.last_plot = 0.0
 
     def write(self, store: TrialStore, strategy_stats: dict, force: bool = False) -> tuple[list[dict], float]:
@@ -120,13 +120,13 @@ class FrontArtefacts:
                 {"dataset": pub, "n_params": PUBLISHED_PARAMS[pub], "dice": PUBLISHED_DICE[pub]} if pub else None
             ),
         }
-        atomic_write(RunDir(self.run_dir).front_json, json.dumps(doc, indent=2, default=json_default))
+        atomic_write(self.run.front_json, json.dumps(doc, indent=2, default=json_default))
         now = time.time()
         if force or now - self.last_plot >= PLOT_EVERY_S:
             self.last_plot = now
             try:
-                plot_front(RunDir(self.run_dir).front_png, front, knee, self.cfg.name, pub)
-                plot_hypervolume(RunDir(self.run_dir).hypervolume_png, hypervolume_history(store.rows(FINISHED), self.box))
+                plot_front(self.run.front_png, front, knee, self.cfg.name, pub)
+                plot_hypervolume(self.run.hypervolume_png, hypervolume_history(store.rows(FINISHED), self.box))
             except Exception as exc:  # noqa: BLE001 - a plot must never stop a search
                 self.warn(f"warning: could not draw plots: {exc}")
         return entries, front.hypervolume

@@ -365,8 +365,9 @@ def run_search(
         cfg.search.budget_trials = int(budget)
     cfg = config_from_dict(config_to_dict(cfg), source="the search config")  # re-validate overrides
     run_dir = Path(run_dir) if run_dir is not None else Path(cfg.run_root) / cfg.name
-    if resume and not RunDir(run_dir).config_yaml.exists():
-        raise SearchError(f"nothing to resume: {RunDir(run_dir).config_yaml} does not exist")
+    saved_config = RunDir(run_dir).config_yaml
+    if resume and not saved_config.exists():
+        raise SearchError(f"nothing to resume: {saved_config} does not exist")
     run_dir.mkdir(parents=True, exist_ok=True)
     # one search per run directory: everything below reads or writes the store and the state
     with run_dir_lock(run_dir):
@@ -418,7 +419,7 @@ def main(args: argparse.Namespace) -> int:
     summary = run_search(cfg, args.run_dir, resume=args.resume, strategy=args.strategy, budget=args.budget)
     print(
         f"{summary.n_trials} trials, front of {len(summary.front)} networks, hypervolume {summary.hypervolume:.4f};"
-        f" see {Path(summary.run_dir) / 'front.json'}"
+        f" see {RunDir(summary.run_dir).front_json}"
     )
     if summary.stop_reason == "interrupted":
         return 130
