@@ -42,6 +42,7 @@ class RunDir:
         self.strategy_state = p / "strategy_state.json"
         self.search_log = p / "search.log"
         self.front_json = p / "front.json"
+        self.stage_times_json = p / "stage_times.json"  # `medseg-nas run`'s wall-clock per stage, every run appended
         self.front_png = p / "front.png"
         self.hypervolume_png = p / "hypervolume.png"
         self.tensorboard = p / "tensorboard"

@@ -31,6 +31,9 @@ def test_run_end_to_end(tmp_path, capsys):
     assert cli(["run", str(tmp_path / "tiny.yaml")]) == 0
     out = capsys.readouterr().out
     assert "test Dice per class" in out and "report.html" in out and "wall-clock: prepare" in out
+    times = json.loads((run_dir / "stage_times.json").read_text())["runs"]
+    assert len(times) == 1 and set(times[0]["seconds"]) == {"prepare", "search", "retrain", "evaluate", "export", "report"}
+    assert times[0]["total_s"] >= times[0]["seconds"]["search"] > 0
 
     # search artefacts
     from medseg_nas.nas.store import TrialStore
