@@ -133,8 +133,68 @@ def learning_curve(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def whole_job(doc: dict) -> str:
+    """whole_job: the run's test scores, its stage times and the issue's targets."""
+    t, c, r = doc["test"], doc["chosen"], doc["retrain"]
+    lines = ["| class | test Dice (mean ± std) | HD95 mm (mean ± std) |", "|---|---|---|"]
+    for name, v in t["classes"].items():
+        lines.append(f"| {name} | {v['dice']:.4f} ± {v['dice_std']:.4f} | {v['hd95_mm']:.2f} ± {v['hd95_std']:.2f} |")
+    lines.append(f"| **mean** | **{t['mean_dice']:.4f}** | {t['mean_hd95_mm']:.2f} |")
+    stages = doc.get("stage_seconds") or {}
+    lines += ["", "| " + " | ".join(stages) + " | total |", "|" + "---|" * (len(stages) + 1),
+              "| " + " | ".join(f"{v / 60:.1f} min" for v in stages.values()) + f" | **{(doc['total_s'] or 0) / 60:.1f} min** |"]
+    s = doc["search"]
+    curve = r.get("curve") or {}
+    lines.append(f"\nChosen ({c['pick']}): trial {c['trial_id']}, {c['n_params']:,} parameters, genome `{json.dumps(c['genome'])}`. "
+                 f"Search: {s['strategy']}, {s['n_done']} trials done, {s['n_failed']} failed, front of {s['front_size']}, "
+                 f"trial budget {s['trial_budget'][0]} × {s['trial_budget'][1]} steps at batch {s['trial_budget'][2]}. "
+                 f"Retrain: {r['budget'][0]} × {r['budget'][1]} steps, best epoch {r['e_max']} of {r['epochs_run']}, "
+                 f"monitor Dice {r['monitor_dice']:.4f} on {r['monitor_cases']} "
+                 f"{'held-out' if r['monitor_held_out'] else 'TRAINING'} case(s); the running best last rose by more than "
+                 f"{curve.get('plateau_tol')} at epoch {curve.get('plateau_epoch')} (gain over the last half "
+                 f"{curve.get('gain_last_half')}). Test: {t['n_cases']} cases, TTA {'on' if t['tta'] else 'off'}.")
+    lines += ["", "| target | value | met |", "|---|---|---|"]
+    for name, v in doc["targets"].items():
+        value = v.get("value", f"NAS {v.get('nas')} vs DynUNet {v.get('dynunet')}, {v.get('param_ratio')}× fewer parameters")
+        lines.append(f"| {name} | {value} | {'yes' if v['met'] else '**no**'} |")
+    return "\n".join(lines)
+
+
+def whole_job_peers(doc: dict) -> str:
+    """whole_job_peers: every network trained for the retrain's CPU seconds, scored on the run's test split."""
+    lines = ["| network | params | seeds | epochs | train s | test Dice (mean ± std) | HD95 mm |", "|---|---|---|---|---|---|---|"]
+    for name, v in doc["results"].items():
+        if v.get("test_mean_dice") is None:
+            continue
+        epochs = sorted({str(r.get("epochs")) for r in v["runs"]})
+        lines.append(f"| {name} | {v['n_params']:,} | {v['n_seeds']} | {'/'.join(epochs)} | {v['train_s']:.0f} | "
+                     f"{v['test_mean_dice']:.4f} ± {v['test_mean_dice_std']:.4f} | {v['test_mean_hd95_mm']:.2f} |")
+    lines.append(f"\nTarget: {doc['run_model_seconds']:.0f} s of training each (the run's retrain), "
+                 f"{doc['n_trained_cases']} trained cases, {doc['n_test']} test cases, patch {doc['patch_size']}; "
+                 f"MONAI peers at AdamW lr {doc['peer_lr']}.")
+    return "\n".join(lines)
+
+
+def proxy_fidelity(doc: dict) -> str:
+    """proxy_fidelity: each genome's search proxy beside its retrained test Dice, and Kendall tau."""
+    lines = ["| trial | params | search f1 | search val Dice | retrained test Dice | train s |", "|---|---|---|---|---|---|"]
+    for e in sorted(doc["entries"], key=lambda e: e["f1"]):
+        svd = "—" if e.get("search_val_dice") is None else f"{e['search_val_dice']:.4f}"
+        td = "failed" if e.get("test_mean_dice") is None else f"{e['test_mean_dice']:.4f}"
+        lines.append(f"| {e['trial_id']} | {(e.get('n_params') or 0):,} | {e['f1']:.4f} | {svd} | {td} | {e['train_s']:.0f} |")
+    k = doc.get("kendall", {})
+    if k.get("neg_f1"):
+        lines.append(f"\nKendall τ over {k['n']} genomes: −f1 vs test Dice {k['neg_f1']['tau']} (p {k['neg_f1']['p']}), "
+                     f"search val Dice vs test Dice {k['search_val_dice']['tau']} (p {k['search_val_dice']['p']}); "
+                     f"bar τ ≥ {k['bar']}: {'met' if k['met'] else '**not met**'}. Retrained {doc['budget'][0]} × "
+                     f"{doc['budget'][1]} steps (final retrain {doc['final_retrain_budget'][0]} × "
+                     f"{doc['final_retrain_budget'][1]}); search trials {doc['trial_budget'][0]} × {doc['trial_budget'][1]}.")
+    return "\n".join(lines)
+
+
 TABLES = {"bench_peers": peers, "bench_search": search, "bench_throughput": throughput, "bench_cells": cells,
-          "learning_curve": learning_curve}
+          "learning_curve": learning_curve, "whole_job": whole_job, "whole_job_peers": whole_job_peers,
+          "proxy_fidelity": proxy_fidelity}
 
 
 def main(paths: list[str]) -> int:

@@ -86,11 +86,10 @@ def monitor_split(train: list[str], val: list[str], include_val: bool, monitor_f
     return train + val[n_monitor:], val[:n_monitor], True
 
 
-def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | None, progress: bool):
-    """Train `genome` with the run's data (the search's data chain, split and plan) and the
-    Trainer; returns (TrialResult, DataPlan)."""
+def retrain_data(cfg, run_dir: Path, seed: int):
+    """The retrain's datasets (trained cases, monitor slice as `val`, the run's test split) and plan:
+    the one recipe the retrain and the equal-budget peer benchmark both train with."""
     from medseg_nas import data as mdata
-    from medseg_nas.train import Trainer
 
     run = RunDir(run_dir)
     data = mdata.load_data(cfg.data.root, cfg.data, files=run.data_files(), build=False)
@@ -101,11 +100,21 @@ def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | Non
                          info={**split.info, "retrain_include_val": cfg.retrain.include_val})
     bundle = mdata.build_datasets(data.datalist, rsplit, data.plan, cfg.data)
     bundle.reseed(seed)
-    trainer = Trainer(cfg.train, bundle, data.plan, device=device or cfg.train.device,
+    return bundle, data.plan
+
+
+def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | None, progress: bool):
+    """Train `genome` with the run's data (the search's data chain, split and plan) and the
+    Trainer; returns (TrialResult, DataPlan)."""
+    from medseg_nas.train import Trainer
+
+    run = RunDir(run_dir)
+    bundle, plan = retrain_data(cfg, run_dir, seed)
+    trainer = Trainer(cfg.train, bundle, plan, device=device or cfg.train.device,
                       log_dir=run.tensorboard / "retrain", progress=progress, cell=cfg.space.cell)
     result = trainer.fit(genome, seed=seed, epochs=cfg.retrain.epochs, iters_per_epoch=cfg.retrain.iters_per_epoch,
                          patience=cfg.retrain.patience)
-    return result, data.plan
+    return result, plan
 
 
 def retrain(

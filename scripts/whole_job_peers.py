@@ -1,0 +1,184 @@
+"""The chosen network against its peers at equal wall-clock, on a whole-job run's own split (issue 13).
+
+    python scripts/whole_job_peers.py runs/hippocampus_cpu \
+        --out benchmarks/results/hippocampus_whole_job_peers.json [--only monai_dynunet:1,2]
+
+Every network is trained exactly as `retrain` trained the chosen one: the run's config (augment,
+batch, AdamW, poly schedule, patience), its training cases (train + validation minus the
+monitor slice), best epoch chosen on the monitor slice, scored on the run's test split. What
+differs is the number of epochs, set so that each network trains for the **same CPU seconds**
+as the run's retrain (`best/retrain.json` "seconds"):
+
+- `nas_pick`      the run's chosen genome; seed 0 is the run's own model (not retrained), seeds
+                  1, 2 are retrained at the run's retrain budget;
+- `monai_dynunet` DynUNet as nnU-Net's 3d_fullres planner would configure it for this spacing and
+                  patch (scripts/bench_peers.py `dynunet_plan`), seeds 0, 1, 2;
+- `monai_unet`    MONAI UNet, the tutorials' 16-32-64-128-256 configuration, seed 0;
+- `smallest`      `Genome.smallest` of the run's space (the trivial end of every front), seed 0.
+
+Equal seconds: a short calibration fit (1 epoch of `--calib-iters` steps, validation included)
+measures the network's step time and validation time on this machine; epochs = the retrain's
+seconds / (iters_per_epoch x step + validation), at least 1. The achieved seconds are stored
+beside the target, so the match can be checked.
+
+Resumable: each (network, seed) result is written to `--out` as soon as it finishes and a
+rerun skips the ones already there. Test metrics: sliding-window inference on the preprocessed
+test volumes (the plan's grid), Dice and HD95 (mm) per class — the same function for every row,
+the run's own model included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench_peers import PeerSpec, dynunet_plan, evaluate_test, monai_dynunet, monai_unet
+from medseg_nas.jsonio import atomic_write
+from medseg_nas.results import TrialStatus
+from medseg_nas.rundir import RunDir
+from medseg_nas.space import Genome, SearchSpace
+from medseg_nas.stages.retrain import retrain_data
+from medseg_nas.train import Trainer
+
+DEFAULT_PLAN = "nas_pick:0,1,2;monai_dynunet:0,1,2;monai_unet:0;smallest:0"
+
+
+def parse_plan(text: str) -> list[tuple[str, int]]:
+    """'net:0,1;net2:0' -> [(net, 0), (net, 1), (net2, 0)] in that order."""
+    out = []
+    for part in filter(None, text.split(";")):
+        name, _, seeds = part.partition(":")
+        out += [(name.strip(), int(s)) for s in (seeds or "0").split(",")]
+    return out
+
+
+def network_specs(cfg, plan, info: dict, peer_lr: float) -> dict[str, tuple[object, object, dict]]:
+    """name -> (spec for Trainer.fit, network_fn or None, description)."""
+    in_ch, n_cls, strides = int(plan.in_channels), int(plan.n_classes), plan.network_plan.strides
+    dyn = dynunet_plan(plan.target_spacing, strides)
+    chosen = Genome.from_dict(info["genome"])
+    small = Genome.smallest(SearchSpace.from_config(cfg.space))
+    return {
+        "nas_pick": (chosen, None, {"genome": chosen.to_dict(), "describe": chosen.describe(),
+                                    "trial_id": info["trial_id"]}),
+        "monai_dynunet": (PeerSpec("monai_dynunet", peer_lr, len(dyn["strides"]) - 1),
+                          lambda s: monai_dynunet(in_ch, n_cls, dyn),
+                          {"config": {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in dyn.items()}}),
+        "monai_unet": (PeerSpec("monai_unet", peer_lr, 4), lambda s: monai_unet(in_ch, n_cls, strides),
+                       {"config": "UNet(channels=16-32-64-128-256, strides=plan, num_res_units=2, instance norm)"}),
+        "smallest": (small, None, {"genome": small.to_dict(), "describe": small.describe()}),
+    }
+
+
+def epochs_for_seconds(trainer: Trainer, spec, seconds: float, iters: int, calib_iters: int) -> tuple[int, dict]:
+    """Epochs of `iters` steps (+ one validation each) that fill `seconds` for this network."""
+    r = trainer.fit(spec, seed=0, epochs=1, iters_per_epoch=calib_iters, patience=0)
+    if r.status != TrialStatus.DONE:
+        raise RuntimeError(f"calibration failed: {r.error}")
+    t = r.timing
+    step_s = t["train_s"] / max(1, t["steps"])
+    epoch_s = iters * step_s + t["val_s"]
+    return max(1, int(seconds // epoch_s)), {"step_s": round(step_s, 4), "val_s": round(t["val_s"], 2),
+                                              "epoch_s_estimate": round(epoch_s, 1), "calib_s": round(r.seconds, 1)}
+
+
+def own_model_row(run: RunDir, trainer: Trainer, spec, plan, bundle, info: dict) -> dict:
+    """Seed 0 of the chosen network is the run's own retrained model, scored like every other row."""
+    from medseg_nas.model_io import load_model
+
+    state = load_model(run.model_pt).network.state_dict()
+    row = {"seed": int(info.get("seed", 0)), "status": TrialStatus.DONE, "source": str(run.model_pt),
+           "n_params": info.get("n_params"), "epochs": info.get("epochs_run"), "e_max": info.get("e_max"),
+           "train_s": info.get("seconds"), "monitor_dice": info.get("val_dice")}
+    row.update(evaluate_test(trainer, spec, state, plan, bundle))
+    return row
+
+
+def summarise(rows: list[dict]) -> dict:
+    done = [r for r in rows if r["status"] == TrialStatus.DONE]
+    if not done:
+        return {}
+    dice = [r["test_mean_dice"] for r in done]
+    out = {"n_seeds": len(done), "test_mean_dice": round(float(np.mean(dice)), 4),
+           "test_mean_dice_std": round(float(np.std(dice)), 4),
+           "test_mean_hd95_mm": round(float(np.mean([r["test_mean_hd95_mm"] for r in done])), 2),
+           "train_s": round(float(np.mean([r["train_s"] for r in done])), 1),
+           "test": {c: {m: round(float(np.mean([r["test"][c][m] for r in done])), 4 if m == "dice" else 2)
+                        for m in ("dice", "hd95_mm")} for c in done[0]["test"]}}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir", help="a finished `medseg-nas run` directory (best/retrain.json, best/model.pt)")
+    ap.add_argument("--plan", default=DEFAULT_PLAN, help=f"networks and seeds, in order (default {DEFAULT_PLAN!r})")
+    ap.add_argument("--peer-lr", type=float, default=1e-3, help="AdamW learning rate of the MONAI peers")
+    ap.add_argument("--calib-iters", type=int, default=10)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+
+    run = RunDir(args.run_dir)
+    cfg = run.config()
+    info = json.loads(run.retrain_json.read_text())
+    seconds = float(info["seconds"])
+    out_path = Path(args.out)
+    doc = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    if doc and doc.get("run_model_seconds") != seconds:
+        raise SystemExit(f"{out_path} belongs to another retrain ({doc.get('run_model_seconds')} s, not {seconds} s)")
+    bundle, plan = retrain_data(cfg, run.path, int(cfg.train.seed))
+    doc = doc or {"benchmark": "whole_job_peers", "run_dir": str(run.path), "run_model_seconds": seconds,
+                  "retrain_budget": [cfg.retrain.epochs, cfg.retrain.iters_per_epoch], "peer_lr": args.peer_lr,
+                  "n_trained_cases": len(bundle.ids["train"]), "n_monitor": len(bundle.ids["val"]),
+                  "n_test": len(bundle.ids["test"]),
+                  "patch_size": list(plan.patch_size), "target_spacing": list(plan.target_spacing),
+                  "machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+                              "python": platform.python_version()},
+                  "results": {}}
+    specs = network_specs(cfg, plan, info, args.peer_lr)
+    for name, seed in parse_plan(args.plan):
+        if name not in specs:
+            raise SystemExit(f"--plan: unknown network {name!r} (known: {', '.join(specs)})")
+        entry = doc["results"].setdefault(name, {"runs": [], **specs[name][2]})
+        if any(r["seed"] == seed for r in entry["runs"]):
+            print(f"{name} seed {seed}: already in {out_path}, skipped", flush=True)
+            continue
+        spec, fn, _ = specs[name]
+        trainer = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, network_fn=fn,
+                          cell=cfg.space.cell)
+        t0 = time.perf_counter()
+        if name == "nas_pick" and seed == int(info.get("seed", 0)):
+            row = own_model_row(run, trainer, spec, plan, bundle, info)
+        else:
+            if name == "nas_pick":
+                epochs, calib = int(cfg.retrain.epochs), {"note": "the run's retrain budget, not calibrated"}
+            else:
+                epochs, calib = epochs_for_seconds(trainer, spec, seconds, cfg.retrain.iters_per_epoch, args.calib_iters)
+            r = trainer.fit(spec, seed=seed, epochs=epochs, iters_per_epoch=cfg.retrain.iters_per_epoch,
+                            patience=cfg.retrain.patience)
+            row = {"seed": seed, "status": r.status, "error": r.error, "n_params": r.n_params, "epochs": epochs,
+                   "epochs_run": r.epochs_run, "e_max": r.e_max, "train_s": round(r.seconds, 1),
+                   "monitor_dice": round(r.val_dice, 4), "calibration": calib}
+            if r.status == TrialStatus.DONE:
+                row.update(evaluate_test(trainer, spec, r.state_dict, plan, bundle))
+        row["wall_s"] = round(time.perf_counter() - t0, 1)
+        entry["runs"].append(row)
+        entry["n_params"] = row.get("n_params") or entry.get("n_params")
+        entry.update(summarise(entry["runs"]))
+        atomic_write(out_path, json.dumps(doc, indent=2, default=str))
+        print(f"{name:14s} seed {seed} {row['status']:6s} {(row.get('n_params') or 0) / 1e6:6.3f}M "
+              f"epochs {row.get('epochs')}  train {row.get('train_s')} s (target {seconds:.0f})  "
+              f"test {row.get('test_mean_dice', float('nan')):.4f}  hd95 {row.get('test_mean_hd95_mm', float('nan')):.2f} mm",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

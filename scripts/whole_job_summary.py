@@ -1,0 +1,121 @@
+"""One finished `medseg-nas run` directory as a benchmark record (issue 13, "Hippocampus, whole job").
+
+    python scripts/whole_job_summary.py runs/hippocampus_cpu --out benchmarks/results/hippocampus_whole_job.json
+
+Reads only what the run wrote (config.yaml, front.json, trials.sqlite, best/retrain.json,
+best/history.json, best/summary.json, stage_times.json) and states the issue's targets as met or
+not: mean test Dice >= 0.89 (nnU-Net's published mean on this task), <= 0.5 M parameters,
+the whole job <= 2 h. `--peers` adds the equal-wall-clock comparison written by
+scripts/whole_job_peers.py (DynUNet's Dice with >= 10x fewer parameters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+from learning_curve import plateau_epoch
+from medseg_nas.jsonio import atomic_write
+from medseg_nas.results import TrialStatus
+from medseg_nas.rundir import RunDir
+
+TARGET_DICE = 0.89  # nnU-Net 3d_fullres, MSD Task04: 0.8987 / 0.8820, mean 0.8904
+TARGET_PARAMS = 500_000
+TARGET_SECONDS = 2 * 3600
+PLATEAU_TOL = 0.005
+
+
+def retrain_curve(history: dict) -> dict:
+    """Monitor-slice Dice along the retrain, and the epoch after which it stopped rising by > tol."""
+    rows = history.get("history") or []
+    val = [float(r["val_dice"]) for r in rows if r.get("val_dice") is not None]
+    if not val:
+        return {}
+    step = max(1, len(val) // 10)
+    return {"epochs": len(val), "val_dice_every": {str(i + 1): round(val[i], 4) for i in range(step - 1, len(val), step)},
+            "best": round(max(val), 4), "best_epoch": 1 + val.index(max(val)),
+            "plateau_tol": PLATEAU_TOL, "plateau_epoch": plateau_epoch(val, PLATEAU_TOL),
+            "gain_last_half": round(max(val) - max(val[: len(val) // 2]), 4) if len(val) > 1 else 0.0}
+
+
+def summarise(run: RunDir) -> dict:
+    cfg = run.config()
+    front = json.loads(run.front_json.read_text())
+    info = json.loads(run.retrain_json.read_text())
+    summary = json.loads(run.summary_json.read_text())
+    history = json.loads(run.history_json.read_text())
+    times = json.loads(run.stage_times_json.read_text())["runs"] if run.stage_times_json.is_file() else []
+    rows = run.trial_rows()
+    split = run.split()
+    classes = {name: {"dice": round(c["dice"]["mean"], 4), "dice_std": round(c["dice"]["std"], 4),
+                      "hd95_mm": round(c["hd95"]["mean"], 2), "hd95_std": round(c["hd95"]["std"], 2)}
+               for name, c in summary["classes"].items()}
+    first = times[0] if times else {}
+    total = first.get("total_s")
+    doc = {
+        "benchmark": "whole_job", "run_dir": str(run.path), "config": cfg.name,
+        "data": {"root": cfg.data.root, "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
+                 "test_ids": list(split.test), "augment": cfg.data.augment},
+        "search": {"strategy": cfg.search.strategy, "budget_trials": cfg.search.budget_trials,
+                   "trial_budget": [cfg.train.epochs, cfg.train.iters_per_epoch, cfg.train.batch_size],
+                   "n_done": sum(r.status == TrialStatus.DONE for r in rows),
+                   "n_failed": sum(r.status == TrialStatus.FAILED for r in rows),
+                   "front_size": len(front.get("front", [])), "hypervolume": front.get("hypervolume"),
+                   "space": {"n_c": list(cfg.space.n_c), "n_f": list(cfg.space.n_f),
+                             "lr": [cfg.space.lr_min, cfg.space.lr_max, cfg.space.lr_grid]}},
+        "chosen": {"trial_id": info["trial_id"], "pick": info["pick"], "reason": info.get("reason"),
+                   "genome": info["genome"], "n_params": info["n_params"],
+                   "search_f1": info["search_objectives"]["f1"]},
+        "retrain": {"budget": [cfg.retrain.epochs, cfg.retrain.iters_per_epoch], "epochs_run": info.get("epochs_run"),
+                    "e_max": info.get("e_max"), "monitor_dice": info.get("val_dice"),
+                    "monitor_cases": len(info.get("monitor_cases") or []), "monitor_held_out": info.get("monitor_held_out"),
+                    "include_val": info.get("include_val"), "seconds": info.get("seconds"),
+                    "curve": retrain_curve(history)},
+        "test": {"n_cases": summary["n_cases"], "tta": summary.get("tta"), "classes": classes,
+                 "mean_dice": round(summary["mean_dice"], 4), "mean_hd95_mm": round(summary["mean"]["hd95"], 2)},
+        "stage_seconds": first.get("seconds"), "total_s": total, "stage_time_runs": times,
+        "machine": {"python": platform.python_version(), "cpu_count": first.get("cpu_count")},
+    }
+    doc["targets"] = {
+        "mean_test_dice_ge_0.89": {"value": doc["test"]["mean_dice"], "met": doc["test"]["mean_dice"] >= TARGET_DICE},
+        "params_le_0.5M": {"value": info["n_params"], "met": info["n_params"] <= TARGET_PARAMS},
+        "whole_job_le_2h": {"value": total, "met": total is not None and total <= TARGET_SECONDS},
+    }
+    return doc
+
+
+def add_peer_target(doc: dict, peers: dict) -> None:
+    """At least DynUNet's Dice at equal wall-clock with >= 10x fewer parameters (means over seeds)."""
+    res = peers.get("results", {})
+    nas, dyn = res.get("nas_pick", {}), res.get("monai_dynunet", {})
+    doc["peers"] = {k: {f: v.get(f) for f in ("n_params", "n_seeds", "test_mean_dice", "test_mean_dice_std",
+                                                "test_mean_hd95_mm", "train_s")} for k, v in res.items()}
+    doc["peers_file"] = peers.get("_path")
+    if nas.get("test_mean_dice") is not None and dyn.get("test_mean_dice") is not None:
+        ratio = dyn["n_params"] / nas["n_params"]
+        doc["targets"]["dynunet_dice_at_10x_fewer_params"] = {
+            "nas": nas["test_mean_dice"], "dynunet": dyn["test_mean_dice"], "param_ratio": round(ratio, 1),
+            "met": nas["test_mean_dice"] >= dyn["test_mean_dice"] and ratio >= 10}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir")
+    ap.add_argument("--peers", default="", help="JSON written by scripts/whole_job_peers.py for this run")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    doc = summarise(RunDir(args.run_dir))
+    if args.peers:
+        peers = json.loads(Path(args.peers).read_text())
+        peers["_path"] = args.peers
+        add_peer_target(doc, peers)
+    atomic_write(Path(args.out), json.dumps(doc, indent=2, default=str))
+    print(json.dumps({"test": doc["test"], "total_s": doc["total_s"], "targets": doc["targets"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

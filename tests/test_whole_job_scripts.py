@@ -1,0 +1,100 @@
+"""scripts/whole_job_summary.py and whole_job_peers.py on a tiny finished `medseg-nas run`."""
+
+import json
+
+import pytest
+import yaml
+
+from medseg_nas.cli import main as cli
+from script_loader import load_script
+from test_pipeline_e2e import TINY
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("whole_job")
+    cfg = dict(TINY, run_root=str(tmp / "runs"))
+    cfg["data"] = dict(TINY["data"], root=str(tmp / "data" / "phantoms"))
+    (tmp / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    assert cli(["run", str(tmp / "tiny.yaml")]) == 0
+    return tmp / "runs" / "e2e"
+
+
+def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
+    peers = load_script("whole_job_peers")
+    out = tmp_path / "peers.json"
+    plan = "nas_pick:0,1;smallest:0;monai_unet:0"
+    assert peers.main([str(tiny_run), "--plan", plan, "--calib-iters", "1", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    retrain = json.loads((tiny_run / "best" / "retrain.json").read_text())
+    assert doc["run_model_seconds"] == retrain["seconds"] and doc["n_test"] >= 1
+    nas = doc["results"]["nas_pick"]
+    assert [r["seed"] for r in nas["runs"]] == [0, 1] and nas["n_seeds"] == 2
+    assert nas["runs"][0]["source"].endswith("model.pt")  # seed 0 is the run's own model, not retrained
+    assert nas["runs"][1]["epochs"] == TINY["retrain"]["epochs"]
+    for name in ("smallest", "monai_unet"):
+        run = doc["results"][name]["runs"][0]
+        assert run["status"] == "done" and run["epochs"] >= 1 and "step_s" in run["calibration"]
+        assert 0.0 <= run["test_mean_dice"] <= 1.0
+    assert doc["results"]["monai_unet"]["n_params"] > 10 * nas["n_params"]
+
+    # a rerun continues where it stopped: nothing finished is trained again
+    capsys.readouterr()
+    assert peers.main([str(tiny_run), "--plan", plan + ";nas_pick:2", "--calib-iters", "1", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert said.count("already in") == 4 and "nas_pick       seed 2" in said
+    assert [r["seed"] for r in json.loads(out.read_text())["results"]["nas_pick"]["runs"]] == [0, 1, 2]
+    with pytest.raises(SystemExit, match="unknown network"):
+        peers.main([str(tiny_run), "--plan", "nnunet:0", "--out", str(out)])
+
+    summary = load_script("whole_job_summary")
+    dst = tmp_path / "whole.json"
+    assert summary.main([str(tiny_run), "--peers", str(out), "--out", str(dst)]) == 0
+    whole = json.loads(dst.read_text())
+    assert set(whole["stage_seconds"]) == {"prepare", "search", "retrain", "evaluate", "export", "report"}
+    assert whole["chosen"]["n_params"] == nas["n_params"] and whole["search"]["n_done"] >= 1
+    assert whole["retrain"]["curve"]["epochs"] == TINY["retrain"]["epochs"]
+    assert whole["targets"]["params_le_0.5M"]["met"] is True and whole["targets"]["whole_job_le_2h"]["met"] is True
+    assert "dynunet_dice_at_10x_fewer_params" not in whole["targets"]  # no DynUNet row in this plan
+    assert whole["peers"]["monai_unet"]["n_seeds"] == 1
+
+    capsys.readouterr()
+    assert load_script("bench_tables").main([str(dst), str(out)]) == 0
+    tables = capsys.readouterr().out
+    assert "| **mean** |" in tables and "| params_le_0.5M |" in tables and "| monai_unet |" in tables
+
+
+def test_proxy_fidelity_picks_front_and_non_front_resumes_and_taus(tiny_run, tmp_path, capsys):
+    fid = load_script("proxy_fidelity")
+    out = tmp_path / "fidelity.json"
+    assert fid.main([str(tiny_run), "--genomes", "3", "--epochs", "1", "--iters", "1", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    ids = [e["trial_id"] for e in doc["entries"]]
+    assert doc["budget"] == [1, 1] and len(ids) == len(set(ids)) == 3  # the tiny search has 3 distinct trials
+    front = {e["id"] for e in json.loads((tiny_run / "front.json").read_text())["front"]}
+    assert front & set(ids)
+    assert all(0.0 <= e["test_mean_dice"] <= 1.0 for e in doc["entries"])
+    assert doc["kendall"]["n"] == 3 and set(doc["kendall"]) >= {"neg_f1", "search_val_dice", "met"}
+    capsys.readouterr()
+    assert fid.main([str(tiny_run), "--genomes", "3", "--epochs", "1", "--iters", "1", "--out", str(out)]) == 0
+    assert "3 already measured" in capsys.readouterr().out
+    assert len(json.loads(out.read_text())["entries"]) == 3
+    with pytest.raises(SystemExit, match="measured on"):
+        fid.main([str(tiny_run), "--genomes", "3", "--epochs", "2", "--iters", "1", "--out", str(out)])
+    capsys.readouterr()
+    assert load_script("bench_tables").main([str(out)]) == 0
+    assert "Kendall τ over 3 genomes" in capsys.readouterr().out
+
+
+def test_choose_trials_spreads_front_and_rest():
+    from types import SimpleNamespace as NS
+
+    fid = load_script("proxy_fidelity")
+    rows = [NS(id=i, key=f"g{i}", status="done", f1=f1, f2=f2)
+            for i, (f1, f2) in enumerate([(0.1, 9), (0.2, 8), (0.3, 7), (0.5, 9.5), (0.6, 9.6), (0.7, 9.7),
+                                          (0.8, 9.8), (0.9, 9.9)])]
+    rows.append(NS(id=99, key="g0", status="done", f1=0.05, f2=9))  # the same genome asked again
+    rows.append(NS(id=100, key="gx", status="failed", f1=None, f2=None))
+    picked = [r.id for r in fid.choose_trials(rows, 4)]
+    assert picked[:2] == [2, 0] and len(picked) == 4 and set(picked[2:]) <= {3, 4, 5, 6, 7} and 3 in picked
+    assert len(fid.choose_trials(rows, 20)) == 8
