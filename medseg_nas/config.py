@@ -162,6 +162,9 @@ class ExecutorConfig:
 @dataclass
 class RetrainConfig:
     pick: str = "knee"  # "knee" | "best" | "smallest" | "<trial id>"
+    # knee/best/smallest choose among the trials with at most this many parameters (0: no cap);
+    # a trial id is taken as asked
+    max_params: int = 0
     epochs: int = 100
     iters_per_epoch: int = 100
     patience: int = 30
@@ -394,6 +397,8 @@ def validate(cfg: Config, source: str) -> None:
             f"section 'search.samea' in {source}: need surrogate_trees >= 1, surrogate_min_samples_split >= 2, "
             "screen_candidates >= 1"
         )
+    if cfg.retrain.max_params < 0:
+        raise ConfigError(f"key 'retrain.max_params' in {source} must be >= 0 (0: no cap)")
     for fmt in cfg.export.formats:
         if fmt not in EXPORT_FORMATS:
             raise ConfigError(f"key 'export.formats' in {source}: unknown format '{fmt}'")

@@ -53,8 +53,12 @@ def summarise(run: RunDir) -> dict:
     classes = {name: {"dice": round(c["dice"]["mean"], 4), "dice_std": round(c["dice"]["std"], 4),
                       "hd95_mm": round(c["hd95"]["mean"], 2), "hd95_std": round(c["hd95"]["std"], 2)}
                for name, c in summary["classes"].items()}
-    first = times[0] if times else {}
-    total = first.get("total_s")
+    # a stopped and resumed run has one entry per invocation: a stage's cost is its sum over them
+    stage_seconds: dict[str, float] = {}
+    for t in times:
+        for k, v in t["seconds"].items():
+            stage_seconds[k] = round(stage_seconds.get(k, 0.0) + v, 1)
+    total = round(sum(t["total_s"] for t in times), 1) if times else None
     doc = {
         "benchmark": "whole_job", "run_dir": str(run.path), "config": cfg.name,
         "data": {"root": cfg.data.root, "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
@@ -76,8 +80,8 @@ def summarise(run: RunDir) -> dict:
                     "curve": retrain_curve(history)},
         "test": {"n_cases": summary["n_cases"], "tta": summary.get("tta"), "classes": classes,
                  "mean_dice": round(summary["mean_dice"], 4), "mean_hd95_mm": round(summary["mean"]["hd95"], 2)},
-        "stage_seconds": first.get("seconds"), "total_s": total, "stage_time_runs": times,
-        "machine": {"python": platform.python_version(), "cpu_count": first.get("cpu_count")},
+        "stage_seconds": stage_seconds, "total_s": total, "stage_time_runs": times,
+        "machine": {"python": platform.python_version(), "cpu_count": times[0].get("cpu_count") if times else None},
     }
     doc["targets"] = {
         "mean_test_dice_ge_0.89": {"value": doc["test"]["mean_dice"], "met": doc["test"]["mean_dice"] >= TARGET_DICE},

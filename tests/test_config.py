@@ -33,6 +33,9 @@ def test_choices_and_space_checked():
         config_from_dict({"search": {"strategy": "ga"}})
     with pytest.raises(ConfigError, match="did you mean 'conv3d_3'"):
         config_from_dict({"space": {"ops": ["conv3d_33"]}})
+    with pytest.raises(ConfigError, match="retrain.max_params"):
+        config_from_dict({"retrain": {"max_params": -1}})
+    assert config_from_dict({"retrain": {"max_params": 500000}}).retrain.max_params == 500000
 
 
 def test_overrides_and_round_trip(tmp_path):

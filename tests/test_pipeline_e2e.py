@@ -32,7 +32,8 @@ def test_run_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "test Dice per class" in out and "report.html" in out and "wall-clock: prepare" in out
     times = json.loads((run_dir / "stage_times.json").read_text())["runs"]
-    assert len(times) == 1 and set(times[0]["seconds"]) == {"prepare", "search", "retrain", "evaluate", "export", "report"}
+    assert len(times) == 1 and times[0]["completed"] is True
+    assert set(times[0]["seconds"]) == {"prepare", "search", "retrain", "evaluate", "export", "report"}
     assert times[0]["total_s"] >= times[0]["seconds"]["search"] > 0
 
     # search artefacts
@@ -112,3 +113,22 @@ def test_run_end_to_end(tmp_path, capsys):
     # a second `run` finds everything complete
     assert cli(["run", str(tmp_path / "tiny.yaml")]) == 0
     assert "=== " not in capsys.readouterr().out
+
+
+def test_a_stopped_run_still_records_its_stage_times(tmp_path, monkeypatch):
+    """The resumed run's wall-clock is the sum over invocations, so a stop must not lose the first one's."""
+    import pytest
+
+    from medseg_nas.stages import pipeline
+
+    def stop(cfg, run):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "stage_search", stop)
+    cfg = dict(TINY, run_root=str(tmp_path / "runs"))
+    cfg["data"] = dict(TINY["data"], root=str(tmp_path / "data" / "phantoms"))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_pipeline(pipeline.load_config(tmp_path / "tiny.yaml"))
+    times = json.loads((tmp_path / "runs" / "e2e" / "stage_times.json").read_text())["runs"]
+    assert len(times) == 1 and times[0]["completed"] is False and set(times[0]["seconds"]) == {"prepare", "search"}

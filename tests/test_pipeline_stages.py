@@ -92,6 +92,24 @@ def test_pick_rules(run):
         pick_trial(rows, "largest")
 
 
+def test_pick_under_a_parameter_cap(run):
+    from medseg_nas.stages.retrain import pick_trial, trial_params
+
+    _, run_dir = run
+    with TrialStore(run_dir / "trials.sqlite") as st:
+        rows = st.rows()
+    best = pick_trial(rows, "best")[0]
+    cap = trial_params(best) - 1  # the most accurate trial is now too large
+    row, why = pick_trial(rows, "best", max_params=cap)
+    assert row.id != best.id and trial_params(row) <= cap and f"<= {cap:,} parameters" in why
+    assert min(trial_params(r) for r in rows if r.status == "done" and trial_params(r) <= cap) <= trial_params(row)
+    assert trial_params(pick_trial(rows, "knee", max_params=cap)[0]) <= cap
+    assert pick_trial(rows, str(best.id), max_params=cap)[0].id == best.id  # an id is taken as asked
+    assert pick_trial(rows, "best", max_params=0)[0].id == best.id
+    with pytest.raises(MedsegError, match="retrain.max_params = 10"):
+        pick_trial(rows, "best", max_params=10)
+
+
 def test_retrain_evaluate_export_report(run, capsys):
     from medseg_nas.stages.evaluate import evaluate_run
     from medseg_nas.stages.export import export_all

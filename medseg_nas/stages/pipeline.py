@@ -149,29 +149,35 @@ def run_pipeline(cfg: Config, run_dir: str | Path | None = None, force_from: str
             force[s] = True
     run_dir.mkdir(parents=True, exist_ok=True)
     run = RunDir(run_dir)
+    completed = False
     # one process per run directory; the search and retrain stages take this lock again (re-entrant)
-    with run_dir_lock(run_dir):
-        changed = timed("search", stage_search, cfg, run)
-        # evaluate and export depend on the model only: a new search/retrain redoes them, a changed
-        # evaluation setting (TTA) redoes evaluate alone; the report follows any change
-        retrained = timed("retrain", stage_retrain, cfg, run, force["retrain"] or changed)
-        evaluated = timed("evaluate", stage_evaluate, cfg, run, force["evaluate"] or retrained)
-        exported = timed("export", stage_export, cfg, run, force["export"] or retrained)
-        report = timed("report", stage_report, run, changed or retrained or evaluated or exported)
+    try:
+        with run_dir_lock(run_dir):
+            changed = timed("search", stage_search, cfg, run)
+            # evaluate and export depend on the model only: a new search/retrain redoes them, a changed
+            # evaluation setting (TTA) redoes evaluate alone; the report follows any change
+            retrained = timed("retrain", stage_retrain, cfg, run, force["retrain"] or changed)
+            evaluated = timed("evaluate", stage_evaluate, cfg, run, force["evaluate"] or retrained)
+            exported = timed("export", stage_export, cfg, run, force["export"] or retrained)
+            report = timed("report", stage_report, run, changed or retrained or evaluated or exported)
+        completed = True
+    finally:  # a stopped or failed run still leaves what its stages took, for the one that resumes it
+        if run.path.is_dir():
+            record_stage_times(run, seconds, time.time() - t0, completed)
     print(final_summary(run, report))
     # per-stage wall-clock: the quickstart promise (< 15 min on 2 CPU cores) is checked on these
-    total = time.time() - t0
-    print("wall-clock: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + f"; total {total:.0f} s")
-    record_stage_times(run, seconds, total)
+    print("wall-clock: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+          + f"; total {time.time() - t0:.0f} s")
     return run_dir
 
 
-def record_stage_times(run: RunDir, seconds: dict[str, float], total: float) -> None:
+def record_stage_times(run: RunDir, seconds: dict[str, float], total: float, completed: bool) -> None:
     """Append this invocation's stage wall-clock to the run directory, so benchmarks read it instead of a log.
 
-    A resumed run appends a second entry whose finished stages show as skipped (a few seconds)."""
+    A resumed run appends another entry; its already finished stages show as skipped (a few seconds),
+    so a stage's cost over the run's life is its sum over the entries."""
     runs = json.loads(run.stage_times_json.read_text()).get("runs", []) if run.stage_times_json.is_file() else []
-    runs.append({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpu_count": os.cpu_count(),
+    runs.append({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "completed": completed, "cpu_count": os.cpu_count(),
                  "seconds": {k: round(v, 1) for k, v in seconds.items()}, "total_s": round(total, 1)})
     atomic_write(run.stage_times_json, json.dumps({"runs": runs}, indent=2))
 

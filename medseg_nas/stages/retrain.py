@@ -40,9 +40,22 @@ from medseg_nas.search.archive import knee_point, pareto_front
 
 
 
-def pick_trial(rows: list[TrialRow], pick: str) -> tuple[TrialRow, str]:
-    """The chosen done trial and a one-line reason."""
+def trial_params(row: TrialRow) -> int:
+    """A done trial's parameter count (older stores have only f2 = log(parameters))."""
+    return int(row.n_params) if row.n_params else int(round(math.exp(row.f2)))
+
+
+def pick_trial(rows: list[TrialRow], pick: str, max_params: int = 0) -> tuple[TrialRow, str]:
+    """The chosen done trial and a one-line reason; `max_params` > 0 caps knee/best/smallest."""
     done = [r for r in rows if r.status == TrialStatus.DONE and r.objectives is not None]
+    capped = ""
+    if max_params > 0 and pick in RETRAIN_PICKS and done:
+        small = [r for r in done if trial_params(r) <= max_params]
+        if not small:
+            raise MedsegError(f"no done trial has at most retrain.max_params = {max_params:,} parameters "
+                              f"(the smallest has {min(trial_params(r) for r in done):,}); raise the cap or set it to 0")
+        capped = f" among the {len(small)} of {len(done)} trials with <= {max_params:,} parameters"
+        done = small
     if pick not in RETRAIN_PICKS:
         try:
             tid = int(pick)
@@ -60,13 +73,13 @@ def pick_trial(rows: list[TrialRow], pick: str) -> tuple[TrialRow, str]:
     F = [(r.f1, r.f2) for r in done]
     if pick == "best":
         i = min(range(len(done)), key=lambda i: (F[i][0], F[i][1], done[i].id))
-        return done[i], f"lowest f1 = {F[i][0]:.4f}"
+        return done[i], f"lowest f1 = {F[i][0]:.4f}{capped}"
     if pick == "smallest":
         i = min(range(len(done)), key=lambda i: (F[i][1], F[i][0], done[i].id))
-        return done[i], f"fewest parameters (f2 = {F[i][1]:.3f})"
+        return done[i], f"fewest parameters (f2 = {F[i][1]:.3f}){capped}"
     front = pareto_front(F)
     i = knee_point(F)
-    return done[i], f"knee of the {len(front)}-point Pareto front (f1 = {F[i][0]:.4f}, f2 = {F[i][1]:.3f})"
+    return done[i], f"knee of the {len(front)}-point Pareto front (f1 = {F[i][0]:.4f}, f2 = {F[i][1]:.3f}){capped}"
 
 
 def monitor_split(train: list[str], val: list[str], include_val: bool, monitor_fraction: float) -> tuple[list[str], list[str], bool]:
@@ -146,7 +159,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         raise MedsegError(f"{run.model_pt} already exists; use --force to retrain and replace it")
     if not run.trials_db.is_file():
         raise MedsegError(f"{run.trials_db} does not exist; run `medseg-nas search` first")
-    row, why = pick_trial(run.trial_rows(), pick)
+    row, why = pick_trial(run.trial_rows(), pick, cfg.retrain.max_params)
     genome = Genome.from_dict(row.genome)
     seed = int(cfg.train.seed)
     split = run.split() if run.split_json.is_file() else None  # the search writes it; a fit_fn may not need it
@@ -168,6 +181,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
     info = {
         "trial_id": row.id,
         "pick": pick,
+        "max_params": cfg.retrain.max_params,
         "reason": why,
         "genome": genome.to_dict(),
         "search_objectives": {"f1": row.f1, "f2": row.f2},
