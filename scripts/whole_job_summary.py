@@ -83,6 +83,13 @@ def summarise(run: RunDir) -> dict:
         "stage_seconds": stage_seconds, "total_s": total, "stage_time_runs": times,
         "machine": {"python": platform.python_version(), "cpu_count": times[0].get("cpu_count") if times else None},
     }
+    # every trial of the search (the size cap and the proxy's ranking are read off this), and where
+    # the trials' time went: validation is not free on whole volumes
+    doc["trials"] = [{"id": r.id, "n_params": r.n_params, "f1": r.f1, "val_dice": (r.result or {}).get("val_dice"),
+                      "seconds": r.seconds, "genome": r.genome} for r in rows if r.status == TrialStatus.DONE]
+    timing = [(r.result or {}).get("timing") or {} for r in rows if r.status == TrialStatus.DONE]
+    doc["search"]["trial_seconds"] = {k: round(sum(t.get(k, 0.0) for t in timing), 1)
+                                      for k in ("train_s", "val_s", "data_wait_s")}
     doc["targets"] = {
         "mean_test_dice_ge_0.89": {"value": doc["test"]["mean_dice"], "met": doc["test"]["mean_dice"] >= TARGET_DICE},
         "params_le_0.5M": {"value": info["n_params"], "met": info["n_params"] <= TARGET_PARAMS},

@@ -53,6 +53,7 @@ def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
     whole = json.loads(dst.read_text())
     assert set(whole["stage_seconds"]) == {"prepare", "search", "retrain", "evaluate", "export", "report"}
     assert whole["chosen"]["n_params"] == nas["n_params"] and whole["search"]["n_done"] >= 1
+    assert len(whole["trials"]) == whole["search"]["n_done"] and whole["search"]["trial_seconds"]["train_s"] > 0
     assert whole["retrain"]["curve"]["epochs"] == TINY["retrain"]["epochs"]
     assert whole["targets"]["params_le_0.5M"]["met"] is True and whole["targets"]["whole_job_le_2h"]["met"] is True
     assert "dynunet_dice_at_10x_fewer_params" not in whole["targets"]  # no DynUNet row in this plan
