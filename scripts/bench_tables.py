@@ -160,6 +160,11 @@ def whole_job(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def spread(v: dict) -> str:
+    """' ± std' over the seeds, or a plain '(one seed)' where there is no spread to show."""
+    return f" ± {v['test_mean_dice_std']:.4f}" if v["n_seeds"] > 1 else " (one seed)"
+
+
 def whole_job_peers(doc: dict) -> str:
     """whole_job_peers: every network trained for the retrain's CPU seconds, scored on the run's test split."""
     lines = ["| network | params | seeds | epochs | train s | test Dice (mean ± std) | HD95 mm |", "|---|---|---|---|---|---|---|"]
@@ -168,7 +173,7 @@ def whole_job_peers(doc: dict) -> str:
             continue
         epochs = sorted({str(r.get("epochs")) for r in v["runs"]})
         lines.append(f"| {name} | {v['n_params']:,} | {v['n_seeds']} | {'/'.join(epochs)} | {v['train_s']:.0f} | "
-                     f"{v['test_mean_dice']:.4f} ± {v['test_mean_dice_std']:.4f} | {v['test_mean_hd95_mm']:.2f} |")
+                     f"{v['test_mean_dice']:.4f}{spread(v)} | {v['test_mean_hd95_mm']:.2f} |")
     lines.append(f"\nTarget: {doc['run_model_seconds']:.0f} s of training each (the run's retrain), "
                  f"{doc['n_trained_cases']} trained cases, {doc['n_test']} test cases, patch {doc['patch_size']}; "
                  f"MONAI peers at AdamW lr {doc['peer_lr']}.")
