@@ -221,15 +221,29 @@ def tiny_data(dst: Path) -> Path:
     return dst
 
 
-def fit_and_score(trainer, spec, seed: int, plan, bundle):
-    """One training seed: the TrialResult and its row (budget figures, test metrics when it trained)."""
-    r = trainer.fit(spec, seed=seed)
+def fit_and_score(trainer, spec, seed: int, plan, bundle, **budget):
+    """One training seed: the TrialResult and its row (budget figures, test metrics when it trained).
+    `budget` (epochs, iters_per_epoch, patience) overrides the trainer config's."""
+    r = trainer.fit(spec, seed=seed, **budget)
     row = {"seed": seed, "status": r.status, "error": r.error, "n_params": r.n_params,
            "train_s": round(r.seconds, 1), "val_dice": round(r.val_dice, 4), "e_max": r.e_max,
            "step_ms": r.timing.get("step_ms")}
     if r.status == TrialStatus.DONE:
         row.update(evaluate_test(trainer, spec, r.state_dict, plan, bundle))
     return r, row
+
+
+def seed_means(runs: list[dict]) -> dict:
+    """Means over the trained seeds' rows: test Dice, HD95, train seconds, inference ms, per class
+    ({} when none trained)."""
+    done = [x for x in runs if x["status"] == TrialStatus.DONE]
+    if not done:
+        return {}
+    mean = lambda key, nd: round(float(np.mean([x[key] for x in done])), nd)  # noqa: E731
+    return {"test_mean_dice": mean("test_mean_dice", 4), "test_mean_hd95_mm": mean("test_mean_hd95_mm", 2),
+            "train_s": mean("train_s", 1), "infer_ms_per_volume": mean("infer_ms_per_volume", 1),
+            "test": {c: {m: round(float(np.mean([x["test"][c][m] for x in done])), 4 if m == "dice" else 2)
+                         for m in ("dice", "hd95_mm")} for c in done[0]["test"]}}
 
 
 def add_data_and_budget_args(ap: argparse.ArgumentParser, seeds_default: str) -> None:
@@ -301,15 +315,8 @@ def main(argv=None) -> int:
                   f"val {r.val_dice:.3f}  test {row.get('test_mean_dice', float('nan')):.3f}  "
                   f"hd95 {row.get('test_mean_hd95_mm', float('nan')):.2f} mm  "
                   f"{row.get('infer_ms_per_volume', float('nan')):.0f} ms/vol {r.error or ''}", flush=True)
-        done = [x for x in runs if x["status"] == TrialStatus.DONE]
         summary = {"n_params": runs[0]["n_params"], "runs": runs, "lr": float(spec.lr), **extra}
-        if done:
-            summary["test_mean_dice"] = round(float(np.mean([x["test_mean_dice"] for x in done])), 4)
-            summary["test_mean_hd95_mm"] = round(float(np.mean([x["test_mean_hd95_mm"] for x in done])), 2)
-            summary["train_s"] = round(float(np.mean([x["train_s"] for x in done])), 1)
-            summary["infer_ms_per_volume"] = round(float(np.mean([x["infer_ms_per_volume"] for x in done])), 1)
-            summary["test"] = {c: {m: round(float(np.mean([x["test"][c][m] for x in done])), 4 if m == "dice" else 2)
-                                   for m in ("dice", "hd95_mm")} for c in done[0]["test"]}
+        summary.update(seed_means(runs))
         doc["results"][name] = summary
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(doc, indent=2))  # after every network: partial results survive

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
-from bench_peers import evaluate_test
+from bench_peers import fit_and_score
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.results import TrialStatus
 from medseg_nas.rundir import RunDir
@@ -114,14 +114,11 @@ def main(argv=None) -> int:
         genome = Genome.from_dict(row.genome)
         trainer = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, cell=cfg.space.cell)
         t0 = time.perf_counter()
-        r = trainer.fit(genome, seed=int(cfg.train.seed), epochs=epochs, iters_per_epoch=iters,
-                        patience=cfg.retrain.patience)
+        _, scored = fit_and_score(trainer, genome, int(cfg.train.seed), plan, bundle, epochs=epochs,
+                                  iters_per_epoch=iters, patience=cfg.retrain.patience)
+        # val_dice: the retrain's monitor slice; search_val_dice: the search trial's validation
         entry = {"trial_id": row.id, "genome": row.genome, "describe": genome.describe(), "f1": row.f1, "f2": row.f2,
-                 "n_params": row.n_params, "search_val_dice": (row.result or {}).get("val_dice"),
-                 "status": r.status, "error": r.error, "train_s": round(r.seconds, 1), "e_max": r.e_max,
-                 "monitor_dice": round(r.val_dice, 4)}
-        if r.status == TrialStatus.DONE:
-            entry.update(evaluate_test(trainer, genome, r.state_dict, plan, bundle))
+                 "search_val_dice": (row.result or {}).get("val_dice"), **scored}
         entry["wall_s"] = round(time.perf_counter() - t0, 1)
         doc["entries"].append(entry)
         doc["kendall"] = taus(doc["entries"])

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_peers import PeerSpec, dynunet_plan, evaluate_test, monai_dynunet, monai_unet
+from bench_peers import PeerSpec, dynunet_plan, evaluate_test, fit_and_score, monai_dynunet, monai_unet, seed_means
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.results import TrialStatus
 from medseg_nas.rundir import RunDir
@@ -97,23 +97,17 @@ def own_model_row(run: RunDir, trainer: Trainer, spec, plan, bundle, info: dict)
     state = load_model(run.model_pt).network.state_dict()
     row = {"seed": int(info.get("seed", 0)), "status": TrialStatus.DONE, "source": str(run.model_pt),
            "n_params": info.get("n_params"), "epochs": info.get("epochs_run"), "e_max": info.get("e_max"),
-           "train_s": info.get("seconds"), "monitor_dice": info.get("val_dice")}
+           "train_s": info.get("seconds"), "val_dice": info.get("val_dice")}
     row.update(evaluate_test(trainer, spec, state, plan, bundle))
     return row
 
 
 def summarise(rows: list[dict]) -> dict:
-    done = [r for r in rows if r["status"] == TrialStatus.DONE]
+    """bench_peers' means over seeds, plus how many seeds trained and their Dice spread."""
+    done = [r["test_mean_dice"] for r in rows if r["status"] == TrialStatus.DONE]
     if not done:
         return {}
-    dice = [r["test_mean_dice"] for r in done]
-    out = {"n_seeds": len(done), "test_mean_dice": round(float(np.mean(dice)), 4),
-           "test_mean_dice_std": round(float(np.std(dice)), 4),
-           "test_mean_hd95_mm": round(float(np.mean([r["test_mean_hd95_mm"] for r in done])), 2),
-           "train_s": round(float(np.mean([r["train_s"] for r in done])), 1),
-           "test": {c: {m: round(float(np.mean([r["test"][c][m] for r in done])), 4 if m == "dice" else 2)
-                        for m in ("dice", "hd95_mm")} for c in done[0]["test"]}}
-    return out
+    return {"n_seeds": len(done), **seed_means(rows), "test_mean_dice_std": round(float(np.std(done)), 4)}
 
 
 def main(argv=None) -> int:
@@ -163,13 +157,9 @@ def main(argv=None) -> int:
                 epochs, calib = int(cfg.retrain.epochs), {"note": "the run's retrain budget, not calibrated"}
             else:
                 epochs, calib = epochs_for_seconds(trainer, spec, seconds, cfg.retrain.iters_per_epoch, args.calib_iters)
-            r = trainer.fit(spec, seed=seed, epochs=epochs, iters_per_epoch=cfg.retrain.iters_per_epoch,
-                            patience=cfg.retrain.patience)
-            row = {"seed": seed, "status": r.status, "error": r.error, "n_params": r.n_params, "epochs": epochs,
-                   "epochs_run": r.epochs_run, "e_max": r.e_max, "train_s": round(r.seconds, 1),
-                   "monitor_dice": round(r.val_dice, 4), "calibration": calib}
-            if r.status == TrialStatus.DONE:
-                row.update(evaluate_test(trainer, spec, r.state_dict, plan, bundle))
+            r, row = fit_and_score(trainer, spec, seed, plan, bundle, epochs=epochs,
+                                   iters_per_epoch=cfg.retrain.iters_per_epoch, patience=cfg.retrain.patience)
+            row.update(epochs=epochs, epochs_run=r.epochs_run, calibration=calib)
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         entry["runs"].append(row)
         entry["n_params"] = row.get("n_params") or entry.get("n_params")

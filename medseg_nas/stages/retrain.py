@@ -185,7 +185,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         "reason": why,
         "genome": genome.to_dict(),
         "search_objectives": {"f1": row.f1, "f2": row.f2},
-        "n_params": result.n_params or (int(round(math.exp(row.f2))) if row.f2 else None),
+        "n_params": result.n_params or trial_params(row),
         "seed": seed,
         "include_val": cfg.retrain.include_val,
         "monitor_fraction": cfg.retrain.monitor_fraction,
