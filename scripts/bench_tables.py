@@ -194,12 +194,53 @@ def proxy_fidelity(doc: dict) -> str:
                      f"bar τ ≥ {k['bar']}: {'met' if k['met'] else '**not met**'}. Retrained {doc['budget'][0]} × "
                      f"{doc['budget'][1]} steps (final retrain {doc['final_retrain_budget'][0]} × "
                      f"{doc['final_retrain_budget'][1]}); search trials {doc['trial_budget'][0]} × {doc['trial_budget'][1]}.")
+    if k.get("learned_only"):
+        lo = k["learned_only"]
+        lines.append(f"Without the trials that learned nothing in the search (validation Dice 0): τ over {lo['n']} genomes "
+                     f"−f1 {lo['neg_f1']['tau']} (p {lo['neg_f1']['p']}), search val Dice {lo['search_val_dice']['tau']} "
+                     f"(p {lo['search_val_dice']['p']}).")
+    return "\n".join(lines)
+
+
+def proxy_budget(doc: dict) -> str:
+    """proxy_budget: Kendall tau of the trial proxy against the retrained test Dice, per trial budget."""
+    def tau(k: dict, name: str) -> str:
+        return "—" if not k.get(name) else f"{k[name]['tau']} (p {k[name]['p']})"
+
+    lines = ["| trial budget | steps | seconds (all genomes) | τ −f1 | τ val Dice | τ −f1 without untrained | bar met |",
+             "|---|---|---|---|---|---|---|"]
+    e, i = doc["search_budget"]
+    k = doc.get("search_kendall") or {}
+    lines.append(f"| {e}x{i} (the search's) | {e * i} | — | {tau(k, 'neg_f1')} | {tau(k, 'search_val_dice')} | "
+                 f"{tau(k.get('learned_only') or {}, 'neg_f1')} | {'yes' if k.get('met') else 'no'} |")
+    for key, v in sorted(doc["budgets"].items(), key=lambda kv: kv[1]["steps"]):
+        k = v["kendall"]
+        lines.append(f"| {key} | {v['steps']} | {v['seconds']:.0f} | {tau(k, 'neg_f1')} | {tau(k, 'search_val_dice')} | "
+                     f"{tau(k.get('learned_only') or {}, 'neg_f1')} | {'yes' if k.get('met') else 'no'} |")
+    lines.append(f"\nReference: the retrained test Dice of {doc['fidelity']} ({doc['fidelity_budget'][0]} × "
+                 f"{doc['fidelity_budget'][1]} steps); cheapest budget reaching τ ≥ {doc['bar']}: "
+                 f"{doc['cheapest_meeting_bar'] or 'none measured'}.")
+    return "\n".join(lines)
+
+
+def tta_gain(doc: dict) -> str:
+    """tta_gain: the run's own model on its test split, plain and averaged over the 8 mirrorings."""
+    classes = list(doc["plain"]["classes"])
+    lines = ["| prediction | " + " | ".join(f"{c} Dice" for c in classes) + " | mean Dice | "
+             + " | ".join(f"{c} HD95 mm" for c in classes) + " | s / case |",
+             "|---" * (2 * len(classes) + 3) + "|"]
+    for name in ("plain", "mirror_tta"):
+        v = doc[name]
+        lines.append(f"| {name} | " + " | ".join(f"{v['classes'][c]['dice']:.4f}" for c in classes)
+                     + f" | {v['mean_dice']:.4f} | " + " | ".join(f"{v['classes'][c]['hd95_mm']:.2f}" for c in classes)
+                     + f" | {v['seconds_per_case']} |")
+    lines.append(f"\nGain of mirror TTA: {doc['gain']['mean_dice']:+.4f} mean Dice over {doc['n_cases']} test cases.")
     return "\n".join(lines)
 
 
 TABLES = {"bench_peers": peers, "bench_search": search, "bench_throughput": throughput, "bench_cells": cells,
           "learning_curve": learning_curve, "whole_job": whole_job, "whole_job_peers": whole_job_peers,
-          "proxy_fidelity": proxy_fidelity}
+          "proxy_fidelity": proxy_fidelity, "tta_gain": tta_gain, "proxy_budget": proxy_budget}
 
 
 def main(paths: list[str]) -> int:

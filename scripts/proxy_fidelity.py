@@ -68,16 +68,27 @@ def choose_trials(rows: list, n: int) -> list:
     return picked
 
 
+def _tau_pair(entries: list[dict]) -> dict:
+    test = [e["test_mean_dice"] for e in entries]
+    out = {}
+    for name, proxy in (("neg_f1", [-e["f1"] for e in entries]), ("search_val_dice", [e["search_val_dice"] for e in entries])):
+        tau, p = kendalltau(proxy, test)
+        out[name] = {"tau": None if np.isnan(tau) else round(float(tau), 3), "p": None if np.isnan(p) else round(float(p), 4)}
+    return out
+
+
 def taus(entries: list[dict]) -> dict:
     ok = [e for e in entries if e.get("test_mean_dice") is not None]
     out = {"n": len(ok), "bar": TAU_BAR}
     if len(ok) < 3:
         return out
-    test = [e["test_mean_dice"] for e in ok]
-    for name, proxy in (("neg_f1", [-e["f1"] for e in ok]), ("search_val_dice", [e["search_val_dice"] for e in ok])):
-        tau, p = kendalltau(proxy, test)
-        out[name] = {"tau": None if np.isnan(tau) else round(float(tau), 3), "p": None if np.isnan(p) else round(float(p), 4)}
+    out.update(_tau_pair(ok))
     out["met"] = bool((out["neg_f1"]["tau"] or -1) >= TAU_BAR)
+    # a trial that learned nothing in the search (validation Dice 0, e.g. all-identity cells) is an easy
+    # concordant pair with every other genome: tau without them says how well the proxy ranks the rest
+    learned = [e for e in ok if (e.get("search_val_dice") or 0.0) > 0.0]
+    if 3 <= len(learned) < len(ok):
+        out["learned_only"] = {"n": len(learned), **_tau_pair(learned)}
     return out
 
 

@@ -99,3 +99,52 @@ def test_choose_trials_spreads_front_and_rest():
     picked = [r.id for r in fid.choose_trials(rows, 4)]
     assert picked[:2] == [2, 0] and len(picked) == 4 and set(picked[2:]) <= {3, 4, 5, 6, 7} and 3 in picked
     assert len(fid.choose_trials(rows, 20)) == 8
+
+
+def test_tta_gain_scores_plain_and_mirrored_without_touching_the_run(tiny_run, tmp_path, capsys):
+    before = (tiny_run / "best" / "summary.json").read_text()
+    out = tmp_path / "tta.json"
+    assert load_script("tta_gain").main([str(tiny_run), "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["n_cases"] >= 1 and set(doc) >= {"plain", "mirror_tta", "gain"}
+    assert doc["plain"]["mean_dice"] == pytest.approx(json.loads(before)["mean_dice"], abs=1e-4)  # as evaluate scores it
+    assert doc["gain"]["mean_dice"] == pytest.approx(doc["mirror_tta"]["mean_dice"] - doc["plain"]["mean_dice"], abs=1e-4)
+    assert (tiny_run / "best" / "summary.json").read_text() == before
+    capsys.readouterr()
+    assert load_script("bench_tables").main([str(out)]) == 0
+    assert "Gain of mirror TTA" in capsys.readouterr().out
+
+
+def test_taus_also_without_trials_that_learned_nothing():
+    fid = load_script("proxy_fidelity")
+    entries = [{"f1": f1, "search_val_dice": v, "test_mean_dice": d}
+               for f1, v, d in [(1.4, 0.0, 0.01), (0.4, 0.8, 0.80), (0.5, 0.7, 0.85), (0.6, 0.6, 0.84), (0.7, 0.5, 0.83)]]
+    k = fid.taus(entries)
+    assert k["n"] == 5 and k["neg_f1"]["tau"] == pytest.approx(0.4)  # 7 concordant, 3 discordant pairs
+    assert k["learned_only"]["n"] == 4 and k["learned_only"]["neg_f1"]["tau"] == pytest.approx(0.0)
+    assert "learned_only" not in fid.taus(entries[1:])  # nothing to leave out
+
+
+def test_proxy_budget_retrains_trials_per_budget_resumes_and_taus(tiny_run, tmp_path, capsys):
+    fid_out = tmp_path / "fidelity.json"
+    assert load_script("proxy_fidelity").main([str(tiny_run), "--genomes", "3", "--epochs", "1", "--iters", "1",
+                                               "--out", str(fid_out)]) == 0
+    budget = load_script("proxy_budget")
+    out = tmp_path / "budget.json"
+    args = [str(tiny_run), "--fidelity", str(fid_out), "--budgets", "1x1,2x1", "--out", str(out)]
+    assert budget.main(args) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["budgets"]) == {"1x1", "2x1"} and doc["fidelity_budget"] == [1, 1]
+    for key, steps in (("1x1", 1), ("2x1", 2)):
+        v = doc["budgets"][key]
+        assert v["steps"] == steps and v["n"] + v["failed"] == 3 and v["seconds"] > 0
+        assert v["kendall"]["n"] == v["n"]
+    assert all(e["f1"] is None or e["f1"] > 0 for e in doc["runs"]["2x1"])
+    capsys.readouterr()
+    assert budget.main(args) == 0  # nothing left to train: the rerun only summarises
+    assert "[1x1" not in capsys.readouterr().out and len(json.loads(out.read_text())["runs"]["1x1"]) == 3
+    with pytest.raises(SystemExit, match="EPOCHSxITERS"):
+        budget.main([str(tiny_run), "--fidelity", str(fid_out), "--budgets", "4by50", "--out", str(out)])
+    capsys.readouterr()
+    assert load_script("bench_tables").main([str(out)]) == 0
+    assert "(the search's)" in capsys.readouterr().out
