@@ -25,8 +25,10 @@ from pathlib import Path
 
 import torch
 
-from medseg_nas import data as mdata
+from medseg_nas.config import config_to_dict
 from medseg_nas.jsonio import atomic_write
+from medseg_nas.nas.executors import TrialSpec
+from medseg_nas.nas.trial import WORKER_CONTEXTS
 from medseg_nas.rundir import RunDir
 from medseg_nas.search.objectives import compute_objectives
 from medseg_nas.space import Genome
@@ -47,12 +49,11 @@ def parse_budgets(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def search_bundle(cfg, run: RunDir):
-    """The search's data (its split and plan, as the trials trained on it)."""
-    datalist = mdata.load_datalist(Path(cfg.data.root))
-    split = mdata.Split.load(run.split_json)
-    plan = mdata.DataPlan.from_dict(json.loads(run.plan_json.read_text()))
-    return mdata.build_datasets(datalist, split, plan, cfg.data), plan
+def search_bundle(cfg, run: RunDir, seed: int):
+    """The search's data (its split and plan), loaded as a search worker loads it for a trial."""
+    spec = TrialSpec(trial_id=0, genome="", seed=seed, run_dir=str(run.path), config=config_to_dict(cfg))
+    ctx = WORKER_CONTEXTS.for_spec(spec)
+    return ctx.bundle, ctx.plan
 
 
 def summarise(doc: dict, reference: dict) -> None:
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
                   "fidelity_budget": fid["budget"], "search_budget": fid["trial_budget"],
                   "search_kendall": fid.get("kendall"), "seed": seed, "bar": TAU_BAR,
                   "torch_threads": torch.get_num_threads(), "runs": {}}
-    bundle, plan = search_bundle(cfg, run)
+    bundle, plan = search_bundle(cfg, run, seed)
     for epochs, iters in parse_budgets(args.budgets):
         key = f"{epochs}x{iters}"
         entries = doc["runs"].setdefault(key, [])
