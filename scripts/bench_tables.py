@@ -197,26 +197,27 @@ def proxy_fidelity(doc: dict) -> str:
     if k.get("learned_only"):
         lo = k["learned_only"]
         lines.append(f"Without the trials that learned nothing in the search (validation Dice 0): τ over {lo['n']} genomes "
-                     f"−f1 {lo['neg_f1']['tau']} (p {lo['neg_f1']['p']}), search val Dice {lo['search_val_dice']['tau']} "
-                     f"(p {lo['search_val_dice']['p']}).")
+                     f"−f1 {_tau(lo, 'neg_f1')}, search val Dice {_tau(lo, 'search_val_dice')}.")
     return "\n".join(lines)
+
+
+def _tau(k: dict, name: str) -> str:
+    """One Kendall tau of a `proxy_fidelity.taus` block as 'tau (p p)', or a dash where it has none."""
+    return "—" if not k.get(name) else f"{k[name]['tau']} (p {k[name]['p']})"
 
 
 def proxy_budget(doc: dict) -> str:
     """proxy_budget: Kendall tau of the trial proxy against the retrained test Dice, per trial budget."""
-    def tau(k: dict, name: str) -> str:
-        return "—" if not k.get(name) else f"{k[name]['tau']} (p {k[name]['p']})"
+    def row(label: str, steps: int, seconds: str, k: dict) -> str:
+        return (f"| {label} | {steps} | {seconds} | {_tau(k, 'neg_f1')} | {_tau(k, 'search_val_dice')} | "
+                f"{_tau(k.get('learned_only') or {}, 'neg_f1')} | {'yes' if k.get('met') else 'no'} |")
 
     lines = ["| trial budget | steps | seconds (all genomes) | τ −f1 | τ val Dice | τ −f1 without untrained | bar met |",
              "|---|---|---|---|---|---|---|"]
     e, i = doc["search_budget"]
-    k = doc.get("search_kendall") or {}
-    lines.append(f"| {e}x{i} (the search's) | {e * i} | — | {tau(k, 'neg_f1')} | {tau(k, 'search_val_dice')} | "
-                 f"{tau(k.get('learned_only') or {}, 'neg_f1')} | {'yes' if k.get('met') else 'no'} |")
+    lines.append(row(f"{e}x{i} (the search's)", e * i, "—", doc.get("search_kendall") or {}))
     for key, v in sorted(doc["budgets"].items(), key=lambda kv: kv[1]["steps"]):
-        k = v["kendall"]
-        lines.append(f"| {key} | {v['steps']} | {v['seconds']:.0f} | {tau(k, 'neg_f1')} | {tau(k, 'search_val_dice')} | "
-                     f"{tau(k.get('learned_only') or {}, 'neg_f1')} | {'yes' if k.get('met') else 'no'} |")
+        lines.append(row(key, v["steps"], f"{v['seconds']:.0f}", v["kendall"]))
     lines.append(f"\nReference: the retrained test Dice of {doc['fidelity']} ({doc['fidelity_budget'][0]} × "
                  f"{doc['fidelity_budget'][1]} steps); cheapest budget reaching τ ≥ {doc['bar']}: "
                  f"{doc['cheapest_meeting_bar'] or 'none measured'}.")
