@@ -148,3 +148,22 @@ def test_proxy_budget_retrains_trials_per_budget_resumes_and_taus(tiny_run, tmp_
     capsys.readouterr()
     assert load_script("bench_tables").main([str(out)]) == 0
     assert "(the search's)" in capsys.readouterr().out
+
+
+def test_peers_calibration_cancels_slow_first_steps():
+    """A network whose first steps cost 5 s extra: the two-fit difference recovers the true step time."""
+    from types import SimpleNamespace
+
+    from medseg_nas.results import TrialStatus
+
+    class WarmingTrainer:
+        def fit(self, spec, seed, epochs, iters_per_epoch, patience):
+            train_s = 5.0 + 0.2 * iters_per_epoch
+            return SimpleNamespace(status=TrialStatus.DONE, error=None, seconds=train_s + 1.0,
+                                   timing={"train_s": train_s, "steps": iters_per_epoch, "val_s": 1.0})
+
+    peers = load_script("whole_job_peers")
+    epochs, calib = peers.epochs_for_seconds(WarmingTrainer(), None, seconds=110.0, iters=50, calib_iters=30)
+    assert calib["step_s"] == pytest.approx(0.2)
+    assert calib["mean_step_s_long_fit"] == pytest.approx(0.2 + 5.0 / 30, abs=1e-4)  # what one fit would have said
+    assert epochs == 10  # 110 s / (50 x 0.2 + 1.0 s validation)
