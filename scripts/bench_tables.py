@@ -140,6 +140,10 @@ def whole_job(doc: dict) -> str:
     for name, v in t["classes"].items():
         lines.append(f"| {name} | {v['dice']:.4f} ± {v['dice_std']:.4f} | {v['hd95_mm']:.2f} ± {v['hd95_std']:.2f} |")
     lines.append(f"| **mean** | **{t['mean_dice']:.4f}** | {t['mean_hd95_mm']:.2f} |")
+    ci = t.get("mean_dice_ci") or {}
+    if ci:
+        lines.append(f"\nThe mean over these {ci['n_cases']} cases, {ci['level']:.0%} bootstrap interval: "
+                     f"{ci['low']:.4f}–{ci['high']:.4f} (per-case std {ci['per_case_std']:.4f}).")
     stages = doc.get("stage_seconds") or {}
     lines += ["", "| " + " | ".join(stages) + " | total |", "|" + "---|" * (len(stages) + 1),
               "| " + " | ".join(f"{v / 60:.1f} min" for v in stages.values()) + f" | **{(doc['total_s'] or 0) / 60:.1f} min** |"]

@@ -167,3 +167,14 @@ def test_peers_calibration_cancels_slow_first_steps():
     assert calib["step_s"] == pytest.approx(0.2)
     assert calib["mean_step_s_long_fit"] == pytest.approx(0.2 + 5.0 / 30, abs=1e-4)  # what one fit would have said
     assert epochs == 10  # 110 s / (50 x 0.2 + 1.0 s validation)
+
+
+def test_summary_mean_dice_interval_from_cases():
+    """The split's sampling error: a percentile bootstrap over cases, about mean ± 1.96 SE."""
+    summary = load_script("whole_job_summary")
+    cases = [{"mean_dice": 0.8 if i % 2 else 0.9} for i in range(21)]
+    ci = summary.mean_dice_ci(cases)
+    mean = sum(c["mean_dice"] for c in cases) / 21
+    assert ci["n_cases"] == 21 and ci["low"] < mean < ci["high"] and 0.8 < ci["low"] and ci["high"] < 0.9
+    assert 0.03 < ci["high"] - ci["low"] < 0.06  # 2 x 1.96 x 0.0512 / sqrt(21) = 0.044
+    assert summary.mean_dice_ci(cases[:2]) == {}
