@@ -98,6 +98,9 @@ def main(argv=None) -> int:
     ap.add_argument("--genomes", type=int, default=10)
     ap.add_argument("--epochs", type=int, default=0, help="retrain epochs (default: the run's retrain.epochs)")
     ap.add_argument("--iters", type=int, default=0, help="iterations per epoch (default: the run's retrain's)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="training seed of the retrains (default: the run's train.seed); another seed into "
+                         "another --out measures how much of the retrained Dice's spread is seed noise")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -106,14 +109,16 @@ def main(argv=None) -> int:
     cfg = run.config()
     epochs = args.epochs or cfg.retrain.epochs
     iters = args.iters or cfg.retrain.iters_per_epoch
+    seed = int(cfg.train.seed) if args.seed is None else args.seed
     out_path = Path(args.out)
     doc = json.loads(out_path.read_text()) if out_path.is_file() else {}
-    if doc and (doc.get("run_dir") != str(run.path) or doc.get("budget") != [epochs, iters]):
-        raise SystemExit(f"{out_path} was measured on {doc.get('run_dir')} at {doc.get('budget')}; "
-                         f"not {run.path} at {[epochs, iters]}")
+    if doc and (doc.get("run_dir") != str(run.path) or doc.get("budget") != [epochs, iters]
+                or doc.get("seed") != seed):
+        raise SystemExit(f"{out_path} was measured on {doc.get('run_dir')} at {doc.get('budget')}, seed "
+                         f"{doc.get('seed')}; not {run.path} at {[epochs, iters]}, seed {seed}")
     doc = doc or {"benchmark": "proxy_fidelity", "run_dir": str(run.path), "budget": [epochs, iters],
                   "final_retrain_budget": [cfg.retrain.epochs, cfg.retrain.iters_per_epoch],
-                  "trial_budget": [cfg.train.epochs, cfg.train.iters_per_epoch], "seed": int(cfg.train.seed),
+                  "trial_budget": [cfg.train.epochs, cfg.train.iters_per_epoch], "seed": seed,
                   "torch_threads": torch.get_num_threads(), "entries": []}
     done_ids = {e["trial_id"] for e in doc["entries"]}
     chosen = choose_trials(run.trial_rows(), args.genomes)
@@ -125,7 +130,7 @@ def main(argv=None) -> int:
         genome = Genome.from_dict(row.genome)
         trainer = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, cell=cfg.space.cell)
         t0 = time.perf_counter()
-        _, scored = fit_and_score(trainer, genome, int(cfg.train.seed), plan, bundle, epochs=epochs,
+        _, scored = fit_and_score(trainer, genome, seed, plan, bundle, epochs=epochs,
                                   iters_per_epoch=iters, patience=cfg.retrain.patience)
         # val_dice: the retrain's monitor slice; search_val_dice: the search trial's validation
         entry = {"trial_id": row.id, "genome": row.genome, "describe": genome.describe(), "f1": row.f1, "f2": row.f2,

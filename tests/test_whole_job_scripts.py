@@ -82,6 +82,12 @@ def test_proxy_fidelity_picks_front_and_non_front_resumes_and_taus(tiny_run, tmp
     assert len(json.loads(out.read_text())["entries"]) == 3
     with pytest.raises(SystemExit, match="measured on"):
         fid.main([str(tiny_run), "--genomes", "3", "--epochs", "2", "--iters", "1", "--out", str(out)])
+    with pytest.raises(SystemExit, match="seed 0; not .* seed 1"):  # another seed belongs in another file
+        fid.main([str(tiny_run), "--genomes", "3", "--epochs", "1", "--iters", "1", "--seed", "1", "--out", str(out)])
+    seeded = tmp_path / "fidelity_seed1.json"
+    assert fid.main([str(tiny_run), "--genomes", "1", "--epochs", "1", "--iters", "1", "--seed", "1",
+                     "--out", str(seeded)]) == 0
+    assert json.loads(seeded.read_text())["seed"] == 1 and len(json.loads(seeded.read_text())["entries"]) == 1
     capsys.readouterr()
     assert load_script("bench_tables").main([str(out)]) == 0
     assert "Kendall τ over 3 genomes" in capsys.readouterr().out
