@@ -95,8 +95,7 @@ def epochs_for_seconds(trainer: Trainer, spec, seconds: float, iters: int, calib
             raise RuntimeError(f"calibration failed: {r.error}")
         fits.append(r)
     short, long_ = fits[0].timing, fits[1].timing
-    extra = long_["steps"] - short["steps"]
-    step_s = (long_["train_s"] - short["train_s"]) / extra if extra > 0 else long_["train_s"] / max(1, long_["steps"])
+    step_s = (long_["train_s"] - short["train_s"]) / (long_["steps"] - short["steps"])  # the long fit has more steps
     if step_s <= 0:  # timer noise on a tiny network: fall back to the long fit's mean step
         step_s = long_["train_s"] / max(1, long_["steps"])
     epoch_s = iters * step_s + long_["val_s"]
