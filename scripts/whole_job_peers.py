@@ -95,13 +95,14 @@ def epochs_for_seconds(trainer: Trainer, spec, seconds: float, iters: int, calib
             raise RuntimeError(f"calibration failed: {r.error}")
         fits.append(r)
     short, long_ = fits[0].timing, fits[1].timing
+    mean_step_s = long_["train_s"] / long_["steps"]
     step_s = (long_["train_s"] - short["train_s"]) / (long_["steps"] - short["steps"])  # the long fit has more steps
     if step_s <= 0:  # timer noise on a tiny network: fall back to the long fit's mean step
-        step_s = long_["train_s"] / max(1, long_["steps"])
+        step_s = mean_step_s
     epoch_s = iters * step_s + long_["val_s"]
     # nearest, not floor: the achieved seconds land within half an epoch of the target either way
     return max(1, round(seconds / epoch_s)), {
-        "step_s": round(step_s, 4), "mean_step_s_long_fit": round(long_["train_s"] / max(1, long_["steps"]), 4),
+        "step_s": round(step_s, 4), "mean_step_s_long_fit": round(mean_step_s, 4),
         "val_s": round(long_["val_s"], 2), "epoch_s_estimate": round(epoch_s, 1),
         "calib_s": round(sum(f.seconds for f in fits), 1), "method": "difference of two fits"}
 
