@@ -6,21 +6,20 @@
 Every network is trained exactly as `retrain` trained the chosen one: the run's config (augment,
 batch, AdamW, poly schedule, patience), its training cases (train + validation minus the
 monitor slice), best epoch chosen on the monitor slice, scored on the run's test split. What
-differs is the number of epochs, set so that each network trains for the **same CPU seconds**
-as the run's retrain (`best/retrain.json` "seconds"):
+differs is how long: each network trains for the **same CPU seconds** as the run's retrain
+(`best/retrain.json` "seconds"):
 
 - `nas_pick`      the run's chosen genome; seed 0 is the run's own model (not retrained), seeds
-                  1, 2 are retrained at the run's retrain budget;
+                  1, 2 are retrained for the retrain's seconds;
 - `monai_dynunet` DynUNet as nnU-Net's 3d_fullres planner would configure it for this spacing and
                   patch (scripts/bench_peers.py `dynunet_plan`), seeds 0, 1, 2;
 - `monai_unet`    MONAI UNet, the tutorials' 16-32-64-128-256 configuration, seed 0;
 - `smallest`      `Genome.smallest` of the run's space (the trivial end of every front), seed 0.
 
-Equal seconds: two short calibration fits (1 epoch of `--calib-iters` // 3 and of `--calib-iters`
-steps, validation included) measure the network's step time (their difference, so first-step
-costs cancel) and validation time on this machine; epochs = the retrain's
-seconds / (iters_per_epoch x step + validation), rounded to the nearest, at least 1. The achieved seconds are stored
-beside the target, so the match can be checked.
+Equal seconds: `Trainer.fit(seconds=...)`, whose poly schedule follows the clock and which stops
+when the time left would not cover the final validation (train/trainer.py). Rows written before
+it existed (the hippocampus record's) set their epochs from short calibration fits instead and
+missed the seconds by -22% to +20%; their `calibration` entry says how they were set.
 
 Resumable: each (network, seed) result is written to `--out` as soon as it finishes and a
 rerun skips the ones already there. Test metrics: sliding-window inference on the preprocessed
@@ -49,6 +48,7 @@ from medseg_nas.stages.retrain import retrain_data
 from medseg_nas.train import Trainer
 
 DEFAULT_PLAN = "nas_pick:0,1,2;monai_dynunet:0,1,2;monai_unet:0;smallest:0"
+EPOCH_CAP = 100_000  # the clock ends every fit long before
 
 
 def parse_plan(text: str) -> list[tuple[str, int]]:
@@ -78,35 +78,6 @@ def network_specs(cfg, plan, info: dict, peer_lr: float) -> dict[str, tuple[obje
     }
 
 
-def epochs_for_seconds(trainer: Trainer, spec, seconds: float, iters: int, calib_iters: int) -> tuple[int, dict]:
-    """Epochs of `iters` steps (+ one validation each) that fill `seconds` for this network.
-
-    Two calibration fits, of `calib_iters` // 3 and `calib_iters` steps: the step time is their
-    difference over the extra steps, so slow first steps (allocator and kernel warm-up) cancel.
-    On the hippocampus peers that was not the main error: the two estimates agreed within 9%, and
-    what missed the target (UNet 78% and 120% of the seconds, DynUNet 86-96%) was the step time
-    drifting over a 25-min fit. Filling a time budget exactly needs a schedule that follows the
-    clock, which the Trainer does not have; the rows record their real seconds instead.
-    """
-    fits = []
-    for n in (max(1, calib_iters // 3), max(2, calib_iters)):
-        r = trainer.fit(spec, seed=0, epochs=1, iters_per_epoch=n, patience=0)
-        if r.status != TrialStatus.DONE:
-            raise RuntimeError(f"calibration failed: {r.error}")
-        fits.append(r)
-    short, long_ = fits[0].timing, fits[1].timing
-    mean_step_s = long_["train_s"] / long_["steps"]
-    step_s = (long_["train_s"] - short["train_s"]) / (long_["steps"] - short["steps"])  # the long fit has more steps
-    if step_s <= 0:  # timer noise on a tiny network: fall back to the long fit's mean step
-        step_s = mean_step_s
-    epoch_s = iters * step_s + long_["val_s"]
-    # nearest, not floor: the achieved seconds land within half an epoch of the target either way
-    return max(1, round(seconds / epoch_s)), {
-        "step_s": round(step_s, 4), "mean_step_s_long_fit": round(mean_step_s, 4),
-        "val_s": round(long_["val_s"], 2), "epoch_s_estimate": round(epoch_s, 1),
-        "calib_s": round(sum(f.seconds for f in fits), 1), "method": "difference of two fits"}
-
-
 def own_model_row(run: RunDir, trainer: Trainer, spec, plan, bundle, info: dict) -> dict:
     """Seed 0 of the chosen network is the run's own retrained model, scored like every other row."""
     from medseg_nas.model_io import load_model
@@ -132,8 +103,6 @@ def main(argv=None) -> int:
     ap.add_argument("run_dir", help="a finished `medseg-nas run` directory (best/retrain.json, best/model.pt)")
     ap.add_argument("--plan", default=DEFAULT_PLAN, help=f"networks and seeds, in order (default {DEFAULT_PLAN!r})")
     ap.add_argument("--peer-lr", type=float, default=1e-3, help="AdamW learning rate of the MONAI peers")
-    ap.add_argument("--calib-iters", type=int, default=30,
-                    help="steps of the longer calibration fit (the shorter has a third of them)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -170,13 +139,11 @@ def main(argv=None) -> int:
         if name == "nas_pick" and seed == int(info.get("seed", 0)):
             row = own_model_row(run, trainer, spec, plan, bundle, info)
         else:
-            if name == "nas_pick":
-                epochs, calib = int(cfg.retrain.epochs), {"note": "the run's retrain budget, not calibrated"}
-            else:
-                epochs, calib = epochs_for_seconds(trainer, spec, seconds, cfg.retrain.iters_per_epoch, args.calib_iters)
-            r, row = fit_and_score(trainer, spec, seed, plan, bundle, epochs=epochs,
-                                   iters_per_epoch=cfg.retrain.iters_per_epoch, patience=cfg.retrain.patience)
-            row.update(epochs=epochs, epochs_run=r.epochs_run, calibration=calib)
+            r, row = fit_and_score(trainer, spec, seed, plan, bundle, epochs=EPOCH_CAP,
+                                   iters_per_epoch=cfg.retrain.iters_per_epoch, patience=cfg.retrain.patience,
+                                   seconds=seconds)
+            row.update(epochs=r.epochs_run, epochs_run=r.epochs_run, steps=r.timing.get("steps"),
+                       calibration={"method": "clock", "seconds": seconds})
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         entry["runs"].append(row)
         entry["n_params"] = row.get("n_params") or entry.get("n_params")

@@ -159,3 +159,39 @@ def test_cuda_request_without_cuda_fails_early(bundle):
 
     with pytest.raises(ConfigError):
         Trainer(cfg(), bundle, bundle.plan, device="cuda")
+
+
+class _TickClock:
+    """A clock that advances `dt` seconds each time it is read: the budget logic without real time."""
+
+    def __init__(self, dt: float) -> None:
+        self.t, self.dt = 0.0, dt
+
+    def __call__(self) -> float:
+        self.t += self.dt
+        return self.t
+
+
+def test_wall_clock_budget_stops_in_time_and_decays_the_lr(bundle):
+    clock = _TickClock(0.1)
+    t = Trainer(cfg(val_every=1), bundle, bundle.plan, device="cpu", progress=False, clock=clock)
+    r = t.fit(GENOME, seed=0, epochs=1000, iters_per_epoch=4, seconds=6.0)
+    assert r.status == "done", r.error
+    assert 1 < r.epochs_run < 1000  # the clock, not the epoch cap, ended it
+    assert clock.t <= 6.0 + 1.0  # stopped inside the budget (a few reads of slack)
+    last = r.history[-1]
+    assert last["val_dice"] is not None  # the final, possibly partial epoch is validated
+    lrs = [row["lr"] for row in r.history]
+    assert lrs[-1] < 0.35 * GENOME.lr and lrs[-1] < max(lrs)  # poly decay followed the clock to near 0
+    assert r.val_dice == pytest.approx(r.history[r.e_max - 1]["val_dice"])
+
+
+def test_wall_clock_budget_real_time_and_epoch_cap(bundle):
+    t = Trainer(cfg(), bundle, bundle.plan, device="cpu", progress=False)
+    r = t.fit(GENOME, seed=0, epochs=10_000, iters_per_epoch=3, seconds=3.0)
+    assert r.status == "done", r.error
+    assert r.epochs_run < 10_000 and r.seconds < 3.0 + 20.0
+    capped = t.fit(GENOME, seed=0, epochs=2, iters_per_epoch=2, seconds=3600.0)
+    assert capped.epochs_run == 2 and capped.timing["steps"] == 4  # the cap ends a long budget
+    bad = t.fit(GENOME, seed=0, seconds=0.0)
+    assert bad.status == "failed" and "seconds" in bad.error

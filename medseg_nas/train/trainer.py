@@ -13,6 +13,12 @@ Recipe (one search trial, or the final retrain with a bigger budget):
   first 5% of the steps (at most 50), then polynomial decay (1 − t)^0.9 to ~0 (nnU-Net's
   "poly"). Early stopping does not shorten the schedule: a trial is judged on the same curve
   whatever its stopping epoch.
+- Wall-clock budget (`fit(seconds=S)`, used to compare networks at equal CPU seconds): the poly
+  decay follows the clock instead of the step count, t = elapsed / S (validation included; the
+  warm-up ends after its steps or 5% of S, whichever is first), and
+  training stops when the time left would not cover the final validation (as long as the last
+  one took); that last, possibly partial epoch is validated. The epochs are then a cap.
+  Step counts, and so the history, depend on the machine's speed: not reproducible step for step.
 - Precision: on CUDA with `train.amp`, autocast bf16 where the GPU supports it (no scaler),
   else fp16 with a GradScaler; on CPU plain fp32 (bf16 conv3d on CPU is far slower).
 - Memory layout: on CPU the network runs channels_last_3d with its InstanceNorm3d layers
@@ -169,8 +175,10 @@ class Trainer:
         precision: Precision | None = None,
         on_epoch: Callable[[dict], None] | None = None,
         cell: str = "residual",
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.cfg = train_cfg
+        self.clock = clock  # seconds; the wall-clock budget reads it (tests pass a fake one)
         self.on_epoch = on_epoch  # called with each epoch's history row as it ends (live curves)
         self.precision = precision  # None: `precision_for(device, train.amp)`
         self.network_fn = network_fn
@@ -191,8 +199,11 @@ class Trainer:
         epochs: int | None = None,
         iters_per_epoch: int | None = None,
         patience: int | None = None,
+        seconds: float | None = None,
     ) -> TrialResult:
-        """Train `genome`; never raises for a failed trial (status="failed", error=reason)."""
+        """Train `genome`; never raises for a failed trial (status="failed", error=reason).
+
+        `seconds`: a wall-clock budget (module doc); `epochs` is then only a cap."""
         cfg = self.cfg
         seed = int(cfg.seed if seed is None else seed)
         E = int(epochs if epochs is not None else cfg.epochs)
@@ -209,7 +220,7 @@ class Trainer:
             # enable_grad: a caller inside no_grad/inference_mode (or one that left grad off
             # globally) still gets a trained network instead of a failed trial
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
-                self._fit(genome, seed, E, iters, pat, result, run)
+                self._fit(genome, seed, E, iters, pat, result, run, seconds)
         except Exception as exc:  # every failure becomes data (KeyboardInterrupt still stops)
             error = _describe(exc, run.where())
             log.warning("trial %s failed: %s", getattr(genome, "key", lambda: "?")(), error)
@@ -274,12 +285,17 @@ class Trainer:
             pin_memory=self.device.type == "cuda", persistent_workers=self.num_workers > 0,
         )
 
-    def _fit(self, genome, seed: int, E: int, iters: int, patience: int, result: TrialResult, run: _Run) -> None:
+    def _fit(self, genome, seed: int, E: int, iters: int, patience: int, result: TrialResult, run: _Run,
+             seconds: float | None = None) -> None:
         from monai.losses import DiceCELoss
 
         cfg, plan, dev = self.cfg, self.plan, self.device
         if E < 1 or iters < 1:
             raise TrialFailure(f"empty budget: epochs={E}, iters_per_epoch={iters}")
+        if seconds is not None and not seconds > 0:
+            raise TrialFailure(f"empty budget: seconds={seconds}")
+        clock = self.clock
+        t_start = clock()
         patch = tuple(int(p) for p in plan.patch_size)
         div = plan.network_plan.divisor(genome.n_c)
         if any(p % d for p, d in zip(patch, div)):
@@ -298,9 +314,15 @@ class Trainer:
         warmup = max(1, min(50, round(0.05 * total)))
 
         def lr_factor(step: int) -> float:
+            if seconds:  # warm-up ends after `warmup` steps or 5% of the time, whichever comes first
+                done = (clock() - t_start) / seconds
+                return min(1.0, max((step + 1) / warmup, done / 0.05)) * max(0.0, 1.0 - done) ** 0.9
             if step < warmup:
                 return (step + 1) / warmup
             return max(0.0, 1.0 - (step - warmup) / max(1, total - warmup)) ** 0.9
+
+        def out_of_time(reserve: float) -> bool:
+            return seconds is not None and clock() - t_start + reserve >= seconds
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
         loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
@@ -316,19 +338,24 @@ class Trainer:
             writer.add_text("genome", genome.to_json() if hasattr(genome, "to_json") else str(genome))
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, disable=not self.progress, leave=False, dynamic_ncols=True, unit="it",
+        bar = tqdm(total=None if seconds else total, disable=not self.progress, leave=False, dynamic_ncols=True, unit="it",
                    desc=f"trial {genome.key() if hasattr(genome, 'key') else ''}".strip())
         best, best_state, e_max = -math.inf, None, 0
         try:
             loader = self._loader(seed, total * int(cfg.batch_size))
             it = iter(loader)
+            val_s = val_total = 0.0  # by `clock`: the last validation's seconds, kept in reserve for the final one
             for epoch in range(1, E + 1):
                 run.epoch, run.phase = epoch, "train"
                 t_ep = time.perf_counter()
                 net.train()
                 loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
                 cm = torch.zeros(n_classes, n_classes, dtype=torch.long, device=dev)
+                steps, last = 0, epoch == E
                 for i in range(iters):
+                    if i > 0 and out_of_time(val_s):
+                        last = True
+                        break
                     run.iteration = i + 1
                     t_step = time.perf_counter()
                     try:
@@ -360,6 +387,7 @@ class Trainer:
                     scaler.update()
                     sched.step()
                     loss_sum += lv
+                    steps += 1
                     with torch.no_grad():
                         cm += confusion_counts(logits.detach().argmax(1), y[:, 0], n_classes)
                     run.timing["train_s"] += time.perf_counter() - t_step
@@ -369,18 +397,23 @@ class Trainer:
                 train_dice = dice_from_confusion(cm)
                 row = {
                     "epoch": epoch,
-                    "loss": float(loss_sum) / iters,
+                    "loss": float(loss_sum) / steps,
                     "train_dice": float(sum(train_dice) / max(len(train_dice), 1)),
                     "train_dice_per_class": {str(c + 1): d for c, d in enumerate(train_dice)},
                     "val_dice": None,
                     "val_dice_per_class": None,
                     "lr": float(opt.param_groups[0]["lr"]),
                 }
-                if epoch % max(int(cfg.val_every), 1) == 0 or epoch == E:
+                mean_step = (clock() - t_start - val_total) / max(run.timing["steps"], 1) if seconds else 0.0
+                if not last and out_of_time(2 * val_s + mean_step):
+                    last = True  # this validation, one more step and the final one would overrun
+                if epoch % max(int(cfg.val_every), 1) == 0 or last:
                     run.phase = "val"
-                    t_val = time.perf_counter()
+                    t_val, c_val = time.perf_counter(), clock()
                     per_class = self._validate(net, patch, n_classes, use_amp, amp_dtype)
                     run.timing["val_s"] += time.perf_counter() - t_val
+                    val_s = clock() - c_val
+                    val_total += val_s
                     row["val_dice_per_class"] = {str(c + 1): d for c, d in enumerate(per_class)}
                     row["val_dice"] = float(sum(per_class) / max(len(per_class), 1))
                     if row["val_dice"] > best:
@@ -393,7 +426,7 @@ class Trainer:
                 if writer is not None:
                     self._log_scalars(writer, row)
                 bar.set_postfix(epoch=f"{epoch}/{E}", loss=f"{row['loss']:.3f}", val=f"{best:.3f}")
-                if patience > 0 and e_max > 0 and epoch - e_max >= patience:
+                if last or (patience > 0 and e_max > 0 and epoch - e_max >= patience):
                     break
         finally:
             bar.close()
