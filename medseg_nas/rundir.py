@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from medseg_nas.config import Config, load_config
+from medseg_nas.config import Config, config_to_dict, load_config
 from medseg_nas.errors import DataError, MedsegError
 from medseg_nas.results import FINISHED, TrialStatus
 from medseg_nas.space.network import LEGACY_CELL
@@ -172,6 +172,22 @@ class RunDir:
         budget = (cfg.retrain.epochs, cfg.retrain.iters_per_epoch, cfg.retrain.include_val, cfg.retrain.monitor_fraction)
         return row.id == info.get("trial_id") and (info.get("epochs_budget"), info.get("iters_per_epoch"),
                                                    info.get("include_val"), info.get("monitor_fraction")) == budget
+
+    def record_retrain_config(self, cfg: Config) -> None:
+        """Write `cfg`'s retrain section into the saved config.yaml, so the run directory says how
+        best/ was made even when `--set retrain.*` changed it after the search (the search
+        sections, which a resume checks, are left as the search wrote them)."""
+        import yaml
+
+        from medseg_nas.jsonio import atomic_write
+
+        if not self.config_yaml.is_file():
+            return
+        saved = yaml.safe_load(self.config_yaml.read_text()) or {}
+        retrain = config_to_dict(cfg)["retrain"]
+        if saved.get("retrain") != retrain:
+            saved["retrain"] = retrain
+            atomic_write(self.config_yaml, yaml.safe_dump(saved, sort_keys=False))
 
     def model_derived(self) -> list[Path]:
         """The files made from best/model.pt by evaluate and export (stale once it is replaced)."""

@@ -93,7 +93,8 @@ def summarise(run: RunDir) -> dict:
         "chosen": {"trial_id": info["trial_id"], "pick": info["pick"], "reason": info.get("reason"),
                    "genome": info["genome"], "n_params": info["n_params"],
                    "search_f1": info["search_objectives"]["f1"]},
-        "retrain": {"budget": [cfg.retrain.epochs, cfg.retrain.iters_per_epoch], "epochs_run": info.get("epochs_run"),
+        "retrain": {"budget": [info.get("epochs_budget", cfg.retrain.epochs),  # what the model was trained with
+                               info.get("iters_per_epoch", cfg.retrain.iters_per_epoch)], "epochs_run": info.get("epochs_run"),
                     "e_max": info.get("e_max"), "monitor_dice": info.get("val_dice"),
                     "monitor_cases": len(info.get("monitor_cases") or []), "monitor_held_out": info.get("monitor_held_out"),
                     "include_val": info.get("include_val"), "seconds": info.get("seconds"),

@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from medseg_nas.cli import main as cli
 from medseg_nas.config import config_from_dict, save_config
@@ -193,6 +194,11 @@ def test_run_skips_complete_stages(run, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "=== retrain" in out and "=== evaluate" in out and "=== export" in out
     assert json.loads((run_dir / "best" / "retrain.json").read_text())["iters_per_epoch"] == cfg.retrain.iters_per_epoch
+    # ... and the run's config.yaml now says so (a report or summary read from it is not stale)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["retrain"]["iters_per_epoch"] == cfg.retrain.iters_per_epoch and saved["retrain"]["pick"] == "knee"
+    run_pipeline(cfg, run_dir)
+    assert "=== retrain" not in capsys.readouterr().out
 
 
 def test_prepare_stage_builds_reuses_and_refuses(tmp_path, capsys):

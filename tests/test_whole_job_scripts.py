@@ -166,3 +166,31 @@ def test_summary_mean_dice_interval_from_cases():
     assert ci["n_cases"] == 21 and ci["low"] < mean < ci["high"] and 0.8 < ci["low"] and ci["high"] < 0.9
     assert 0.03 < ci["high"] - ci["low"] < 0.06  # 2 x 1.96 x 0.0512 / sqrt(21) = 0.044
     assert summary.mean_dice_ci(cases[:2]) == {}
+
+
+def test_retrain_ablation_equal_seconds_checks_split_and_resumes(tiny_run, tmp_path, capsys):
+    """One change at a time, each trained to the same seconds, scored on the record's test cases."""
+    record = tmp_path / "whole.json"
+    assert load_script("whole_job_summary").main([str(tiny_run), "--out", str(record)]) == 0
+    ablation = load_script("retrain_ablation")
+    config = str(tiny_run.parent.parent / "tiny.yaml")
+    out = tmp_path / "ablation.json"
+    args = [config, "--record", str(record), "--work", str(tmp_path / "work"), "--seconds", "3", "--out", str(out)]
+    assert ablation.main(args + ["--variants", "base;augment_full"]) == 0
+    doc = json.loads(out.read_text())
+    base, full = doc["rows"]
+    assert (base["variant"], base["augment"], full["augment"]) == ("base", "none", "full")
+    for row in doc["rows"]:
+        assert row["status"] == "done" and row["train_s"] < 3 + 30 and row["steps"] >= 1 and row["target_s"] == 3
+        assert row["genome"] == doc["chosen"]["genome"] and 0.0 <= row["test_mean_dice"] <= 1.0
+
+    capsys.readouterr()  # a rerun skips what is there
+    assert ablation.main(args + ["--variants", "base"]) == 0
+    assert "already in" in capsys.readouterr().out and len(json.loads(out.read_text())["rows"]) == 2
+    with pytest.raises(SystemExit, match="unknown"):
+        ablation.main(args + ["--variants", "bigger"])
+    wrong = json.loads(record.read_text())
+    wrong["data"]["test_ids"] = ["not_a_case"]
+    record.write_text(json.dumps(wrong))
+    with pytest.raises(SystemExit, match="not the record's"):
+        ablation.main(args[:-1] + [str(tmp_path / "other.json"), "--variants", "n_f5"])

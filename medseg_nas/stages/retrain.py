@@ -207,6 +207,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
     run.genome_json.write_text(json.dumps(genome.to_dict(), indent=2))
     run.history_json.write_text(json.dumps(res, indent=2, default=str))
     run.retrain_json.write_text(json.dumps(info, indent=2, default=str))
+    run.record_retrain_config(cfg)
     vd = info["val_dice"]
     log(f"retrain: done in {info['seconds']:.0f}s, {info['epochs_run']} epochs, best epoch {info['e_max']}, "
         f"val Dice {vd if vd is None else round(float(vd), 4)} → {run.model_pt}")
