@@ -173,6 +173,9 @@ class RetrainConfig:
     # is the monitor for the curve and the best-epoch choice; 0 trains on every validation case
     # and the curve is then measured on training data (the report says so)
     monitor_fraction: float = 0.25
+    # augmentation of the retrain only ("" = data.augment, which the search's trials use): heavier
+    # augmentation pays off over a long retrain but is not measured to rank short trials
+    augment: str = ""
 
 
 @dataclass
@@ -203,6 +206,7 @@ class Config:
 _CHOICES = {
     "data.prepare.source": {"", *CONVERTERS, *GENERATORS},
     "data.augment": {"none", "light", "full"},
+    "retrain.augment": {"", "none", "light", "full"},
     "search.strategy": set(STRATEGIES),
     "search.dmls.neighbour_order": {"random", "forest", "linear", "surrogate"},
     "search.samea.rules": {"paper", "adaptive"},

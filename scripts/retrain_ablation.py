@@ -12,6 +12,8 @@ minus the monitor slice, best epoch on the monitor slice) for **the same seconds
 retrain (`Trainer.fit(seconds=...)`, the schedule that follows the clock), then scores it on the
 run's own test split with the peers' function (scripts/bench_peers.py `evaluate_test`). So a
 variant that costs more per step pays for it in steps, as it would inside the 2-hour job.
+Variants named `*_40x50` train the retrain's step budget instead (for when this machine is not
+as fast as the one that ran the record). `base` is the control: the run's recipe on this machine.
 
 The run directory itself is not needed: the split, fingerprint and plan are rebuilt from the
 config in `--work` (one folder per variant, since the patch is part of the plan), and the script
@@ -37,17 +39,20 @@ from bench_peers import fit_and_score
 from medseg_nas.config import load_config
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.space import Genome
-from medseg_nas.stages.retrain import retrain_data
+from medseg_nas.stages.retrain import retrain_augment, retrain_data
 from medseg_nas.train import Trainer
 
 EPOCH_CAP = 100_000  # the clock ends every fit long before
 
-# name -> (config overrides, genome overrides, what it tests)
-VARIANTS: dict[str, tuple[list[str], dict, str]] = {
+# name -> (config overrides, genome overrides, what it tests[, epochs: the retrain's step budget
+# (epochs x retrain.iters_per_epoch) instead of its seconds])
+VARIANTS: dict[str, tuple] = {
     "base": ([], {}, "the retrain as the run did it, on the clock schedule (seed control)"),
     "patch_nnunet": (["data.patch_size=[40,56,40]"], {},
                      "nnU-Net's planned patch for this task (ours is planned smaller)"),
-    "augment_full": (["data.augment=full"], {}, "flips + intensity + affine (rotation, scaling) instead of light"),
+    "augment_full": (["retrain.augment=full"], {}, "flips + intensity + affine (rotation, scaling) instead of light"),
+    "augment_full_40x50": (["retrain.augment=full"], {}, "full augmentation at the run's step budget, not its seconds",
+                           40),
     "n_f5": ([], {"n_f": 5}, "twice the filters at every level (outside the space: n_f 3..4)"),
     "n_c3": ([], {"n_c": 3}, "one more resolution level (outside the space: n_c 2)"),
     "n_c3_n_f3": ([], {"n_c": 3, "n_f": 3}, "one more level at half the filters: depth at about equal parameters"),
@@ -60,7 +65,7 @@ def genome_variant(record: dict, changes: dict) -> Genome:
 
 def run_variant(config: str, record: dict, name: str, seed: int, work: Path, device: str,
                 seconds: float | None = None) -> dict:
-    overrides, changes, why = VARIANTS[name]
+    overrides, changes, why, *steps = VARIANTS[name]
     cfg = load_config(config, overrides)
     run_dir = work / name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -68,14 +73,14 @@ def run_variant(config: str, record: dict, name: str, seed: int, work: Path, dev
     if sorted(bundle.ids["test"]) != sorted(record["data"]["test_ids"]):
         raise SystemExit(f"{name}: the rebuilt test split is not the record's (config or dataset changed)")
     genome = genome_variant(record, changes)
-    seconds = float(seconds or record["retrain"]["seconds"])
+    seconds = None if steps else float(seconds or record["retrain"]["seconds"])
     trainer = Trainer(cfg.train, bundle, plan, device=device, progress=False, cell=cfg.space.cell)
     t0 = time.perf_counter()
-    r, row = fit_and_score(trainer, genome, seed, plan, bundle, epochs=EPOCH_CAP,
+    r, row = fit_and_score(trainer, genome, seed, plan, bundle, epochs=steps[0] if steps else EPOCH_CAP,
                            iters_per_epoch=cfg.retrain.iters_per_epoch, patience=cfg.retrain.patience,
                            seconds=seconds)
     row.update(variant=name, why=why, overrides=overrides, genome=genome.to_dict(), describe=genome.describe(),
-               patch_size=list(plan.patch_size), augment=cfg.data.augment, epochs_run=r.epochs_run,
+               patch_size=list(plan.patch_size), augment=retrain_augment(cfg), epochs_run=r.epochs_run,
                steps=r.timing.get("steps"), target_s=seconds, wall_s=round(time.perf_counter() - t0, 1))
     return row
 

@@ -82,7 +82,8 @@ def summarise(run: RunDir) -> dict:
     doc = {
         "benchmark": "whole_job", "run_dir": str(run.path), "config": cfg.name,
         "data": {"root": cfg.data.root, "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
-                 "test_ids": list(split.test), "augment": cfg.data.augment},
+                 "test_ids": list(split.test), "augment": cfg.data.augment,
+                 "retrain_augment": info.get("augment", cfg.data.augment)},
         "search": {"strategy": cfg.search.strategy, "budget_trials": cfg.search.budget_trials,
                    "trial_budget": [cfg.train.epochs, cfg.train.iters_per_epoch, cfg.train.batch_size],
                    "n_done": sum(r.status == TrialStatus.DONE for r in rows),

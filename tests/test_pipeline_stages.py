@@ -1,6 +1,7 @@
 """retrain → evaluate → export → report → run on a real (synthetic) run directory whose search
 trials are written straight into the store and whose training is a stub (no Trainer needed)."""
 
+import copy
 import csv
 import json
 import math
@@ -13,7 +14,7 @@ import yaml
 
 from medseg_nas.cli import main as cli
 from medseg_nas.config import config_from_dict, save_config
-from medseg_nas.errors import MedsegError
+from medseg_nas.errors import ConfigError, MedsegError
 from medseg_nas.results import TrialResult
 from medseg_nas.space import Genome, build_network, count_parameters
 from medseg_nas.nas.store import TrialStore
@@ -199,6 +200,33 @@ def test_run_skips_complete_stages(run, monkeypatch, capsys):
     assert saved["retrain"]["iters_per_epoch"] == cfg.retrain.iters_per_epoch and saved["retrain"]["pick"] == "knee"
     run_pipeline(cfg, run_dir)
     assert "=== retrain" not in capsys.readouterr().out
+    # the retrain's own augmentation is part of what it was made with
+    assert json.loads((run_dir / "best" / "retrain.json").read_text())["augment"] == cfg.data.augment
+    cfg.retrain.augment = "full"
+    run_pipeline(cfg, run_dir)
+    assert "=== retrain" in capsys.readouterr().out
+    assert json.loads((run_dir / "best" / "retrain.json").read_text())["augment"] == "full"
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["retrain"]["augment"] == "full"
+
+
+def test_retrain_augment_replaces_the_searchs_for_the_retrain_only(run):
+    """`retrain.augment` changes the retrain's training transforms, not the search's data.augment."""
+    from monai.transforms import RandAffined, RandFlipd
+
+    from medseg_nas.stages.retrain import retrain_data
+
+    cfg, run_dir = run
+    kinds = lambda bundle: {type(t) for t in bundle.train.transform.transforms}  # noqa: E731
+    cfg = copy.deepcopy(cfg)  # the fixture's config is shared with other tests
+    cfg.retrain.augment = ""
+    assert cfg.data.augment == "none"
+    bundle, _ = retrain_data(cfg, run_dir, 0)
+    assert RandFlipd not in kinds(bundle)
+    cfg.retrain.augment = "full"
+    bundle, _ = retrain_data(cfg, run_dir, 0)
+    assert {RandFlipd, RandAffined} <= kinds(bundle) and cfg.data.augment == "none"
+    with pytest.raises(ConfigError, match="retrain.augment"):
+        config_from_dict({"retrain": {"augment": "heavy"}})
 
 
 def test_prepare_stage_builds_reuses_and_refuses(tmp_path, capsys):

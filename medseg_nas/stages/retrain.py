@@ -22,6 +22,7 @@ TrialResult without weights) and best/retrain.json (what was picked and why).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -99,6 +100,11 @@ def monitor_split(train: list[str], val: list[str], include_val: bool, monitor_f
     return train + val[n_monitor:], val[:n_monitor], True
 
 
+def retrain_augment(cfg) -> str:
+    """The retrain's augmentation: `retrain.augment`, else the search's `data.augment`."""
+    return cfg.retrain.augment or cfg.data.augment
+
+
 def retrain_data(cfg, run_dir: Path, seed: int):
     """The retrain's datasets (trained cases, monitor slice as `val`, the run's test split) and plan:
     the one recipe the retrain and the equal-budget peer benchmark both train with."""
@@ -111,7 +117,8 @@ def retrain_data(cfg, run_dir: Path, seed: int):
                                               cfg.retrain.monitor_fraction)
     rsplit = mdata.Split(train=train_ids, val=monitor_ids, test=list(split.test),
                          info={**split.info, "retrain_include_val": cfg.retrain.include_val})
-    bundle = mdata.build_datasets(data.datalist, rsplit, data.plan, cfg.data)
+    bundle = mdata.build_datasets(data.datalist, rsplit, data.plan,
+                                  dataclasses.replace(cfg.data, augment=retrain_augment(cfg)))
     bundle.reseed(seed)
     return bundle, data.plan
 
@@ -167,7 +174,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
                                   if split is not None else ([], [], None))
     log(f"retrain: trial {row.id} — {why}\n  genome {genome.describe()}\n"
         f"  budget {cfg.retrain.epochs} epochs × {cfg.retrain.iters_per_epoch} iterations, patience {cfg.retrain.patience}, "
-        f"{len(trained)} training cases ({'train+val' if cfg.retrain.include_val else 'train'}), curve on {len(monitor)} "
+        f"augment {retrain_augment(cfg)}, {len(trained)} training cases ({'train+val' if cfg.retrain.include_val else 'train'}), curve on {len(monitor)} "
         f"{'held-out' if held_out else 'TRAINING'} case(s)")
     t0 = time.time()
     result, plan = (fit_fn or default_fit)(cfg, run_dir, genome, seed, device, progress)
@@ -189,6 +196,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         "seed": seed,
         "include_val": cfg.retrain.include_val,
         "monitor_fraction": cfg.retrain.monitor_fraction,
+        "augment": retrain_augment(cfg),
         "monitor_cases": monitor,
         "monitor_held_out": held_out,  # False: val_dice / e_max are measured on training cases
         "epochs_budget": cfg.retrain.epochs,
