@@ -13,7 +13,8 @@ retrain (`Trainer.fit(seconds=...)`, the schedule that follows the clock), then 
 run's own test split with the peers' function (scripts/bench_peers.py `evaluate_test`). So a
 variant that costs more per step pays for it in steps, as it would inside the 2-hour job.
 Variants named `*_40x50` train the retrain's step budget instead (for when this machine is not
-as fast as the one that ran the record). `base` is the control: the run's recipe on this machine.
+as fast as the one that ran the record). `base` is the control: the run's recipe on this machine,
+with the record's retrain augmentation (not the config's current `retrain.augment`).
 
 The run directory itself is not needed: the split, fingerprint and plan are rebuilt from the
 config in `--work` (one folder per variant, since the patch is part of the plan), and the script
@@ -63,10 +64,17 @@ def genome_variant(record: dict, changes: dict) -> Genome:
     return Genome.from_dict({**record["chosen"]["genome"], **changes})
 
 
+def record_augment(record: dict) -> str:
+    """The augmentation the record's retrain used: the control every variant changes one thing of,
+    whatever the config's retrain.augment says today (records before retrain.augment: data.augment)."""
+    data = record["data"]
+    return data.get("retrain_augment") or data["augment"]
+
+
 def run_variant(config: str, record: dict, name: str, seed: int, work: Path, device: str,
                 seconds: float | None = None) -> dict:
     overrides, changes, why, *steps = VARIANTS[name]
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, [f"retrain.augment={record_augment(record)}", *overrides])
     run_dir = work / name
     run_dir.mkdir(parents=True, exist_ok=True)
     bundle, plan = retrain_data(cfg, run_dir, seed)

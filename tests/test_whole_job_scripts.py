@@ -1,6 +1,7 @@
 """scripts/whole_job_summary.py and whole_job_peers.py on a tiny finished `medseg-nas run`."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -173,13 +174,18 @@ def test_retrain_ablation_equal_seconds_checks_split_and_resumes(tiny_run, tmp_p
     record = tmp_path / "whole.json"
     assert load_script("whole_job_summary").main([str(tiny_run), "--out", str(record)]) == 0
     ablation = load_script("retrain_ablation")
-    config = str(tiny_run.parent.parent / "tiny.yaml")
+    # the config has moved on since the run (retrain.augment: full): the control is still the record's
+    cfg = yaml.safe_load((tiny_run.parent.parent / "tiny.yaml").read_text())
+    cfg["retrain"] = dict(cfg.get("retrain") or {}, augment="full")
+    config = str(tmp_path / "tiny_now.yaml")
+    Path(config).write_text(yaml.safe_dump(cfg))
     out = tmp_path / "ablation.json"
     args = [config, "--record", str(record), "--work", str(tmp_path / "work"), "--seconds", "3", "--out", str(out)]
     assert ablation.main(args + ["--variants", "base;augment_full"]) == 0
     doc = json.loads(out.read_text())
     base, full = doc["rows"]
     assert (base["variant"], base["augment"], full["augment"]) == ("base", "none", "full")
+    assert ablation.record_augment({"data": {"augment": "light"}}) == "light"  # records before retrain.augment
     for row in doc["rows"]:
         assert row["status"] == "done" and row["train_s"] < 3 + 30 and row["steps"] >= 1 and row["target_s"] == 3
         assert row["genome"] == doc["chosen"]["genome"] and 0.0 <= row["test_mean_dice"] <= 1.0
