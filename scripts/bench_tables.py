@@ -243,9 +243,36 @@ def tta_gain(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def retrain_ablation(doc: dict) -> str:
+    """retrain_ablation: the chosen network retrained with one change at a time, against the `base` row."""
+    rows = doc["rows"]
+    base = next((r["test_mean_dice"] for r in rows if r["variant"] == "base" and r.get("test_mean_dice") is not None), None)
+    classes = list(next((r["test"] for r in rows if r.get("test")), {}))
+    lines = [f"| variant | changes | params | steps (epochs) | ms / step | best epoch | monitor Dice | test Dice "
+             f"{' / '.join(classes)} | mean | vs base | HD95 mm |", "|---" * 11 + "|"]
+    for r in rows:
+        if r.get("test_mean_dice") is None:
+            lines.append(f"| {r['variant']} | {r['why']} | | | | | | {r['status']}: {r.get('error')} | | | |")
+            continue
+        changes = list(r["overrides"])
+        if r["genome"] != doc["chosen"]["genome"]:
+            changes.append(f"genome {r['describe']}")
+        changes = "; ".join(changes) or "—"
+        budget = "seconds" if r.get("target_s") else "steps"
+        delta = "" if base is None or r["variant"] == "base" else f"{r['test_mean_dice'] - base:+.4f}"
+        lines.append(f"| {r['variant']} | {changes} | {r['n_params']:,} | {r['steps']:,} ({r['epochs_run']}, {budget}) | "
+                     f"{r['step_ms']:.0f} | {r['e_max']} of {r['epochs_run']} | {r['val_dice']:.4f} | "
+                     + " / ".join(f"{r['test'][c]['dice']:.3f}" for c in classes)
+                     + f" | {r['test_mean_dice']:.4f} | {delta} | {r['test_mean_hd95_mm']:.2f} |")
+    lines.append(f"\nThe record's own retrain: test Dice {doc['record_test_mean_dice']:.4f}; seconds budget "
+                 f"{doc['seconds']:.0f} s; seed {rows[0]['seed'] if rows else '—'}.")
+    return "\n".join(lines)
+
+
 TABLES = {"bench_peers": peers, "bench_search": search, "bench_throughput": throughput, "bench_cells": cells,
           "learning_curve": learning_curve, "whole_job": whole_job, "whole_job_peers": whole_job_peers,
-          "proxy_fidelity": proxy_fidelity, "tta_gain": tta_gain, "proxy_budget": proxy_budget}
+          "proxy_fidelity": proxy_fidelity, "tta_gain": tta_gain, "proxy_budget": proxy_budget,
+          "retrain_ablation": retrain_ablation}
 
 
 def main(paths: list[str]) -> int:

@@ -190,6 +190,9 @@ def test_retrain_ablation_equal_seconds_checks_split_and_resumes(tiny_run, tmp_p
         assert row["status"] == "done" and row["train_s"] < 3 + 30 and row["steps"] >= 1 and row["target_s"] == 3
         assert row["genome"] == doc["chosen"]["genome"] and 0.0 <= row["test_mean_dice"] <= 1.0
 
+    assert load_script("bench_tables").main([str(out)]) == 0
+    assert "| augment_full | retrain.augment=full |" in capsys.readouterr().out
+
     capsys.readouterr()  # a rerun skips what is there
     assert ablation.main(args + ["--variants", "base"]) == 0
     assert "already in" in capsys.readouterr().out and len(json.loads(out.read_text())["rows"]) == 2
