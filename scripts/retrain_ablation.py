@@ -52,6 +52,8 @@ VARIANTS: dict[str, tuple] = {
     "patch_nnunet": (["data.patch_size=[40,56,40]"], {},
                      "nnU-Net's planned patch for this task (ours is planned smaller)"),
     "augment_full": (["retrain.augment=full"], {}, "flips + intensity + affine (rotation, scaling) instead of light"),
+    "augment_light": (["retrain.augment=light"], {},
+                      "flips + intensity only: the control for a record whose retrain used full augmentation"),
     "augment_full_40x50": (["retrain.augment=full"], {}, "full augmentation at the run's step budget, not its seconds",
                            40),
     "n_f5": ([], {"n_f": 5}, "twice the filters at every level (outside the space: n_f 3..4)"),
