@@ -191,7 +191,7 @@ def test_retrain_ablation_equal_seconds_checks_split_and_resumes(tiny_run, tmp_p
         assert row["genome"] == doc["chosen"]["genome"] and 0.0 <= row["test_mean_dice"] <= 1.0
 
     assert load_script("bench_tables").main([str(out)]) == 0
-    assert "| augment_full | retrain.augment=full |" in capsys.readouterr().out
+    assert "| augment_full | 0 | retrain.augment=full |" in capsys.readouterr().out
 
     capsys.readouterr()  # a rerun skips what is there
     assert ablation.main(args + ["--variants", "base"]) == 0
@@ -203,3 +203,23 @@ def test_retrain_ablation_equal_seconds_checks_split_and_resumes(tiny_run, tmp_p
     record.write_text(json.dumps(wrong))
     with pytest.raises(SystemExit, match="not the record's"):
         ablation.main(args[:-1] + [str(tmp_path / "other.json"), "--variants", "n_f5"])
+
+
+def test_ablation_table_compares_each_seed_with_its_own_base():
+    """A retrained network's seeds differ: `vs base` pairs seeds, and repeated variants get mean ± std."""
+    tables = load_script("bench_tables")
+    genome = {"n_c": 2}
+
+    def row(variant, seed, dice):
+        return {"variant": variant, "seed": seed, "test_mean_dice": dice, "overrides": [], "genome": genome,
+                "n_params": 1000, "steps": 10, "epochs_run": 1, "target_s": 5.0, "step_ms": 1.0, "e_max": 1,
+                "val_dice": 0.5, "test_mean_hd95_mm": 1.0, "why": "", "status": "done",
+                "test": {"a": {"dice": dice}, "b": {"dice": dice}}}
+
+    doc = {"chosen": {"genome": genome}, "record_test_mean_dice": 0.8, "seconds": 5.0,
+           "rows": [row("light", 0, 0.86), row("base", 1, 0.84), row("base", 0, 0.80), row("light", 1, 0.85)]}
+    lines = tables.retrain_ablation(doc).splitlines()
+    light = [line for line in lines if line.startswith("| light |")]
+    assert "| +0.0600 |" in light[0] and "| +0.0100 |" in light[1]  # each against its own seed's base
+    assert "base: test Dice 0.8200 ± 0.0283 over 2 seeds." in lines
+    assert "light: test Dice 0.8550 ± 0.0071 over 2 seeds." in lines
