@@ -247,9 +247,9 @@ def tta_gain(doc: dict) -> str:
 def retrain_ablation(doc: dict) -> str:
     """retrain_ablation: the chosen network retrained with one change at a time, against the `base` row.
 
-    `vs base` compares with `base` at the same training seed (seeds differ in more than noise
-    when one network is retrained: the seed is part of the measurement); variants with more than
-    one seed also get their mean ± std over seeds.
+    `vs base` compares with `base` at the same training seed (one network's seeds can spread as
+    much as a variant's effect, so unpaired differences mislead); variants with more than one seed
+    also get their mean ± std over seeds.
     """
     rows = doc["rows"]
     done = [r for r in rows if r.get("test_mean_dice") is not None]
