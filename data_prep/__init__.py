@@ -1,7 +1,7 @@
 """Converters from each dataset's original download layout to MSD layout (one file per dataset).
 
 Entry points:
-- `prepare(source, dst, src=None, cases=0, seed=0, force=False) -> dict` — run one converter
+- `prepare(source, dst, src=None, cases=0, seed=0, force=False, nonfinite="refuse") -> dict` — run one converter
   ("msd", "acdc", "promise12") or generator ("mni152-tissue", "synthetic"); returns the written
   `dataset.json` content.
 - `prepare_from_config(prepare_cfg, dst, force=False) -> Path` — what the pipeline calls when
@@ -24,7 +24,7 @@ GENERATORS = tuple(GENERATOR_CASES)
 
 
 def prepare(source: str, dst: str | Path, src: str | Path | None = None, cases: int = 0, seed: int = 0,
-            force: bool = False) -> dict:
+            force: bool = False, nonfinite: str = "refuse") -> dict:
     if source in CONVERTERS:
         if not src:
             raise DataError(f"prepare {source} needs a source folder (--src / data.prepare.src)")
@@ -34,7 +34,7 @@ def prepare(source: str, dst: str | Path, src: str | Path | None = None, cases: 
             from data_prep import acdc as mod
         else:
             from data_prep import promise12 as mod
-        return mod.convert(src, dst, force=force, cases=cases)
+        return mod.convert(src, dst, force=force, cases=cases, nonfinite=nonfinite)
     if source == "mni152-tissue":
         from data_prep import mni152
 
@@ -50,7 +50,10 @@ def _wanted_stamp(prepare_cfg) -> dict:
     source = prepare_cfg.source
     if source in GENERATORS:
         return {"source": source, "cases": int(prepare_cfg.cases or GENERATOR_CASES[source]), "seed": int(prepare_cfg.seed)}
-    return {"source": source, "src": str(Path(prepare_cfg.src)), "cases": int(prepare_cfg.cases or 0)}
+    stamp = {"source": source, "src": str(Path(prepare_cfg.src)), "cases": int(prepare_cfg.cases or 0)}
+    if prepare_cfg.nonfinite != "refuse":
+        stamp["nonfinite"] = prepare_cfg.nonfinite
+    return stamp
 
 
 def prepare_from_config(prepare_cfg, dst: str | Path, force: bool = False) -> Path:
@@ -79,5 +82,5 @@ def prepare_from_config(prepare_cfg, dst: str | Path, force: bool = False) -> Pa
             "delete it, point data.root elsewhere, or prepare with --force"
         )
     prepare(prepare_cfg.source, dst, src=prepare_cfg.src or None, cases=prepare_cfg.cases,
-            seed=prepare_cfg.seed, force=force)
+            seed=prepare_cfg.seed, force=force, nonfinite=prepare_cfg.nonfinite)
     return dst

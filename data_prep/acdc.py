@@ -19,10 +19,12 @@ from data_prep.common import (
     check_pair,
     copy_nifti,
     is_hidden,
+    load_image,
     load_nifti,
     make_msd_dirs,
     staged_output,
     write_dataset_json,
+    write_image,
 )
 
 LABELS = {0: "background", 1: "RV cavity", 2: "myocardium", 3: "LV cavity"}
@@ -71,7 +73,7 @@ def _frame_file(pdir: Path, frame: int, gt: bool) -> Path:
     return pdir / (stem + ".nii.gz")
 
 
-def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 0) -> dict:
+def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 0, nonfinite: str = "refuse") -> dict:
     """Convert an ACDC folder; `cases` > 0 keeps the first N patients (2 cases each)."""
     src, dst = Path(src), Path(dst)
     patients = find_patients(src)
@@ -79,7 +81,7 @@ def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 
         patients = patients[:cases]
     with staged_output(dst, src, force) as tmp:
         make_msd_dirs(tmp)
-        training = []
+        training, n_repaired = [], 0
         for pdir in patients:
             info = read_info(pdir / "Info.cfg")
             for phase in ("ED", "ES"):
@@ -89,20 +91,22 @@ def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 
                     raise DataError(f"image file {ipath} is missing ({phase} frame {frame} from {pdir / 'Info.cfg'})")
                 if not lpath.is_file():
                     raise DataError(f"ground truth {lpath} is missing for {phase} frame {frame} of {pdir.name}")
-                img, idata = load_nifti(ipath, "image")
+                img, idata, repaired = load_image(ipath, nonfinite)
                 lab, ldata = load_nifti(lpath, "label")
                 if idata.ndim != 3:
                     raise DataError(f"image file {ipath} has shape {idata.shape}; expected one 3D frame")
                 check_pair(ipath, img, idata, lpath, lab, ldata, LABELS.keys())
                 case = f"{pdir.name}_{phase}"
-                copy_nifti(ipath, tmp / "imagesTr" / f"{case}.nii.gz")
+                write_image(ipath, img, idata, repaired, tmp / "imagesTr" / f"{case}.nii.gz")
+                n_repaired += repaired
                 copy_nifti(lpath, tmp / "labelsTr" / f"{case}.nii.gz")
                 training.append({"image": f"./imagesTr/{case}.nii.gz", "label": f"./labelsTr/{case}.nii.gz",
                                  "group": pdir.name})
         meta = write_dataset_json(
             tmp, name="ACDC", description="Automated Cardiac Diagnosis Challenge, ED and ES frames",
             modality={0: "MRI"}, labels=LABELS, training=training, test=[],
-            stamp={"source": "acdc", "src": str(src), "cases": int(cases or 0)},
+            stamp={"source": "acdc", "src": str(src), "cases": int(cases or 0),
+                   **({"nonfinite": nonfinite, "nonfinite_repaired": n_repaired} if nonfinite != "refuse" else {})},
             extra={"reference": "Bernard et al., IEEE TMI 2018 (ACDC)"},
         )
     return meta

@@ -15,6 +15,8 @@ import argparse
 import time
 
 from data_prep import CONVERTERS, GENERATOR_CASES, GENERATORS, prepare
+from data_prep.common import STAMP_KEY
+from medseg_nas.volume_checks import NONFINITE_POLICIES
 
 _HELP = {
     "msd": "validate an MSD task as downloaded (ignores macOS ._* files) and write a clean copy",
@@ -38,13 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
         else:
             p.add_argument("--cases", type=int, default=0, help="keep only the first N cases/patients (0 = all)")
+            p.add_argument("--nonfinite", choices=NONFINITE_POLICIES, default="refuse",
+                           help="NaN / Inf image voxels: refuse the dataset naming the file (default), or replace "
+                                "them by 0 (zero) or by the volume's smallest finite value (min)")
         p.add_argument("--force", action="store_true", help="replace a non-empty --dst (only once the new data is complete)")
 
 
 def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     meta = prepare(args.source, args.dst, src=getattr(args, "src", None), cases=args.cases,
-                   seed=getattr(args, "seed", 0), force=args.force)
+                   seed=getattr(args, "seed", 0), force=args.force, nonfinite=getattr(args, "nonfinite", "refuse"))
+    repaired = (meta.get(STAMP_KEY) or {}).get("nonfinite_repaired")
+    if repaired:
+        print(f"replaced {repaired:,} non-finite image voxel(s) ({args.nonfinite})")
     print(f"prepared {args.source}: {meta['numTraining']} training case(s), {meta.get('numTest', 0)} test case(s), "
           f"labels {meta['labels']} → {args.dst} ({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from medseg_nas.errors import DataError
+from medseg_nas.volume_checks import NONFINITE_POLICIES, header_problem, repair_nonfinite, voxel_problem
 
 STAMP_KEY = "medseg_nas_prepare"  # provenance written into dataset.json by every converter
 
@@ -87,6 +88,46 @@ def load_nifti(path: str | Path, what: str = "image"):
     if data.ndim < 3:
         raise DataError(f"{what} file {path} is {data.ndim}D with shape {data.shape}; expected a 3D volume")
     return img, data
+
+
+def load_image(path: str | Path, nonfinite: str = "refuse", what: str = "image"):
+    """(nibabel image, voxels, how many non-finite voxels were repaired) of an image volume.
+
+    A header that cannot describe a volume, complex voxels or (with `nonfinite` "refuse", the
+    default) NaN / Inf voxels are refused naming the file; "zero" / "min" replace non-finite
+    voxels instead (medseg_nas.volume_checks), and the caller writes the repaired voxels.
+    """
+    img, data = load_nifti(path, what)
+    problem = header_problem(img)
+    if problem:
+        raise DataError(f"{what} file {path} {problem}")
+    problem = voxel_problem(data)
+    if problem is None:
+        return img, data, 0
+    if nonfinite == "refuse" or np.iscomplexobj(data):
+        hint = "" if np.iscomplexobj(data) else (
+            f"; fix the file, or prepare with --nonfinite {'|'.join(NONFINITE_POLICIES[1:])} to replace them")
+        raise DataError(f"{what} file {path} {problem}{hint}")
+    try:
+        data, n = repair_nonfinite(data, nonfinite)
+    except DataError as exc:
+        raise DataError(f"{what} file {path}: {exc}") from None
+    return img, data, n
+
+
+def write_image(src: Path, img, data: np.ndarray, repaired: int, dst: Path) -> None:
+    """The image as prepared: bytes copied, or (after a non-finite repair) the repaired voxels
+    as float32 on the source's exact grid and header."""
+    import nibabel as nib
+
+    if not repaired:
+        copy_nifti(src, dst)
+        return
+    header = img.header.copy()
+    header.set_data_dtype(np.float32)
+    out = nib.Nifti1Image(np.asarray(data, dtype=np.float32), img.affine, header)
+    out.header.set_slope_inter(1, 0)
+    nib.save(out, str(dst))
 
 
 def label_values(data: np.ndarray, path: Path) -> np.ndarray:

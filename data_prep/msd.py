@@ -23,10 +23,12 @@ from data_prep.common import (
     check_pair,
     copy_nifti,
     is_hidden,
+    load_image,
     load_nifti,
     make_msd_dirs,
     staged_output,
     write_dataset_json,
+    write_image,
 )
 
 import numpy as np
@@ -127,8 +129,9 @@ def _check_unique_cases(files: list[tuple[str, Path]], where: str, folder: str) 
         seen[case] = entry
 
 
-def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 0) -> dict:
-    """Validate `src` (an MSD task folder) and write a clean copy to `dst`; `cases` > 0 keeps the first N."""
+def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 0, nonfinite: str = "refuse") -> dict:
+    """Validate `src` (an MSD task folder) and write a clean copy to `dst`; `cases` > 0 keeps the first N;
+    `nonfinite` says what to do with NaN / Inf image voxels (data_prep.common.load_image)."""
     src, dst = Path(src), Path(dst)
     meta = read_dataset_json(src)
     where = str(src / "dataset.json")
@@ -160,9 +163,9 @@ def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 
 
     with staged_output(dst, src, force) as tmp:
         make_msd_dirs(tmp, with_test=bool(tests))
-        training = []
+        training, n_repaired = [], 0
         for _, ipath, lpath in entries:
-            img, idata = load_nifti(ipath, "image")
+            img, idata, repaired = load_image(ipath, nonfinite)
             lab, ldata = load_nifti(lpath, "label")
             check_pair(ipath, img, idata, lpath, lab, ldata, labels.keys())
             n_channels = 1 if idata.ndim == 3 else idata.shape[3]
@@ -171,7 +174,8 @@ def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 
                     f"image file {ipath} has {n_channels} channel(s) but {where} declares {len(modality)} modalities"
                 )
             case = strip_nifti_suffix(ipath.name)
-            copy_nifti(ipath, tmp / "imagesTr" / f"{case}.nii.gz")
+            write_image(ipath, img, idata, repaired, tmp / "imagesTr" / f"{case}.nii.gz")
+            n_repaired += repaired
             if np.issubdtype(ldata.dtype, np.floating) or ldata.dtype.itemsize > 2:
                 save_label_nifti(np.rint(ldata), lab, tmp / "labelsTr" / f"{case}.nii.gz")
             else:
@@ -179,14 +183,17 @@ def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 
             training.append({"image": f"./imagesTr/{case}.nii.gz", "label": f"./labelsTr/{case}.nii.gz"})
         test_rel = []
         for _, ipath in tests:
-            load_nifti(ipath, "test image")
+            img, idata, repaired = load_image(ipath, nonfinite, "test image")
             case = strip_nifti_suffix(ipath.name)
-            copy_nifti(ipath, tmp / "imagesTs" / f"{case}.nii.gz")
+            write_image(ipath, img, idata, repaired, tmp / "imagesTs" / f"{case}.nii.gz")
+            n_repaired += repaired
             test_rel.append(f"./imagesTs/{case}.nii.gz")
         extra = {k: meta[k] for k in ("reference", "licence", "license", "release") if k in meta}
         out = write_dataset_json(
             tmp, name=str(meta.get("name", src.name)), description=str(meta.get("description", "")),
             modality=modality, labels=labels, training=training, test=test_rel,
-            stamp={"source": "msd", "src": str(src), "cases": int(cases or 0)}, extra=extra,
+            stamp={"source": "msd", "src": str(src), "cases": int(cases or 0),
+                   **({"nonfinite": nonfinite, "nonfinite_repaired": n_repaired} if nonfinite != "refuse" else {})},
+            extra=extra,
         )
     return out

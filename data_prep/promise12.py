@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg_nas.errors import DataError
+from medseg_nas.volume_checks import repair_nonfinite, voxel_problem
 
 from data_prep.common import is_hidden, make_msd_dirs, staged_output, write_dataset_json
 
@@ -85,7 +86,26 @@ def find_cases(src: Path) -> list[str]:
     return names
 
 
-def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 0) -> dict:
+def _usable_image(img, arr: np.ndarray, path: Path, nonfinite: str):
+    """The image as it will be written: refused (zero spacing, complex or non-finite voxels under
+    "refuse"), or with non-finite voxels replaced (medseg_nas.volume_checks)."""
+    import SimpleITK as sitk
+
+    if min(img.GetSpacing()) <= 1e-6:
+        raise DataError(f"image file {path} has a zero voxel spacing {img.GetSpacing()}; the voxel grid is undefined")
+    problem = voxel_problem(arr)
+    if problem is None:
+        return img
+    if nonfinite == "refuse" or np.iscomplexobj(arr):
+        hint = "" if np.iscomplexobj(arr) else "; fix the file, or prepare with --nonfinite zero|min to replace them"
+        raise DataError(f"image file {path} {problem}{hint}")
+    fixed, _ = repair_nonfinite(arr, nonfinite)
+    out = sitk.GetImageFromArray(fixed.astype(np.float32))
+    out.CopyInformation(img)
+    return out
+
+
+def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 0, nonfinite: str = "refuse") -> dict:
     import SimpleITK as sitk
 
     src, dst = Path(src), Path(dst)
@@ -102,7 +122,8 @@ def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 
         make_msd_dirs(tmp, with_test=has_test)
         for name in names:
             ipath, lpath = src / f"{name}.mhd", src / f"{name}_segmentation.mhd"
-            img, _ = _read(ipath, "image")
+            img, iarr = _read(ipath, "image")
+            img = _usable_image(img, iarr, ipath, nonfinite)
             case = re.sub(r"[^A-Za-z0-9_-]", "_", name)
             if not lpath.is_file():
                 sitk.WriteImage(img, str(tmp / "imagesTs" / f"{case}.nii.gz"), True)

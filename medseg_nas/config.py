@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class PrepareConfig:
     src: str = ""  # raw download folder (msd / acdc / promise12)
     cases: int = 0  # generated datasets only
     seed: int = 0
+    nonfinite: str = "refuse"  # NaN / Inf image voxels: "refuse", or replace by "zero" / "min" (converters only)
 
 
 @dataclass
@@ -205,6 +207,7 @@ class Config:
 
 _CHOICES = {
     "data.prepare.source": {"", *CONVERTERS, *GENERATORS},
+    "data.prepare.nonfinite": {"refuse", "zero", "min"},
     "data.augment": {"none", "light", "full"},
     "retrain.augment": {"", "none", "light", "full"},
     "search.strategy": set(STRATEGIES),
@@ -213,6 +216,64 @@ _CHOICES = {
     "objectives.dice_at": {"last5", "best"},
     "executor.kind": {"local", "ray"},
 }
+
+
+MAX_CONFIG_BYTES = 1_000_000  # a config is a page of YAML; anything bigger is not one
+MAX_YAML_VALUES = 100_000  # values once aliases are expanded: a config holds hundreds
+MAX_YAML_DEPTH = 32  # nested collections per file
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxdict, _QUOTE.maxstring, _QUOTE.maxother = 2, 4, 4, 60, 60
+
+
+def _quote(value: Any, limit: int = 120) -> str:
+    """repr of a config value for an error message, bounded in depth and length (a hostile file
+    must not turn one error line into gigabytes)."""
+    text = _QUOTE.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with limits checked on the composed node graph, before any Python
+    object is built: a file whose aliases would expand it beyond MAX_YAML_VALUES values (a
+    "billion laughs" bomb) or nest deeper than MAX_YAML_DEPTH is refused, never expanded."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError(f"collections nested more than {MAX_YAML_DEPTH} deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self):
+        node = super().compose_document()
+        if node is not None and _expanded_size(node) > MAX_YAML_VALUES:
+            raise yaml.YAMLError(f"its aliases (*name) expand it to more than {MAX_YAML_VALUES:,} values; "
+                                 "refusing to build it")
+        return node
+
+
+def _expanded_size(root) -> int:
+    """How many values `root` holds once every alias is expanded (shared nodes counted each time
+    they are referenced, each distinct node computed once)."""
+    sizes: dict[int, int] = {}
+
+    def size(node) -> int:
+        key = id(node)
+        if key not in sizes:
+            sizes[key] = 1  # a node that refers back to itself counts once
+            if isinstance(node, yaml.SequenceNode):
+                sizes[key] = 1 + sum(size(n) for n in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                sizes[key] = 1 + sum(size(k) + size(v) for k, v in node.value)
+        return sizes[key]
+
+    return size(root)
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -230,20 +291,20 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {_quote(value)}")
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {_quote(value)}")
         return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        raise ConfigError(f"{where}: expected true/false, got {_quote(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        raise ConfigError(f"{where}: expected an integer, got {_quote(value)}")
     if tp is float:
         number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -254,14 +315,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ValueError:
                 pass
         if number is None or not math.isfinite(number):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{where}: expected a finite number, got {_quote(value)}")
         return number
     if tp is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {_quote(value)}")
     raise ConfigError(f"{where}: unsupported type {tp!r}")
 
 
@@ -269,7 +330,7 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"section '{prefix.rstrip('.') or 'top level'}' in {source} must be a mapping, got {data!r}")
+        raise ConfigError(f"section '{prefix.rstrip('.') or 'top level'}' in {source} must be a mapping, got {_quote(data)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
@@ -287,7 +348,7 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
         allowed = _CHOICES.get(where)
         if allowed is not None and coerced not in allowed:
             raise ConfigError(
-                f"key '{where}' in {source}: {coerced!r} is not one of {sorted(allowed)}"
+                f"key '{where}' in {source}: {_quote(coerced)} is not one of {sorted(allowed)}"
             )
         kwargs[key] = coerced
     return cls(**kwargs)
@@ -326,33 +387,44 @@ def config_from_dict(data: dict, source: str = "<dict>", overrides: list[str] | 
             raise ConfigError(f"override '{item}' must look like key=value (e.g. train.epochs=5)")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw)
+            value = yaml.load(raw, Loader=_BoundedLoader)  # noqa: S506 — a SafeLoader subclass
         except yaml.YAMLError as exc:
-            raise ConfigError(f"override '{item}': the value {raw!r} is not valid YAML ({_yaml_problem(exc)})") from None
+            raise ConfigError(f"override {_quote(item)}: the value {_quote(raw)} is not valid YAML ({_yaml_problem(exc)})") from None
         _set_dotted(data, key.strip(), value)
     cfg = _build(Config, data, "", source)
     validate(cfg, source)
     return cfg
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
+    """The YAML content of `path` (a user's config or a run directory's saved config.yaml), read
+    one way everywhere: size, aliases and nesting bounded, every problem one ConfigError naming
+    the file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"{what} {path} does not exist")
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{what} {path} is {size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}")
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
+        raise ConfigError(f"{what} {path} cannot be read ({exc.strerror or exc})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
                           f"{exc.start}): save it as UTF-8") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 — a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
-    return config_from_dict(data, str(path), overrides)
+        raise ConfigError(f"{what} {path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {path} is not valid YAML: nested too deeply") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    return config_from_dict(read_yaml_file(path), str(path), overrides)
 
 
 def validate(cfg: Config, source: str) -> None:

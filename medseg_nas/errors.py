@@ -23,3 +23,7 @@ class ModelFileError(MedsegError):
 
 class SearchError(MedsegError):
     """The search cannot start or had to stop (message says why and what to do)."""
+
+
+class StoreDamagedError(MedsegError):
+    """A run directory's trials.sqlite cannot be read (left untouched; the message says what can be recovered)."""

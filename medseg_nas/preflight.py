@@ -112,8 +112,19 @@ def check_data(cfg: Config, src: str = "") -> None:
     _at_least("data.num_workers", d.num_workers, 0, src)
 
 
+MAX_STEPS = 10_000_000  # epochs x iters_per_epoch: beyond this a budget is a typo (years of CPU, weeks of GPU)
+
+
+def check_steps(section: str, epochs: int, iters: int, src: str = "") -> None:
+    if epochs * iters > MAX_STEPS:
+        where = f"section '{section}' in {src}" if src else f"section '{section}'"
+        raise ConfigError(f"{where} asks for {epochs:,} x {iters:,} = {epochs * iters:,} training steps per "
+                          f"network, more than {MAX_STEPS:,} (years on a CPU, weeks on a GPU): check epochs and iters_per_epoch")
+
+
 def check_train(cfg: Config, src: str = "") -> None:
     t = cfg.train
+    check_steps("train", t.epochs, t.iters_per_epoch, src)
     _at_least("train.patience", t.patience, 0, src)
     _at_least("train.sw_batch_size", t.sw_batch_size, 1, src)
     if not 0 <= t.sw_overlap < 1:
@@ -160,6 +171,7 @@ def check_retrain(cfg: Config, src: str = "", pick: str | None = None) -> None:
     check_pick(pick, "--pick") if pick is not None else check_pick(r.pick, _key("retrain.pick", src))
     _at_least("retrain.epochs", r.epochs, 1, src)
     _at_least("retrain.iters_per_epoch", r.iters_per_epoch, 1, src)
+    check_steps("retrain", r.epochs, r.iters_per_epoch, src)
     _at_least("retrain.patience", r.patience, 0, src)
 
 

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from medseg_nas.config import Config, config_to_dict, load_config
+from medseg_nas.config import Config, config_to_dict, load_config, read_yaml_file
 from medseg_nas.errors import DataError, MedsegError
 from medseg_nas.results import FINISHED, TrialStatus
 from medseg_nas.space.network import LEGACY_CELL
@@ -185,7 +185,9 @@ class RunDir:
 
         if not self.config_yaml.is_file():
             return
-        saved = yaml.safe_load(self.config_yaml.read_text()) or {}
+        saved = read_yaml_file(self.config_yaml) or {}
+        if not isinstance(saved, dict):
+            return
         retrain = config_to_dict(cfg)["retrain"]
         if saved.get("retrain") != retrain:
             saved["retrain"] = retrain
@@ -224,7 +226,6 @@ class RunDir:
 
 def saved_cell(config_yaml: Path) -> str | None:
     """`space.cell` as written in a saved config.yaml (None: saved before the key existed)."""
-    import yaml
-
-    space = (yaml.safe_load(config_yaml.read_text()) or {}).get("space") or {}
+    saved = read_yaml_file(config_yaml)
+    space = (saved.get("space") if isinstance(saved, dict) else None) or {}
     return space.get("cell") if isinstance(space, dict) else None

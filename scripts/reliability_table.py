@@ -267,6 +267,23 @@ def config_no_budget(d: Path) -> list[str]:
     return run_cmd(d, {"search": {"budget_trials": 0, "budget_hours": 0}})
 
 
+@case("config", "YAML alias bomb under a string key (`name:` nine levels of nine `*alias`es)")
+def config_alias_bomb(d: Path) -> list[str]:
+    anchors = ['&a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    anchors += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return run_cmd(d, f"name: [{', '.join(anchors)}]\n")
+
+
+@case("config", "config file of more than 1 MB")
+def config_oversized(d: Path) -> list[str]:
+    return run_cmd(d, "# " + "x" * 1_100_000 + "\nname: big\n")
+
+
+@case("config", "a long value quoted in an error (a 12,000-number list as `name`)")
+def config_long_value(d: Path) -> list[str]:
+    return run_cmd(d, {"name": [[list(range(200)) for _ in range(20)] for _ in range(3)]})
+
+
 # pre-flight of `run` (medseg_nas/preflight.py): refused before the search starts
 
 @case("pre-flight", "retrain budget of 0 epochs (`retrain.epochs: 0`)")
@@ -340,6 +357,16 @@ def search_nsga2_pop_one(d: Path) -> list[str]:
             "--run-dir", str(d / "run")]
 
 
+@case("pre-flight", "implausible trial budget (`train.iters_per_epoch: 1000000000`)")
+def implausible_iters(d: Path) -> list[str]:
+    return run_cmd(d, {"train": {"iters_per_epoch": 1_000_000_000}})
+
+
+@case("pre-flight", "implausible retrain budget (`retrain.epochs: 100000`, `iters_per_epoch: 1000`)")
+def implausible_retrain(d: Path) -> list[str]:
+    return run_cmd(d, {"retrain": {"epochs": 100_000, "iters_per_epoch": 1000}})
+
+
 # data
 
 @case("data", "`data.root` left empty")
@@ -405,6 +432,112 @@ def search_stale_split(d: Path) -> list[str]:
     ids = [f"phantom_{i:03d}" for i in range(5)]
     (d / "run" / "split.json").write_text(json.dumps({"train": ["ghost_007", *ids[:3]], "val": [ids[3]], "test": [ids[4]]}))
     return ["search", str(write_config(d, {})), "--run-dir", str(d / "run")]
+
+
+def _poisoned_msd(d: Path, change) -> list[str]:
+    """`prepare msd` of a downloaded task whose first training image `change(img, data)` rewrites
+    (returning the nibabel image to save)."""
+    import nibabel as nib
+    import numpy as np
+
+    src = msd_download(d, lambda m: None)
+    path = src / "imagesTr" / "phantom_000.nii.gz"
+    img = nib.load(str(path))
+    nib.save(change(img, np.asarray(img.dataobj, dtype=np.float32)), str(path))
+    return prepare_cmd(src)
+
+
+def _float_image(data, affine, header=None):
+    import nibabel as nib
+    import numpy as np
+
+    out = nib.Nifti1Image(data, affine)
+    out.header.set_data_dtype(data.dtype if data.dtype.fields else np.dtype(data.dtype))
+    return out
+
+
+def _with_nan(img, data):
+    data = data.copy()
+    data.flat[:5] = float("nan")  # .flat: nibabel's arrays are Fortran-ordered, reshape(-1) would copy
+    data.flat[5] = float("inf")
+    return _float_image(data, img.affine)
+
+
+@case("data", "`prepare msd` with NaN and Inf voxels in an image")
+def prepare_nan_voxels(d: Path) -> list[str]:
+    return _poisoned_msd(d, _with_nan)
+
+
+@case("data", "`prepare msd` with a complex-valued image")
+def prepare_complex_image(d: Path) -> list[str]:
+    import numpy as np
+
+    return _poisoned_msd(d, lambda img, x: _float_image((x + 1j * x).astype(np.complex64), img.affine))
+
+
+@case("data", "`prepare msd` with an RGB image")
+def prepare_rgb_image(d: Path) -> list[str]:
+    import numpy as np
+
+    def rgb(img, x):
+        v = np.zeros(x.shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+        return _float_image(v, img.affine)
+
+    return _poisoned_msd(d, rgb)
+
+
+@case("data", "`prepare msd` with a 5D image")
+def prepare_5d_image(d: Path) -> list[str]:
+    return _poisoned_msd(d, lambda img, x: _float_image(x[..., None, None], img.affine))
+
+
+@case("data", "`prepare msd` with a zero voxel spacing (pixdim) in the header")
+def prepare_zero_spacing(d: Path) -> list[str]:
+    import gzip
+    import struct
+
+    argv = prepare_cmd(msd_download(d, lambda m: None))
+    path = d / "Task99_Phantom" / "imagesTr" / "phantom_000.nii.gz"
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[88:92] = struct.pack("<f", 0.0)  # pixdim[3], as a broken DICOM converter writes a slice thickness
+    raw[252:256] = struct.pack("<hh", 1, 0)  # qform_code 1, sform_code 0: the grid comes from pixdim
+    path.write_bytes(gzip.compress(bytes(raw)))
+    return argv
+
+
+@case("data", "`prepare msd` with NaN in the affine")
+def prepare_nan_affine(d: Path) -> list[str]:
+    import numpy as np
+
+    def nan_affine(img, x):
+        import nibabel as nib
+
+        hdr = _float_image(x, img.affine).header.copy()
+        hdr["srow_x"][0] = np.nan  # the sform as written by a broken converter
+        hdr["sform_code"], hdr["qform_code"] = 1, 0
+        return nib.Nifti1Image(x, None, hdr)
+
+    return _poisoned_msd(d, nan_affine)
+
+
+@case("data", "`search` on an MSD folder (never prepared) with an infinite voxel")
+def search_inf_voxel(d: Path) -> list[str]:
+    import nibabel as nib
+    import numpy as np
+
+    root = synthetic_dataset(d)
+    path = root / "imagesTr" / "phantom_002.nii.gz"
+    img = nib.load(str(path))
+    x = np.asarray(img.dataobj, dtype=np.float32)
+    x.flat[7] = -np.inf
+    nib.save(_float_image(x, img.affine), str(path))
+    return ["search", str(write_config(d, {})), "--run-dir", str(d / "run")]
+
+
+@case("data", "`search` with a patch far beyond the data (`data.patch_size: [512, 512, 512]` on 16-voxel cases)")
+def search_huge_patch(d: Path) -> list[str]:
+    synthetic_dataset(d)
+    return ["search", str(write_config(d, {"data": {"patch_size": [512, 512, 512]}})), "--run-dir", str(d / "run")]
 
 
 # run directories and model files
@@ -511,6 +644,60 @@ def export_hostile_checkpoint(d: Path) -> list[str]:
     tiny_checkpoint(d / "best" / "model.pt", normalization=None, axcodes=DOLLAR_EXPRESSION)
     image = write_nifti(d / "img.nii.gz", (16, 16, 16))
     return ["export", str(d), "--case", str(image), "--format", "bundle"]
+
+
+def _damaged_store(d: Path) -> tuple[Path, Path]:
+    """(config, run) of a searched run directory whose trials.sqlite lost its second half."""
+    import json as _json
+
+    from medseg_nas.nas.store import TrialStore
+
+    config, run = searched_run_dir(d, {})
+    with TrialStore(run / "trials.sqlite") as st:
+        for i in range(40):
+            tid = st.start(f"k{i}", _json.dumps({"i": i, "pad": "x" * 400}), 0)
+            st.finish(tid, "done", 0.5, 10.0, history=[{"epoch": 1, "pad": "y" * 400}])
+    db = run / "trials.sqlite"
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+    return config, run
+
+
+@case("run dir", "`search --resume` with a truncated trials.sqlite")
+def resume_truncated_store(d: Path) -> list[str]:
+    config, run = _damaged_store(d)
+    return ["search", str(config), "--resume", "--run-dir", str(run)]
+
+
+@case("run dir", "`report` of a run whose trials.sqlite is truncated")
+def report_truncated_store(d: Path) -> list[str]:
+    _, run = _damaged_store(d)
+    return ["report", str(run)]
+
+
+@case("run dir", "`search --resume` with a run directory config.yaml that is not YAML")
+def resume_corrupt_config(d: Path) -> list[str]:
+    config, run = searched_run_dir(d, {})
+    (run / "config.yaml").write_text("train: {epochs: 3\n")
+    return ["search", str(config), "--resume", "--run-dir", str(run)]
+
+
+@case("run dir", "`search --resume` with a split.json of empty lists")
+def resume_empty_split(d: Path) -> list[str]:
+    config, run = searched_run_dir(d, {})
+    (run / "split.json").write_text('{"train": [], "val": [], "test": []}')
+    return ["search", str(config), "--resume", "--run-dir", str(run)]
+
+
+@case("run dir", "`search --resume` after the dataset was re-prepared with other cases")
+def resume_reprepared_dataset(d: Path) -> list[str]:
+    import shutil
+
+    from data_prep import synthetic
+
+    config, run = searched_run_dir(d, {})
+    shutil.rmtree(d / "dataset")
+    synthetic.generate(d / "dataset", cases=5, seed=1)  # same names, other phantoms
+    return ["search", str(config), "--resume", "--run-dir", str(run)]
 
 
 @case("model file", "`predict` with a model file that does not exist")
@@ -626,6 +813,41 @@ def predict_2d(d: Path) -> list[str]:
 def batch_only_outputs(d: Path) -> list[str]:
     write_nifti(d / "in" / "a_seg.nii.gz", (16, 16, 16))
     return ["predict", str(tiny_checkpoint(d / "model.pt")), "-i", str(d / "in"), "-o", str(d / "in")]
+
+
+@case("batch predict", "`predict` on an image with one NaN voxel")
+def predict_nan_voxel(d: Path) -> list[str]:
+    import nibabel as nib
+    import numpy as np
+
+    path = write_nifti(d / "one_nan_voxel.nii.gz", (16, 16, 16))
+    img = nib.load(str(path))
+    x = np.asarray(img.dataobj, dtype=np.float32)
+    x[3, 4, 5] = np.nan
+    nib.save(nib.Nifti1Image(x, img.affine), str(path))
+    return ["predict", str(tiny_checkpoint(d / "model.pt")), "-i", str(path), "-o", str(d / "out")]
+
+
+@case("batch predict", "`predict` on a complex-valued image")
+def predict_complex(d: Path) -> list[str]:
+    import nibabel as nib
+    import numpy as np
+
+    x = np.ones((16, 16, 16), dtype=np.complex64)
+    nib.save(nib.Nifti1Image(x, np.eye(4)), str(d / "complex.nii.gz"))
+    return ["predict", str(tiny_checkpoint(d / "model.pt")), "-i", str(d / "complex.nii.gz"), "-o", str(d / "out")]
+
+
+@case("batch predict", "`predict -o` naming an existing file")
+def predict_output_is_file(d: Path) -> list[str]:
+    (d / "taken.txt").write_text("not a folder")
+    return _predict(d, tiny_checkpoint(d / "model.pt"))[:-1] + [str(d / "taken.txt")]
+
+
+@case("batch predict", "`predict -o` under a file")
+def predict_output_under_file(d: Path) -> list[str]:
+    (d / "taken.txt").write_text("not a folder")
+    return _predict(d, tiny_checkpoint(d / "model.pt"))[:-1] + [str(d / "taken.txt" / "out")]
 
 
 @case("command line", "misspelt stage")

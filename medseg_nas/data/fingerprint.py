@@ -18,6 +18,7 @@ import numpy as np
 from medseg_nas.errors import DataError
 
 from medseg_nas.data.datalist import load_dataset_json
+from medseg_nas.volume_checks import check_image
 
 FINGERPRINT_VERSION = 2
 SAMPLES_PER_CASE = 10000  # foreground voxels sampled per case and channel for intensity statistics
@@ -103,9 +104,14 @@ def compute_fingerprint(root: str | Path, datalist: list[dict], cache_path: str 
         ipath, lpath = Path(d["image"]), Path(d["label"])
         try:
             img = nib.load(str(ipath))
-            x = np.asarray(img.dataobj, dtype=np.float32)
+            check_image(img, None, ipath)  # before reading: a 5D or RGB file is refused by its header
+            x = np.asarray(img.dataobj)
+        except DataError:
+            raise
         except Exception as exc:
             raise DataError(f"image file {ipath} is unreadable or truncated ({type(exc).__name__}: {exc})") from None
+        check_image(img, x, ipath)  # non-finite voxels would make every trial look good (volume_checks)
+        x = x.astype(np.float32, copy=False)
         try:
             lab = nib.load(str(lpath))
             y = np.asarray(lab.dataobj)

@@ -117,6 +117,18 @@ def plan_patch(shape, spacing, max_voxels: int) -> list[int]:
     return [int(v) for v in out]
 
 
+def check_patch_fits(patch: list[int], median_shape: list[int]) -> None:
+    """Refuse a given patch far beyond the data (an axis over 4x the median case and over 8x its
+    voxels): the network would see mostly padding, and each step would cost that much more."""
+    over = [p > 4 * max(n, 1) for p, n in zip(patch, median_shape)]
+    ratio = float(np.prod(patch)) / max(float(np.prod([max(n, 1) for n in median_shape])), 1.0)
+    if any(over) and ratio > 8:
+        raise ConfigError(
+            f"data.patch_size {patch} is far beyond the data: the median case is {median_shape} voxels at the target "
+            f"spacing, so a patch would be {ratio:,.0f}x its size and mostly padding; use at most "
+            f"{[4 * max(n, 1) for n in median_shape]} (or leave data.patch_size empty to plan it)")
+
+
 def make_plan(fingerprint: Fingerprint, data_cfg) -> DataPlan:
     """DataPlan from a fingerprint and `DataConfig` (target_spacing / patch_size override the
     planned ones; both are given in the network layout's axis order X, Y, Z)."""
@@ -135,6 +147,7 @@ def make_plan(fingerprint: Fingerprint, data_cfg) -> DataPlan:
         patch = [int(p) for p in data_cfg.patch_size]
         if len(patch) != 3 or min(patch) < 4:
             raise ConfigError(f"data.patch_size must be 3 integers >= 4, got {data_cfg.patch_size}")
+        check_patch_fits(patch, shape)
     else:
         patch = plan_patch(shape, target, int(data_cfg.max_patch_voxels))
     net = plan_from_spacing(target, patch)

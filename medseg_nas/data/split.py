@@ -45,6 +45,23 @@ class Split:
                             f"({len(ids)} cases): it was made for another dataset; use a new run directory, "
                             "or point data.root back to the dataset it was made from")
 
+    def check_searchable(self, source: str | Path) -> None:
+        """DataError naming `source` unless a search can train and score on this split: at least
+        one training and one validation case, and no case in two parts (a test case seen in
+        training would flatter every test figure). Checked before the first trial, so a bad
+        split is one error, not a budget of failed trials."""
+        for part in ("train", "val"):
+            if not getattr(self, part):
+                raise DataError(f"split file {source} has no '{part}' cases: a search needs at least one training "
+                                "and one validation case (delete it to make a new split from data.val_fraction / "
+                                "data.test_fraction, or fix its lists)")
+        seen: dict[str, str] = {}
+        for part in ("train", "val", "test"):
+            for i in getattr(self, part):
+                if i in seen and seen[i] != part:
+                    raise DataError(f"split file {source} lists case '{i}' in both '{seen[i]}' and '{part}'")
+                seen[i] = part
+
     def select(self, datalist: list[dict], part: str) -> list[dict]:
         """The datalist entries of one part ("train" | "val" | "test"), in split order."""
         by_id = {d["id"]: d for d in datalist}

@@ -53,14 +53,20 @@ class FailureStreak:
         self.kind = kind
 
 
-def all_failed_message(run_dir: Path) -> str:
-    """Why a search whose every finished trial failed is an error, with the last trial's error."""
+def all_failed_message(run_dir: Path, session: int = 0) -> str:
+    """Why a search is an error when every finished trial failed, or (`session` > 0) when every
+    one of the `session` trials this session trained failed: the earlier done trials are kept,
+    but the search could not train anything new, and exit 0 would hide that."""
     with TrialStore(RunDir(run_dir).trials_db) as st:
         failed = st.rows(TrialStatus.FAILED)
+        n_done = st.count(TrialStatus.DONE)
     last = max(failed, key=lambda r: (r.finished or "", r.id)) if failed else None
     first = ((last.error or "").strip().splitlines() or ["no error message"])[0] if last else "?"
+    why = (f"all {session} trial(s) this session trained in {run_dir} failed ({n_done} done trial(s) of earlier "
+           "sessions are kept)" if session else
+           f"all {len(failed)} trials of the search in {run_dir} failed (none done), so there is nothing to retrain")
+    fix = "fix the cause and continue with --resume" if session else "fix the cause and search again into a new --run-dir"
     return (
-        f"all {len(failed)} trials of the search in {run_dir} failed (none done), so there is nothing to retrain"
-        f" (last: trial {last.id if last else '?'}: {first}). Details in {run_dir / 'search.log'} and"
-        f" {run_dir / 'trials.sqlite'}; fix the cause and search again into a new --run-dir."
+        f"{why} (last: trial {last.id if last else '?'}: {first}). Details in {run_dir / 'search.log'} and"
+        f" {run_dir / 'trials.sqlite'}; {fix}."
     )

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from medseg_nas.config import Config, config_to_dict
-from medseg_nas.errors import SearchError
+from medseg_nas.config import Config, config_to_dict, read_yaml_file
+from medseg_nas.errors import ConfigError, SearchError
 from medseg_nas.space.network import LEGACY_CELL
 from medseg_nas.rundir import RunDir
 
@@ -39,7 +37,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def check_resume_config(run_dir: Path, cfg: Config) -> None:
     """SearchError naming the first differences if `cfg` may not resume the search in `run_dir`."""
-    saved = yaml.safe_load(RunDir(run_dir).config_yaml.read_text()) or {}
+    path = RunDir(run_dir).config_yaml
+    saved = read_yaml_file(path) or {}
+    if not isinstance(saved, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, not a {type(saved).__name__}")
     if isinstance(saved.get("space"), dict):  # saved before space.cell existed: it searched residual
         saved["space"].setdefault("cell", LEGACY_CELL)
     a, b = _flatten(saved), _flatten(config_to_dict(cfg))

@@ -71,6 +71,7 @@ class SearchSummary:
     n_done: int
     n_failed: int
     n_new: int  # trials finished in this session
+    n_new_failed: int  # of them, failed
     n_cached: int  # asks answered from the store without training, this session
     front: list[dict]
     hypervolume: float
@@ -111,10 +112,11 @@ class _Search:
 
             strategy = make_strategy(cfg.search.strategy, self.space, cfg.search, self.f2_of, cfg.search.seed,
                                      f1_bounds=(self.box[0][0], self.box[1][0]))
-        self.strategy = ResumableStrategy(strategy, name, run.strategy_state, resume, started=self.t0)
+        self.strategy = ResumableStrategy(strategy, name, run.strategy_state, resume, started=self.t0, warn=self.log)
         self.backlog: list[Genome] = self.strategy.pending()  # to (re)submit before asking again
         self.inflight: dict[str, TrialSpec] = {}
         self.n_new = 0
+        self.n_new_failed = 0
         self.n_cached = 0
         self.failures = FailureStreak()
         self.stop_reason = ""
@@ -235,6 +237,7 @@ class _Search:
         )
         del self.inflight[key]
         self.n_new += 1
+        self.n_new_failed += status != TrialStatus.DONE
         self.strategy.tell_all(key, (f1, f2) if status == TrialStatus.DONE else None)
 
         k = self.finished()
@@ -327,6 +330,7 @@ class _Search:
             n_done=n_done,
             n_failed=n_failed,
             n_new=self.n_new,
+            n_new_failed=self.n_new_failed,
             n_cached=self.n_cached,
             front=entries,
             hypervolume=hv,
@@ -374,6 +378,8 @@ def run_search(
         summary = _run_search_locked(cfg, run_dir, resume, strategy, trial_fn, executor, progress)
     if summary.n_trials and not summary.n_done and summary.stop_reason != "interrupted":
         raise SearchError(all_failed_message(run_dir))
+    if summary.n_new and summary.n_new_failed == summary.n_new and summary.stop_reason != "interrupted":
+        raise SearchError(all_failed_message(run_dir, session=summary.n_new))
     return summary
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from medseg_nas.errors import StoreDamagedError
 from medseg_nas.jsonio import json_default
 from medseg_nas.results import FINISHED, TrialStatus
 
@@ -96,12 +98,83 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, default=json_default, allow_nan=True)
 
 
+def _readable_rows(path: Path) -> tuple[list[int], int]:
+    """(ids of the trial rows SQLite can still read, how many of them are done) in a damaged file.
+
+    Read from a temporary copy whose header page count is cut to the pages actually present
+    (a truncated file's header still counts the lost ones, which makes SQLite refuse every
+    query), each id looked up on its own so that a lost page costs only its rows.
+    """
+    ids, done = [], 0
+    with tempfile.TemporaryDirectory(prefix="medseg-store-") as tmp:
+        copy = Path(tmp) / "copy.sqlite"
+        try:
+            raw = bytearray(path.read_bytes())
+            page = int.from_bytes(raw[16:18], "big") if len(raw) >= 100 else 0
+            page = 65536 if page == 1 else page
+            if page >= 512:
+                n_pages = len(raw) // page
+                raw[28:32] = n_pages.to_bytes(4, "big")
+                del raw[n_pages * page:]
+            copy.write_bytes(bytes(raw))
+            db = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+        except (OSError, sqlite3.Error):
+            return ids, done
+        try:
+            trial_id, misses = 0, 0
+            while misses < 500:  # ids are consecutive: 500 missing in a row is past the end
+                trial_id += 1
+                try:
+                    row = db.execute("SELECT status FROM trials WHERE id=?", (trial_id,)).fetchone()
+                except sqlite3.Error:
+                    row = None
+                if row is None:
+                    misses += 1
+                    continue
+                misses = 0
+                ids.append(trial_id)
+                done += row[0] == TrialStatus.DONE
+        finally:
+            db.close()
+    return ids, done
+
+
+def check_integrity(path: Path) -> None:
+    """StoreDamagedError naming `path` when SQLite finds it damaged, with what can be recovered.
+    The file is only read: it is never repaired or replaced here."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            verdict = str(db.execute("PRAGMA quick_check").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        verdict = str(exc)
+    if verdict == "ok":
+        return
+    ids, done = _readable_rows(path)
+    run = path.parent
+    logs = sorted((run / "tensorboard").glob("trial_*")) if (run / "tensorboard").is_dir() else []
+    keep = [str(p.name) for p in (run / "front.json", run / "best" / "model.pt") if p.is_file()]
+    rows = (f"{len(ids)} trial row(s) are still readable ({done} done, ids {ids[0]}-{ids[-1]})" if ids
+            else "no trial row is readable")
+    raise StoreDamagedError(
+        f"trial store {path} is damaged ({verdict.splitlines()[0][:120]}); it was left as it is. {rows}; "
+        f"{len(logs)} trial log folder(s) under {run / 'tensorboard'}"
+        + (f" and {', '.join(keep)}" if keep else "")
+        + f" are intact. Recover the readable rows with `sqlite3 {path} .recover | sqlite3 recovered.sqlite`, "
+        "or search again into a new --run-dir"
+    )
+
+
 class TrialStore:
     """`TrialStore(path)`: open (creating if needed) the sqlite trials table at `path`."""
 
     def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_file() and self.path.stat().st_size:
+            check_integrity(self.path)  # before anything below writes to a damaged file
         # autocommit mode: each statement below is its own transaction, committed on return
         self._db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
         self._db.row_factory = sqlite3.Row

@@ -21,6 +21,31 @@ from medseg_nas.space.genome import Genome
 STATE_FORMAT = "medseg-nas/strategy-state/1"
 
 
+def _read_state(path: Path, warn) -> dict | None:
+    """The saved state, or None when the file is not a JSON object (truncated, overwritten).
+
+    The store holds the truth: without a state the strategy starts afresh from its seed and
+    every genome it asks again is told from trials.sqlite without training (runner.py), which
+    replays a deterministic strategy to where it was. The damaged file is kept beside, renamed.
+    """
+    try:
+        state = json.loads(path.read_text())
+        if isinstance(state, dict):
+            return state
+        why = f"holds a {type(state).__name__}, not an object"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        why = f"is not readable JSON ({exc})"
+    kept = path.with_name(f"{path.name}.damaged")
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = path.with_name(f"{path.name}.damaged-{n}")
+    path.replace(kept)
+    warn(f"warning: {path} {why}; kept it as {kept.name} and rebuilding the strategy's state from "
+         f"{path.parent / 'trials.sqlite'} (finished genomes are told from the store, not retrained)")
+    return None
+
+
 class ResumableStrategy:
     """Asks and tells a strategy, keeping strategy_state.json current.
 
@@ -29,14 +54,14 @@ class ResumableStrategy:
     killed session had asked and not told, to submit again before asking anew.
     """
 
-    def __init__(self, strategy, name: str, path: Path, resume: bool, started: float) -> None:
+    def __init__(self, strategy, name: str, path: Path, resume: bool, started: float, warn=None) -> None:
         self.strategy, self.name, self.path, self.started = strategy, name, path, started
         self.elapsed_before = 0.0
         self.n_told = 0
         pending: list[str] = []
-        self.resumed = resume and path.exists()
+        state = _read_state(path, warn or (lambda msg: None)) if resume and path.exists() else None
+        self.resumed = state is not None
         if self.resumed:
-            state = json.loads(path.read_text())
             if state.get("strategy") != name:
                 raise SearchError(
                     f"cannot resume {path.parent} with strategy {name!r}: it was searched with {state.get('strategy')!r}"

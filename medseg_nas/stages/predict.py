@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,24 @@ def _plan(inputs: list[Path], out_dir: Path, force: bool, skip_existing: bool, l
     return todo, kept
 
 
+def check_output_dir(out_dir: Path) -> None:
+    """Refuse, before any work, an --output that is not a folder we can write into: an existing
+    file, a path under a file, or a place this user cannot create or write files in."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"--output {out_dir} exists and is not a folder; give a folder for the label maps")
+    for parent in out_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"--output {out_dir} cannot be created: {parent} is a file, not a folder")
+            break
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".medseg-write-check-"):
+            pass
+    except OSError as exc:
+        raise DataError(f"--output {out_dir} is not a writable folder ({exc.strerror or type(exc).__name__})") from None
+
+
 def _write_atomically(labels, ref, dst: Path) -> None:
     """Write next to `dst` under a hidden name, then rename: no half-written `_seg` file ever."""
     tmp = dst.with_name(f".{strip_nifti_suffix(dst.name)}.partial-{os.getpid()}.nii.gz")
@@ -140,6 +159,7 @@ def predict_batch(
     from medseg_nas.model_io import load_model
 
     out_dir = Path(out_dir)
+    check_output_dir(out_dir)
     todo, kept = _plan(inputs, out_dir, force, skip_existing, log)
     result = BatchResult(skipped=kept)
     if kept:
@@ -194,6 +214,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    check_output_dir(Path(args.output))
     inputs = find_inputs(args.input, args.output)
     result = predict_batch(args.model, inputs, args.output, tta=bool(args.tta), device=args.device,
                            force=args.force, skip_existing=args.skip_existing,

@@ -454,6 +454,9 @@ class Trainer:
                 )
             if logits.shape[1:] != label.shape[-3:]:
                 raise TrialFailure(f"validation output {tuple(logits.shape)} does not match label {tuple(label.shape)}")
+            if not bool(torch.isfinite(logits).all()):  # argmax of NaN is class 0: a Dice that looks real
+                raise TrialFailure(f"non-finite network output on validation volume {n + 1} "
+                                   f"(NaN/Inf in {'its image' if not bool(torch.isfinite(image).all()) else 'the weights'})")
             d = dice_from_confusion(confusion_counts(logits.argmax(0), label.reshape(label.shape[-3:]), n_classes))
             sums = [s + v for s, v in zip(sums, d)]
             n += 1
