@@ -22,9 +22,7 @@ from medseg_nas.nas.runner import run_search
 from medseg_nas.nas.store import TrialStore
 from medseg_nas.space.genome import SearchSpace
 from medseg_nas.testing import fake_search as fk
-from script_loader import load_script
-
-RT = load_script("reliability_table")
+from medseg_nas.testing.reliability import builders as RT
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

@@ -2,12 +2,13 @@
 and compared, so CI fails when an error message or a case changes without the docs."""
 
 import pytest
-from script_loader import load_script
+
+import medseg_nas.testing.reliability as reliability
 
 
 @pytest.fixture(scope="module")
 def rt():
-    return load_script("reliability_table")
+    return reliability
 
 
 @pytest.fixture(scope="module")
