@@ -264,3 +264,27 @@ def test_oversized_config_is_refused(tmp_path, capsys):
     config.write_text("# " + "x" * 1_100_000 + "\nname: a\n")
     rc, _, err = run_cli(capsys, "run", config)
     assert rc == 1 and "a config is at most 1,000,000" in error_line(err)
+
+
+# a dataset re-prepared under a search (issue 30's probes) --------------------------------------------
+
+
+def test_a_dataset_changed_under_a_run_is_refused_by_every_stage_that_loads_it(tmp_path, capsys):
+    """The resumed search (CLI) and the retrain's data chain (load_data with the run's files)."""
+    import shutil
+
+    from data_prep import synthetic
+    from medseg_nas.data import load_data
+    from medseg_nas.errors import DataError
+    from medseg_nas.rundir import RunDir
+
+    config, run = RT.searched_run_dir(tmp_path, {})
+    plan_before = (run / "plan.json").read_text()
+    shutil.rmtree(tmp_path / "dataset")
+    synthetic.generate(tmp_path / "dataset", cases=5, seed=1)  # same case names, other phantoms
+    rc, _, err = run_cli(capsys, "search", config, "--resume", "--run-dir", run)
+    assert rc == 1 and f"the dataset in {tmp_path / 'dataset'} changed since {run / 'fingerprint.json'}" in error_line(err)
+    cfg = RunDir(run).config()
+    with pytest.raises(DataError, match="changed since"):
+        load_data(cfg.data.root, cfg.data, files=RunDir(run).data_files(), build=False)
+    assert (run / "plan.json").read_text() == plan_before  # nothing in the run directory was rewritten

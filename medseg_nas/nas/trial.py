@@ -41,11 +41,11 @@ def prepare_data(cfg: Config, run_dir: Path) -> SearchContext:
 
     run = RunDir(run_dir)
     ensure_dataset(cfg.data, log=lambda msg: print(msg, file=sys.stderr, flush=True), verify_stamp=False)
-    saved_plan, saved_fingerprint = _saved(run.plan_json), _saved(run.fingerprint_json)
+    saved_plan = run.plan_json.read_text() if run.plan_json.is_file() else None
     data = load_data(cfg.data.root, cfg.data, files=run.data_files(), build=False)
     datalist, split, plan = data.datalist, data.split, data.plan
     split.check_searchable(run.split_json)
-    _check_same_data(run, saved_plan, saved_fingerprint, datalist, plan.to_dict(), cfg.data.root)
+    _check_same_plan(run, saved_plan, plan.to_dict(), cfg.data.root)
     ctx = SearchContext(
         in_channels=int(plan.in_channels),
         n_classes=int(plan.n_classes),
@@ -58,39 +58,23 @@ def prepare_data(cfg: Config, run_dir: Path) -> SearchContext:
     return ctx
 
 
-def _saved(path: Path) -> str | None:
-    return path.read_text() if path.is_file() else None
-
-
-def _check_same_data(run, saved_plan: str | None, saved_fingerprint: str | None, datalist: list, plan: dict,
-                     root: str) -> None:
-    """A search resumed on a dataset that changed under it (re-prepared, cases edited) would mix
-    trials trained on two datasets: refused when its files (names and sizes) or its data plan
-    moved since the search started; the run directory's plan.json and fingerprint.json are
-    restored as they were."""
-    from medseg_nas.data.fingerprint import datalist_hash
+def _check_same_plan(run, saved_plan: str | None, plan: dict, root: str) -> None:
+    """A search resumed after its data plan moved (the files are checked by load_data) would mix
+    trials planned two ways: refused, and the run directory's plan.json restored as it was."""
     from medseg_nas.errors import SearchError
     from medseg_nas.jsonio import atomic_write
 
     try:
-        old_plan = json.loads(saved_plan) if saved_plan else None
-        old_hash = json.loads(saved_fingerprint).get("datalist_hash") if saved_fingerprint else None
-    except (json.JSONDecodeError, AttributeError):
-        return  # unreadable saved files are simply rewritten
-    what = None
-    if old_hash is not None and old_hash != datalist_hash(datalist):
-        what = "its files (names or sizes) differ from those fingerprinted when the search started"
-    elif old_plan is not None and old_plan != plan:
-        changed = [k for k in sorted(set(old_plan) | set(plan)) if old_plan.get(k) != plan.get(k)]
-        what = f"its data plan differs from the saved one in {', '.join(changed)}"
-    if what is None:
+        old = json.loads(saved_plan) if saved_plan else None
+    except json.JSONDecodeError:
+        return  # an unreadable plan.json is simply rewritten
+    if old is None or old == plan:
         return
-    for path, text in ((run.plan_json, saved_plan), (run.fingerprint_json, saved_fingerprint)):
-        if text is not None:
-            atomic_write(path, text)
+    atomic_write(run.plan_json, saved_plan)
+    changed = [k for k in sorted(set(old) | set(plan)) if old.get(k) != plan.get(k)]
     raise SearchError(
-        f"the dataset in {root} changed since the search in {run.path} started: {what}. Its trials were trained on "
-        "the old data: restore that dataset, or search the new one in a new --run-dir")
+        f"the data plan of {root} changed since the search in {run.path} started (in {', '.join(changed)}); its "
+        "trials were trained with the old one: restore the dataset, or search the new one in a new --run-dir")
 
 
 @dataclass
