@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from medseg_nas.errors import DataError
+from medseg_nas.volume_checks import nonfinite_stamp
 from medseg_nas.niftiio import NIFTI_SUFFIXES
 
 from data_prep.common import (
@@ -106,7 +107,7 @@ def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 
             tmp, name="ACDC", description="Automated Cardiac Diagnosis Challenge, ED and ES frames",
             modality={0: "MRI"}, labels=LABELS, training=training, test=[],
             stamp={"source": "acdc", "src": str(src), "cases": int(cases or 0),
-                   **({"nonfinite": nonfinite, "nonfinite_repaired": n_repaired} if nonfinite != "refuse" else {})},
+                   **nonfinite_stamp(nonfinite, n_repaired)},
             extra={"reference": "Bernard et al., IEEE TMI 2018 (ACDC)"},
         )
     return meta

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from medseg_nas.errors import DataError
-from medseg_nas.volume_checks import NONFINITE_POLICIES, header_problem, repair_nonfinite, voxel_problem
+from medseg_nas.volume_checks import check_header, usable_voxels
 
 STAMP_KEY = "medseg_nas_prepare"  # provenance written into dataset.json by every converter
 
@@ -98,21 +98,9 @@ def load_image(path: str | Path, nonfinite: str = "refuse", what: str = "image")
     voxels instead (medseg_nas.volume_checks), and the caller writes the repaired voxels.
     """
     img, data = load_nifti(path, what)
-    problem = header_problem(img)
-    if problem:
-        raise DataError(f"{what} file {path} {problem}")
-    problem = voxel_problem(data)
-    if problem is None:
-        return img, data, 0
-    if nonfinite == "refuse" or np.iscomplexobj(data):
-        hint = "" if np.iscomplexobj(data) else (
-            f"; fix the file, or prepare with --nonfinite {'|'.join(NONFINITE_POLICIES[1:])} to replace them")
-        raise DataError(f"{what} file {path} {problem}{hint}")
-    try:
-        data, n = repair_nonfinite(data, nonfinite)
-    except DataError as exc:
-        raise DataError(f"{what} file {path}: {exc}") from None
-    return img, data, n
+    check_header(img, path, f"{what} file")
+    data, repaired = usable_voxels(data, path, nonfinite, f"{what} file")
+    return img, data, repaired
 
 
 def write_image(src: Path, img, data: np.ndarray, repaired: int, dst: Path) -> None:

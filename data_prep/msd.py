@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from medseg_nas.errors import DataError
+from medseg_nas.volume_checks import nonfinite_stamp
 from medseg_nas.niftiio import save_label_nifti, strip_nifti_suffix
 
 from data_prep.common import (
@@ -193,7 +194,7 @@ def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 
             tmp, name=str(meta.get("name", src.name)), description=str(meta.get("description", "")),
             modality=modality, labels=labels, training=training, test=test_rel,
             stamp={"source": "msd", "src": str(src), "cases": int(cases or 0),
-                   **({"nonfinite": nonfinite, "nonfinite_repaired": n_repaired} if nonfinite != "refuse" else {})},
+                   **nonfinite_stamp(nonfinite, n_repaired)},
             extra=extra,
         )
     return out

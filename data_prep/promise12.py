@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg_nas.errors import DataError
-from medseg_nas.volume_checks import repair_nonfinite, voxel_problem
+from medseg_nas.volume_checks import nonfinite_stamp, usable_voxels
 
 from data_prep.common import is_hidden, make_msd_dirs, staged_output, write_dataset_json
 
@@ -87,22 +87,19 @@ def find_cases(src: Path) -> list[str]:
 
 
 def _usable_image(img, arr: np.ndarray, path: Path, nonfinite: str):
-    """The image as it will be written: refused (zero spacing, complex or non-finite voxels under
-    "refuse"), or with non-finite voxels replaced (medseg_nas.volume_checks)."""
+    """(the image as it will be written, how many non-finite voxels were replaced): refused on a
+    zero spacing, and complex or non-finite voxels handled as every converter does
+    (medseg_nas.volume_checks.usable_voxels)."""
     import SimpleITK as sitk
 
     if min(img.GetSpacing()) <= 1e-6:
         raise DataError(f"image file {path} has a zero voxel spacing {img.GetSpacing()}; the voxel grid is undefined")
-    problem = voxel_problem(arr)
-    if problem is None:
-        return img
-    if nonfinite == "refuse" or np.iscomplexobj(arr):
-        hint = "" if np.iscomplexobj(arr) else "; fix the file, or prepare with --nonfinite zero|min to replace them"
-        raise DataError(f"image file {path} {problem}{hint}")
-    fixed, _ = repair_nonfinite(arr, nonfinite)
+    fixed, repaired = usable_voxels(arr, path, nonfinite)
+    if not repaired:
+        return img, 0
     out = sitk.GetImageFromArray(fixed.astype(np.float32))
     out.CopyInformation(img)
-    return out
+    return out, repaired
 
 
 def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 0, nonfinite: str = "refuse") -> dict:
@@ -117,13 +114,14 @@ def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 
     if orphan:
         raise DataError(f"segmentation {orphan[0]} has no image {orphan[0].name.replace('_segmentation', '')} next to it")
     with staged_output(dst, src, force) as tmp:
-        training, tests = [], []
+        training, tests, n_repaired = [], [], 0
         has_test = any(not (src / f"{n}_segmentation.mhd").is_file() for n in names)
         make_msd_dirs(tmp, with_test=has_test)
         for name in names:
             ipath, lpath = src / f"{name}.mhd", src / f"{name}_segmentation.mhd"
             img, iarr = _read(ipath, "image")
-            img = _usable_image(img, iarr, ipath, nonfinite)
+            img, repaired = _usable_image(img, iarr, ipath, nonfinite)
+            n_repaired += repaired
             case = re.sub(r"[^A-Za-z0-9_-]", "_", name)
             if not lpath.is_file():
                 sitk.WriteImage(img, str(tmp / "imagesTs" / f"{case}.nii.gz"), True)
@@ -152,7 +150,8 @@ def convert(src: str | Path, dst: str | Path, force: bool = False, cases: int = 
         meta = write_dataset_json(
             tmp, name="PROMISE12", description="Prostate MR segmentation (MICCAI 2012 challenge)",
             modality={0: "MRI"}, labels=LABELS, training=training, test=tests,
-            stamp={"source": "promise12", "src": str(src), "cases": int(cases or 0)},
+            stamp={"source": "promise12", "src": str(src), "cases": int(cases or 0),
+                   **nonfinite_stamp(nonfinite, n_repaired)},
             extra={"reference": "Litjens et al., Medical Image Analysis 2014 (PROMISE12)"},
         )
     return meta

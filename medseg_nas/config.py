@@ -396,31 +396,31 @@ def config_from_dict(data: dict, source: str = "<dict>", overrides: list[str] | 
     return cfg
 
 
-def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
+def read_yaml_file(path: str | Path) -> Any:
     """The YAML content of `path` (a user's config or a run directory's saved config.yaml), read
     one way everywhere: size, aliases and nesting bounded, every problem one ConfigError naming
     the file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{what} {path} does not exist")
+        raise ConfigError(f"config file {path} does not exist")
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{what} {path} is {size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}")
+            raise ConfigError(f"config file {path} is {size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}")
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{what} {path} cannot be read ({exc.strerror or exc})") from None
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
                           f"{exc.start}): save it as UTF-8") from None
     try:
         return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 — a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path} is not valid YAML: {_yaml_problem(exc)}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
-        raise ConfigError(f"{what} {path} is not valid YAML: nested too deeply") from None
+        raise ConfigError(f"config file {path} is not valid YAML: nested too deeply") from None
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -27,7 +27,7 @@ from medseg_nas.device import resolve_device
 from medseg_nas.data import DataPlan, inference_transforms
 from medseg_nas.errors import DataError, MedsegError
 from medseg_nas.sliding_window import sliding_window
-from medseg_nas.volume_checks import check_image
+from medseg_nas.volume_checks import check_header, check_voxels
 
 
 def normalisation_spec(plan: DataPlan, keys: str | list[str] = "image") -> list[dict]:
@@ -152,13 +152,13 @@ def check_volume(path: str | Path):
     if len(shape) < 3:
         raise DataError(f"{path} is a {len(shape)}D image with shape {shape}; predict needs a 3D volume "
                         "(X×Y×Z, or X×Y×Z×C with one channel per modality)")
-    check_image(img, None, path, "")
+    check_header(img, path, "")
     try:
         data = np.asanyarray(img.dataobj)
     except Exception as exc:
         raise DataError(f"cannot read {path}: {describe_error(exc)}") from None
     # one NaN voxel would make every window it touches NaN and the whole mask background
-    check_image(img, data, path, "")
+    check_voxels(data, path, "")
     return img
 
 

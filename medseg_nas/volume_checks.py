@@ -74,11 +74,42 @@ def voxel_problem(data: np.ndarray) -> str | None:
     return None
 
 
-def check_image(img, data: np.ndarray | None, path: str | Path, what: str = "image file") -> None:
-    """DataError naming `path` when its header or (if given) its voxels are unusable."""
-    problem = header_problem(img) or (voxel_problem(data) if data is not None else None)
+def check_header(img, path: str | Path, what: str = "image file") -> None:
+    """DataError naming `path` when its header cannot describe a volume (checked before reading
+    the voxels: a 5D or RGB file is refused without loading it)."""
+    problem = header_problem(img)
     if problem:
         raise DataError(f"{what} {path} {problem}".lstrip())
+
+
+def check_voxels(data: np.ndarray, path: str | Path, what: str = "image file") -> None:
+    """DataError naming `path` when its voxels are complex or not all finite."""
+    problem = voxel_problem(data)
+    if problem:
+        raise DataError(f"{what} {path} {problem}".lstrip())
+
+
+def usable_voxels(data: np.ndarray, path: str | Path, policy: str, what: str = "image file") -> tuple[np.ndarray, int]:
+    """(voxels a converter may write, how many non-finite ones `policy` replaced): complex voxels
+    are always refused, non-finite ones refused under "refuse" (naming the repair options) or
+    replaced under "zero" / "min". The one place a converter's non-finite policy is applied."""
+    problem = voxel_problem(data)
+    if problem is None:
+        return data, 0
+    if policy == "refuse" or np.iscomplexobj(data):
+        hint = "" if np.iscomplexobj(data) else (
+            f"; fix the file, or prepare with --nonfinite {'|'.join(NONFINITE_POLICIES[1:])} to replace them")
+        raise DataError(f"{what} {path} {problem}{hint}")
+    try:
+        return repair_nonfinite(data, policy)
+    except DataError as exc:
+        raise DataError(f"{what} {path}: {exc}") from None
+
+
+def nonfinite_stamp(policy: str, repaired: int) -> dict:
+    """What a converter adds to its dataset.json stamp: nothing under "refuse" (so datasets
+    prepared before the option existed keep their stamps), else the policy and the count."""
+    return {} if policy == "refuse" else {"nonfinite": policy, "nonfinite_repaired": int(repaired)}
 
 
 def repair_nonfinite(data: np.ndarray, policy: str) -> tuple[np.ndarray, int]:

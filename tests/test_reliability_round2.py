@@ -156,20 +156,10 @@ def test_predict_output_that_is_not_a_writable_folder(tmp_path, capsys, kind, mo
 # 4. a truncated trials.sqlite ------------------------------------------------------------------
 
 
-def _truncated_store_run(tmp_path) -> tuple[Path, Path, bytes]:
-    config, run = RT.searched_run_dir(tmp_path, {})
-    with TrialStore(run / "trials.sqlite") as st:
-        for i in range(40):
-            tid = st.start(f"k{i}", json.dumps({"i": i, "pad": "x" * 400}), 0)
-            st.finish(tid, "done", 0.5, 10.0, history=[{"epoch": 1, "pad": "y" * 400}])
-    db = run / "trials.sqlite"
-    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
-    return config, run, db.read_bytes()
-
-
 @pytest.mark.parametrize("stage", ["search", "report"])
 def test_truncated_trials_sqlite_is_named_and_left_untouched(tmp_path, capsys, stage):
-    config, run, damaged = _truncated_store_run(tmp_path)
+    config, run = RT.truncated_store_run(tmp_path)
+    damaged = (run / "trials.sqlite").read_bytes()
     argv = ["search", config, "--resume", "--run-dir", run] if stage == "search" else ["report", run]
     rc, _, err = run_cli(capsys, *argv)
     line = error_line(err)
@@ -288,3 +278,28 @@ def test_a_dataset_changed_under_a_run_is_refused_by_every_stage_that_loads_it(t
     with pytest.raises(DataError, match="changed since"):
         load_data(cfg.data.root, cfg.data, files=RunDir(run).data_files(), build=False)
     assert (run / "plan.json").read_text() == plan_before  # nothing in the run directory was rewritten
+
+
+def test_promise12_repair_is_stamped_so_the_prepared_dataset_is_reused(tmp_path):
+    """Every converter applies one non-finite policy and stamps it: a config asking for the
+    repair finds its own dataset again (without the stamp it would be refused as foreign)."""
+    import SimpleITK as sitk
+
+    from data_prep import prepare_from_config
+    from data_prep.synthetic import write_promise12_fixture
+    from medseg_nas.config import PrepareConfig
+
+    src = write_promise12_fixture(tmp_path / "train", n_train=2, n_test=0)
+    case = src / "Case00.mhd"
+    img = sitk.ReadImage(str(case))
+    arr = sitk.GetArrayFromImage(img).astype(np.float32)
+    arr.flat[:4] = np.nan
+    bad = sitk.GetImageFromArray(arr)
+    bad.CopyInformation(img)
+    sitk.WriteImage(bad, str(case))
+    cfg = PrepareConfig(source="promise12", src=str(src), nonfinite="zero")
+    dst = prepare_from_config(cfg, tmp_path / "out")
+    stamp = json.loads((dst / "dataset.json").read_text())["medseg_nas_prepare"]
+    assert stamp["nonfinite"] == "zero" and stamp["nonfinite_repaired"] == 4
+    assert np.isfinite(np.asarray(nib.load(str(dst / "imagesTr" / "Case00.nii.gz")).dataobj)).all()
+    assert prepare_from_config(cfg, dst) == dst  # reused, not refused as another dataset

@@ -18,7 +18,7 @@ import numpy as np
 from medseg_nas.errors import DataError
 
 from medseg_nas.data.datalist import load_dataset_json
-from medseg_nas.volume_checks import check_image
+from medseg_nas.volume_checks import check_header, check_voxels
 
 FINGERPRINT_VERSION = 2
 SAMPLES_PER_CASE = 10000  # foreground voxels sampled per case and channel for intensity statistics
@@ -104,13 +104,13 @@ def compute_fingerprint(root: str | Path, datalist: list[dict], cache_path: str 
         ipath, lpath = Path(d["image"]), Path(d["label"])
         try:
             img = nib.load(str(ipath))
-            check_image(img, None, ipath)  # before reading: a 5D or RGB file is refused by its header
+            check_header(img, ipath)  # before reading: a 5D or RGB file is refused by its header
             x = np.asarray(img.dataobj)
         except DataError:
             raise
         except Exception as exc:
             raise DataError(f"image file {ipath} is unreadable or truncated ({type(exc).__name__}: {exc})") from None
-        check_image(img, x, ipath)  # non-finite voxels would make every trial look good (volume_checks)
+        check_voxels(x, ipath)  # non-finite voxels would make every trial look good (volume_checks)
         x = x.astype(np.float32, copy=False)
         try:
             lab = nib.load(str(lpath))

@@ -114,6 +114,22 @@ def searched_run_dir(d: Path, config: dict) -> tuple[Path, Path]:
     return path, run
 
 
+def truncated_store_run(d: Path) -> tuple[Path, Path]:
+    """(config, run) of a searched run directory whose trials.sqlite lost its second half."""
+    import json as _json
+
+    from medseg_nas.nas.store import TrialStore
+
+    config, run = searched_run_dir(d, {})
+    with TrialStore(run / "trials.sqlite") as st:
+        for i in range(40):
+            tid = st.start(f"k{i}", _json.dumps({"i": i, "pad": "x" * 400}), 0)
+            st.finish(tid, "done", 0.5, 10.0, history=[{"epoch": 1, "pad": "y" * 400}])
+    db = run / "trials.sqlite"
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+    return config, run
+
+
 @contextlib.contextmanager
 def held_lock(run_dir: Path, argv: list[str]):
     """`run_dir` locked by another live process, as a running `medseg-nas ARGV` would hold it."""

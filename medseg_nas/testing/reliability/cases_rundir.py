@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from medseg_nas.testing.reliability.builders import (  # noqa: F401 — not every module uses every helper
-    DOLLAR_EXPRESSION, held_lock, msd_download, prepare_cmd, run_cmd, searched_run_dir, synthetic_dataset,
+    DOLLAR_EXPRESSION, held_lock, truncated_store_run, msd_download, prepare_cmd, run_cmd, searched_run_dir, synthetic_dataset,
     tiny_checkpoint, write_config, write_nifti)
 from medseg_nas.testing.reliability.harness import case
 
@@ -122,31 +122,15 @@ def export_hostile_checkpoint(d: Path) -> list[str]:
     return ["export", str(d), "--case", str(image), "--format", "bundle"]
 
 
-def _damaged_store(d: Path) -> tuple[Path, Path]:
-    """(config, run) of a searched run directory whose trials.sqlite lost its second half."""
-    import json as _json
-
-    from medseg_nas.nas.store import TrialStore
-
-    config, run = searched_run_dir(d, {})
-    with TrialStore(run / "trials.sqlite") as st:
-        for i in range(40):
-            tid = st.start(f"k{i}", _json.dumps({"i": i, "pad": "x" * 400}), 0)
-            st.finish(tid, "done", 0.5, 10.0, history=[{"epoch": 1, "pad": "y" * 400}])
-    db = run / "trials.sqlite"
-    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
-    return config, run
-
-
 @case("run dir", "`search --resume` with a truncated trials.sqlite")
 def resume_truncated_store(d: Path) -> list[str]:
-    config, run = _damaged_store(d)
+    config, run = truncated_store_run(d)
     return ["search", str(config), "--resume", "--run-dir", str(run)]
 
 
 @case("run dir", "`report` of a run whose trials.sqlite is truncated")
 def report_truncated_store(d: Path) -> list[str]:
-    _, run = _damaged_store(d)
+    _, run = truncated_store_run(d)
     return ["report", str(run)]
 
 
