@@ -22,6 +22,7 @@ import yaml
 
 from data_prep import CONVERTERS, GENERATORS
 from medseg_nas.errors import ConfigError
+from medseg_nas.results import COSTS
 from medseg_nas.search import STRATEGIES
 from medseg_nas.space.genome import OPS
 from medseg_nas.space.network import CELLS
@@ -100,6 +101,10 @@ class ObjectivesConfig:
     # which Dice enters f1: "last5" = mean of the last 5 epochs' train and validation Dice (the
     # authors' model_train_bp), "best" = train and validation Dice at e_max
     dice_at: str = "last5"
+    # what f2 is the log of (results.COSTS): "params" (the paper's), "macs" (one patch's forward
+    # pass) or "latency" (median CPU ms per median-shaped volume, measured by each trial's worker)
+    cost: str = "params"
+    latency_runs: int = 5  # timed runs per latency measurement (after one warm-up); median kept
 
 
 @dataclass
@@ -167,6 +172,8 @@ class RetrainConfig:
     # knee/best/smallest choose among the trials with at most this many parameters (0: no cap);
     # a trial id is taken as asked
     max_params: int = 0
+    max_macs: int = 0  # the same cap on MACs of one patch's forward pass (0: no cap)
+    max_latency_ms: float = 0.0  # and on the trial's measured CPU ms per median volume (0: no cap)
     epochs: int = 100
     iters_per_epoch: int = 100
     patience: int = 30
@@ -214,6 +221,7 @@ _CHOICES = {
     "search.dmls.neighbour_order": {"random", "forest", "linear", "surrogate"},
     "search.samea.rules": {"paper", "adaptive"},
     "objectives.dice_at": {"last5", "best"},
+    "objectives.cost": set(COSTS),
     "executor.kind": {"local", "ray"},
 }
 
@@ -473,8 +481,12 @@ def validate(cfg: Config, source: str) -> None:
             f"section 'search.samea' in {source}: need surrogate_trees >= 1, surrogate_min_samples_split >= 2, "
             "screen_candidates >= 1"
         )
-    if cfg.retrain.max_params < 0:
-        raise ConfigError(f"key 'retrain.max_params' in {source} must be >= 0 (0: no cap)")
+    for key in ("max_params", "max_macs", "max_latency_ms"):
+        value = getattr(cfg.retrain, key)
+        if not (value >= 0 and math.isfinite(value)):
+            raise ConfigError(f"key 'retrain.{key}' in {source} must be >= 0 (0: no cap), got {_quote(value)}")
+    if cfg.objectives.latency_runs < 1:
+        raise ConfigError(f"key 'objectives.latency_runs' in {source} must be >= 1")
     for fmt in cfg.export.formats:
         if fmt not in EXPORT_FORMATS:
             raise ConfigError(f"key 'export.formats' in {source}: unknown format '{fmt}'")

@@ -168,7 +168,7 @@ class Predictor:
     def __init__(self, model, device: str = "auto", tta: bool = False, sw_batch_size: int = 2, overlap: float = 0.25):
         self.model = model
         self.device = resolve_device(device)
-        self.network = self._fast_network(model.network, self.device)
+        self.network = self.fast_network(model.network, self.device)
         self.tta = tta
         self.sw_batch_size = sw_batch_size
         self.overlap = overlap
@@ -176,7 +176,7 @@ class Predictor:
         self.patch = list(model.data_plan.patch_size)
 
     @staticmethod
-    def _fast_network(net, device: torch.device):
+    def fast_network(net, device: torch.device):
         """On CPU, the trainer's layout: InstanceNorm as group_norm + channels_last_3d (same math,
         ~1.5× faster inference). TorchScript modules and GPU runs are used as they are."""
         net = net.to(device).eval()

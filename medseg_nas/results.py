@@ -23,6 +23,8 @@ class TrialStatus(StrEnum):
 
 
 FINISHED = (TrialStatus.DONE, TrialStatus.FAILED)  # a trial that ended, either way
+COSTS = ("params", "macs", "latency")  # objectives.cost: what f2 is the log of (deployment_cost.py)
+COST_FIELDS = {"params": "n_params", "macs": "macs", "latency": "latency_ms"}  # where a result keeps each
 
 
 @dataclass
@@ -49,6 +51,13 @@ class TrialResult:
     seconds: float = 0.0
     peak_mem_mb: float = 0.0  # CUDA: peak allocated by this trial; CPU: the process's peak RSS
     n_params: int | None = None
+    # deployment costs (medseg_nas.deployment_cost), measured by the trial worker after training:
+    # MACs and peak activation memory of one patch's forward pass, median CPU ms per median volume
+    macs: int | None = None
+    act_mem_mb: float | None = None
+    latency_ms: float | None = None
+    latency_threads: int | None = None
+    cost_seconds: float = 0.0  # what measuring the costs took (not in `seconds`)
     seed: int | None = None
     device: str = ""
     timing: dict[str, float] = field(default_factory=dict)  # train_s, val_s, data_wait_s, step_ms, ...
@@ -58,6 +67,17 @@ class TrialResult:
     def failed(cls, error: str, seconds: float = 0.0) -> "TrialResult":
         """A trial that ended without a network to judge (an exception, a dead worker)."""
         return cls(status=TrialStatus.FAILED, error=error, seconds=seconds)
+
+    def cost(self, kind: str) -> float | None:
+        """The trial's cost `kind` (one of deployment_cost.COSTS), None when not recorded."""
+        value = getattr(self, COST_FIELDS[kind])
+        return None if value is None else float(value)
+
+    def set_costs(self, cost) -> None:
+        """Copy a `deployment_cost.DeploymentCost` into the result."""
+        self.macs, self.act_mem_mb = int(cost.macs), float(cost.act_mem_mb)
+        self.latency_ms, self.latency_threads = cost.latency_ms, cost.latency_threads
+        self.cost_seconds = float(cost.seconds)
 
     @property
     def ok(self) -> bool:

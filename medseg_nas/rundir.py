@@ -157,7 +157,7 @@ class RunDir:
 
     def retrain_current(self, cfg: Config, pick_trial: Callable, log: Callable[[str], None] = print) -> bool:
         """best/ holds a loadable model retrained for the config's pick and budget, and the pick
-        still names the same trial. `pick_trial(rows, pick, max_params) -> (row, why)` is the retrain stage's
+        still names the same trial. `pick_trial(rows, pick, retrain_cfg) -> (row, why)` is the retrain stage's
         rule (passed in: the run directory knows files, not how a trial is chosen)."""
         if not self.retrain_outputs_complete():
             return False
@@ -168,7 +168,7 @@ class RunDir:
         info = json.loads(self.retrain_json.read_text())
         if str(info.get("pick")) != str(cfg.retrain.pick):
             return False
-        row, _ = pick_trial(self.trial_rows(), str(cfg.retrain.pick), cfg.retrain.max_params)
+        row, _ = pick_trial(self.trial_rows(), str(cfg.retrain.pick), cfg.retrain)
         budget = (cfg.retrain.epochs, cfg.retrain.iters_per_epoch, cfg.retrain.include_val, cfg.retrain.monitor_fraction,
                   cfg.retrain.augment or cfg.data.augment)
         return row.id == info.get("trial_id") and (info.get("epochs_budget"), info.get("iters_per_epoch"),

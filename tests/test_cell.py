@@ -179,7 +179,9 @@ def test_search_counts_f2_and_trains_with_the_configured_cell(monkeypatch):
             seen.update(kw)
 
         def fit(self, genome, seed):
-            return "fitted"
+            from medseg_nas.results import TrialResult
+
+            return TrialResult.failed("fitted")  # failed: nothing to cost
 
     class Ctx:
         cfg = config_from_dict({"space": {"cell": "emonas"}})
@@ -188,7 +190,7 @@ def test_search_counts_f2_and_trains_with_the_configured_cell(monkeypatch):
     monkeypatch.setattr(trial.WORKER_CONTEXTS, "for_spec", lambda spec: Ctx)
     monkeypatch.setattr(medseg_nas.train, "Trainer", Recorder)
     spec = TrialSpec(trial_id=1, genome=IDENTITY.to_json(), seed=0, run_dir=".", config={})
-    assert trial.train_trial(spec) == "fitted" and seen["cell"] == "emonas"
+    assert trial.train_trial(spec).error == "fitted" and seen["cell"] == "emonas"
 
 
 def test_runner_f2_uses_the_configured_cell(tmp_path):
@@ -199,7 +201,7 @@ def test_runner_f2_uses_the_configured_cell(tmp_path):
     s = _Search(cfg, tmp_path, False, None, analytic_trial, None, False)  # the session the strategies see
     try:
         assert s.strategy.strategy.f2_of(IDENTITY) == math.log(count_parameters(IDENTITY, 1, 2, cell="emonas"))
-        assert s.n_params(IDENTITY) != count_parameters(IDENTITY, 1, 2, cell="residual")
+        assert s.costs.n_params(IDENTITY) != count_parameters(IDENTITY, 1, 2, cell="residual")
     finally:
         s.store.close()
 

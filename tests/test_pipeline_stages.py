@@ -102,14 +102,14 @@ def test_pick_under_a_parameter_cap(run):
         rows = st.rows()
     best = pick_trial(rows, "best")[0]
     cap = trial_params(best) - 1  # the most accurate trial is now too large
-    row, why = pick_trial(rows, "best", max_params=cap)
+    row, why = pick_trial(rows, "best", cap)
     assert row.id != best.id and trial_params(row) <= cap and f"<= {cap:,} parameters" in why
     assert min(trial_params(r) for r in rows if r.status == "done" and trial_params(r) <= cap) <= trial_params(row)
-    assert trial_params(pick_trial(rows, "knee", max_params=cap)[0]) <= cap
-    assert pick_trial(rows, str(best.id), max_params=cap)[0].id == best.id  # an id is taken as asked
-    assert pick_trial(rows, "best", max_params=0)[0].id == best.id
+    assert trial_params(pick_trial(rows, "knee", cap)[0]) <= cap
+    assert pick_trial(rows, str(best.id), cap)[0].id == best.id  # an id is taken as asked
+    assert pick_trial(rows, "best", 0)[0].id == best.id
     with pytest.raises(MedsegError, match="retrain.max_params = 10"):
-        pick_trial(rows, "best", max_params=10)
+        pick_trial(rows, "best", 10)
 
 
 def test_retrain_evaluate_export_report(run, capsys):
@@ -159,6 +159,12 @@ def test_retrain_evaluate_export_report(run, capsys):
 
     report = export_all(best / "model.pt", best, ["torchscript", "onnx"], test_cases[0]["image"], log=lambda s: None)
     assert report["onnx"]["max_abs_diff"] < 1e-3 and report["torchscript"]["max_abs_diff"] < 1e-4
+    for fmt in ("torchscript", "onnx"):  # timed on the same median-shaped volume, the same threads
+        lat = report[fmt]["latency"]
+        assert lat["ms_per_volume"] > 0 and lat["threads"] == torch.get_num_threads()
+        assert lat["volume_shape"] == m.data_plan.median_shape
+    costs = summary["costs"]
+    assert costs["n_params"] == count_parameters(GENOMES[2], 1, 4, m.network_plan) and costs["predict_ms_per_volume"] > 0
     html = build_report(run_dir).read_text()
     assert html.count("data:image/png;base64,") >= 3 and "mean foreground" in html
     assert cli(["report", str(run_dir)]) == 0

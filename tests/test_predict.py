@@ -1,5 +1,7 @@
 """predict: NIfTI in → label map out on the input's exact grid, same preprocessing as training."""
 
+import re
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -136,6 +138,9 @@ def test_skip_existing_continues_an_interrupted_batch(tmp_path, capsys):
     assert rc == 1 and "--skip-existing" in err and len(err.strip().splitlines()) == 1
     rc, stdout, _ = _cli(capsys, model, "-i", src, "-o", out, "--skip-existing")
     assert rc == 0 and "2 written, 1 kept, 0 failed of 3" in stdout
+    # what each volume cost on this machine, and the median over those segmented (not the kept one)
+    timing = re.search(r"; (\d+) ms per volume \(median of 2, (\d+)-(\d+); cpu, (\d+) threads\)", stdout)
+    assert timing and int(timing[2]) <= int(timing[1]) <= int(timing[3]), stdout
     assert (out / "a_seg.nii.gz").stat().st_mtime_ns == kept  # not redone
     for name in "bc":
         assert nib.load(str(out / f"{name}_seg.nii.gz")).get_fdata().shape == (20, 20, 8)

@@ -84,6 +84,9 @@ def front_entries(front: Front) -> list[dict]:
                 "f1": r.f1,
                 "f2": r.f2,
                 "n_params": r.n_params,
+                "macs": r.macs,
+                "act_mem_mb": r.act_mem_mb,
+                "latency_ms": r.latency_ms,
                 "val_dice": res.get("val_dice"),
                 "train_dice": res.get("train_dice"),
                 "e_max": res.get("e_max"),
@@ -112,6 +115,7 @@ class FrontArtefacts:
             "n_trials": store.count(FINISHED),
             "n_done": len(front.rows),
             "hypervolume": front.hypervolume,
+            "cost": self.cfg.objectives.cost,  # f2 = log(this cost)
             "hypervolume_box": {"ideal": list(self.box[0]), "reference": list(self.box[1])},
             "knee": front.rows[knee].id if knee is not None else None,
             "strategy_stats": strategy_stats,
@@ -125,7 +129,7 @@ class FrontArtefacts:
         if force or now - self.last_plot >= PLOT_EVERY_S:
             self.last_plot = now
             try:
-                plot_front(self.run.front_png, front, knee, self.cfg.name, pub)
+                plot_front(self.run.front_png, front, knee, self.cfg.name, pub, self.cfg.objectives.cost)
                 plot_hypervolume(self.run.hypervolume_png, hypervolume_history(store.rows(FINISHED), self.box))
             except Exception as exc:  # noqa: BLE001 - a plot must never stop a search
                 self.warn(f"warning: could not draw plots: {exc}")
@@ -153,8 +157,13 @@ def _save(fig, path: Path, title: str) -> None:
     os.replace(str(path) + ".tmp.png", path)
 
 
-def plot_front(path: Path, front: Front, knee: int | None, title: str, published: str | None) -> None:
-    """front.png: every done trial (f1 vs parameters), the Pareto front, the knee, published nets."""
+COST_AXIS = {"params": "trainable parameters", "macs": "MACs per patch (forward pass)",
+             "latency": "CPU ms per median volume (measured)"}
+
+
+def plot_front(path: Path, front: Front, knee: int | None, title: str, published: str | None, cost: str = "params") -> None:
+    """front.png: every done trial (f1 vs the cost f2 is the log of), the Pareto front, the knee,
+    and (when the cost is parameters) the published network's size."""
     rows = front.rows
     fig = _new_figure()
     ax = fig.add_subplot(111)
@@ -168,10 +177,10 @@ def plot_front(path: Path, front: Front, knee: int | None, title: str, published
         r = rows[knee]
         ax.scatter([math.exp(r.f2)], [r.f1], s=110, facecolors="none", edgecolors="k", label=f"knee (#{r.id})", zorder=4)
     for key, n in PUBLISHED_PARAMS.items():
-        if key == published:  # no f1 is published: mark the parameter count
+        if key == published and cost == "params":  # no f1 is published: mark the parameter count
             ax.axvline(n, ls="--", c="tab:blue", lw=1.0, label=f"EMONAS-Net {key} ({n / 1e6:.1f}M params)")
     ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters")
+    ax.set_xlabel(COST_AXIS[cost])
     ax.set_ylabel("f1 (expected segmentation error)")
     ax.xaxis.label.set_size(9)
     ax.yaxis.label.set_size(9)

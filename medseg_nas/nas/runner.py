@@ -42,6 +42,7 @@ from medseg_nas.config import Config, add_overrides_argument, config_from_dict, 
 from medseg_nas.errors import SearchError
 from medseg_nas.nas.executors import Completed, Executor, TrialSpec, make_executor
 from medseg_nas.nas.front import Front, FrontArtefacts
+from medseg_nas.nas.genome_costs import GenomeCosts
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.nas.outcome import FailureStreak, all_failed_message, first_line, judge
 from medseg_nas.nas.progress import SearchLog
@@ -54,7 +55,6 @@ from medseg_nas.results import FINISHED, TrialStatus
 from medseg_nas.search.objectives import reference_box
 from medseg_nas.search import STRATEGIES
 from medseg_nas.space.genome import Genome, SearchSpace
-from medseg_nas.space.network import count_parameters
 from medseg_nas.rundir import RunDir
 
 IDLE_ASKS_LIMIT = 10000  # asks in a row answered only from the store before giving up
@@ -101,8 +101,10 @@ class _Search:
         else:  # an injected trial function that does not need data (tests, dry runs)
             self.ctx = SearchContext()
         self.space = SearchSpace.from_config(cfg.space)
-        self._f2_cache: dict[str, float] = {}
-        self.box = reference_box(cfg, self.ctx.in_channels, self.ctx.n_classes, self.ctx.network_plan)
+        told = {r.key: float(r.f2) for r in self.store.rows(TrialStatus.DONE) if r.f2 is not None}
+        self.costs = GenomeCosts(cfg, self.ctx, told)
+        self.f2_of = self.costs.f2_of
+        self.box = reference_box(cfg, self.ctx.in_channels, self.ctx.n_classes, self.ctx.network_plan, self.f2_of)
 
         name = cfg.search.strategy if strategy is None or isinstance(strategy, str) else getattr(
             strategy, "name", type(strategy).__name__
@@ -125,16 +127,6 @@ class _Search:
         self.artefacts = FrontArtefacts(run_dir, cfg, self.box, name, warn=self.log)
         if not self.strategy.resumed:
             self.strategy.save()
-
-    # -- parameters / f2 --------------------------------------------------------------------
-    def n_params(self, genome: Genome) -> int:
-        return count_parameters(genome, self.ctx.in_channels, self.ctx.n_classes, self.ctx.network_plan, self.cfg.space.cell)
-
-    def f2_of(self, genome: Genome) -> float:
-        key = genome.key()
-        if key not in self._f2_cache:
-            self._f2_cache[key] = math.log(self.n_params(genome))
-        return self._f2_cache[key]
 
     # -- budget ----------------------------------------------------------------------------------
     def finished(self) -> int:
@@ -222,6 +214,7 @@ class _Search:
         spec, result = c.spec, c.result
         genome = Genome.from_json(spec.genome)
         key = genome.key()
+        self.costs.complete(result, genome)
         status, error, f1, f2 = judge(result, self.cfg.objectives)
         self.store.finish(
             spec.trial_id,
@@ -232,9 +225,12 @@ class _Search:
             error=error,
             seconds=result.seconds,
             host=c.host,
-            n_params=result.n_params if result.n_params is not None else self.n_params(genome),
+            n_params=result.n_params,
             result=result.to_dict(),
+            costs={"macs": result.macs, "act_mem_mb": result.act_mem_mb, "latency_ms": result.latency_ms},
         )
+        if status == TrialStatus.DONE:
+            self.costs.told(genome, f2)
         del self.inflight[key]
         self.n_new += 1
         self.n_new_failed += status != TrialStatus.DONE
@@ -244,7 +240,8 @@ class _Search:
         total = self.cfg.search.budget_trials if self.cfg.search.budget_trials > 0 else "?"
         if status == TrialStatus.DONE:
             self.log(
-                f"trial {k}/{total} #{spec.trial_id} done f1={f1:.4f} params={math.exp(f2):,.0f} val_dice={result.val_dice:.3f}"
+                f"trial {k}/{total} #{spec.trial_id} done f1={f1:.4f} {self.costs.describe(result)}"
+                f" val_dice={result.val_dice:.3f}"
                 f" ({result.seconds or 0:.1f} s) {genome.describe()}"
             )
         else:

@@ -6,8 +6,9 @@ ends; every write is its own committed transaction in WAL mode with `synchronous
 behind by a killed search is re-run (same id) when the search resumes.
 
 Columns: id, key (Genome.key()), genome (JSON), status, f1, f2, history (JSON list, one dict
-per epoch), error, seconds, seed, host, started, finished (ISO-8601 UTC), n_params, plus
-`attempts` (how many times the trial was started) and `result` (the whole TrialResult as JSON,
+per epoch), error, seconds, seed, host, started, finished (ISO-8601 UTC), n_params, the
+deployment costs macs, act_mem_mb and latency_ms (added to older stores on open; NULL for their
+rows), plus `attempts` (how many times the trial was started) and `result` (the whole TrialResult as JSON,
 weights excluded) for the later stages.
 """
 
@@ -44,11 +45,15 @@ CREATE TABLE IF NOT EXISTS trials (
     finished TEXT,
     n_params INTEGER,
     attempts INTEGER NOT NULL DEFAULT 1,
-    result TEXT
+    result TEXT,
+    macs INTEGER,
+    act_mem_mb REAL,
+    latency_ms REAL
 );
 CREATE INDEX IF NOT EXISTS trials_key ON trials (key);
 CREATE INDEX IF NOT EXISTS trials_status ON trials (status);
 """
+COST_COLUMNS = {"macs": "INTEGER", "act_mem_mb": "REAL", "latency_ms": "REAL"}  # added after the first stores
 
 
 def utc_now() -> str:
@@ -75,6 +80,17 @@ class TrialRow:
     n_params: int | None
     attempts: int
     result: dict | None
+    macs: int | None = None
+    act_mem_mb: float | None = None
+    latency_ms: float | None = None
+
+    def cost(self, kind: str) -> float | None:
+        """Cost `kind` (results.COSTS) of a done trial; parameters fall back to exp(f2) for stores
+        older than the n_params column, whose f2 was always log(parameters)."""
+        if kind == "params":
+            return float(self.n_params) if self.n_params else (None if self.f2 is None else float(round(math.exp(self.f2))))
+        value = {"macs": self.macs, "latency": self.latency_ms}[kind]
+        return None if value is None else float(value)
 
     @property
     def objectives(self) -> tuple[float, float] | None:
@@ -181,6 +197,10 @@ class TrialStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(trials)")}
+        for name, kind in COST_COLUMNS.items():
+            if name not in have:  # a store written before the cost columns existed
+                self._write(f"ALTER TABLE trials ADD COLUMN {name} {kind}", ())
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -210,7 +230,7 @@ class TrialStore:
         if trial_id is not None:
             self._write(
                 "UPDATE trials SET status='running', f1=NULL, f2=NULL, history=NULL, error=NULL, seconds=NULL,"
-                " seed=?, host=?, started=?, finished=NULL, attempts=attempts+1, result=NULL WHERE id=?",
+                " macs=NULL, act_mem_mb=NULL, latency_ms=NULL, seed=?, host=?, started=?, finished=NULL, attempts=attempts+1, result=NULL WHERE id=?",
                 (seed, host, utc_now(), trial_id),
             )
             return trial_id
@@ -232,8 +252,10 @@ class TrialStore:
         host: str | None = None,
         n_params: int | None = None,
         result: dict | None = None,
+        costs: dict | None = None,
     ) -> None:
-        """Record the outcome of trial `trial_id` (`done` needs finite f1 and f2)."""
+        """Record the outcome of trial `trial_id` (`done` needs finite f1 and f2); `costs` holds
+        any of macs, act_mem_mb, latency_ms."""
         if status not in FINISHED:
             raise ValueError(f"finish: status must be 'done' or 'failed', got {status!r}")
         f1, f2 = _finite_or_none(f1), _finite_or_none(f2)
@@ -241,7 +263,7 @@ class TrialStore:
             raise ValueError(f"trial {trial_id}: a done trial needs finite f1 and f2, got {f1}, {f2}")
         self._write(
             "UPDATE trials SET status=?, f1=?, f2=?, history=?, error=?, seconds=?, host=COALESCE(?, host),"
-            " finished=?, n_params=?, result=? WHERE id=?",
+            " finished=?, n_params=?, result=?, macs=?, act_mem_mb=?, latency_ms=? WHERE id=?",
             (
                 status,
                 f1,
@@ -253,6 +275,7 @@ class TrialStore:
                 utc_now(),
                 None if n_params is None else int(n_params),
                 None if result is None else dumps(result),
+                *(_finite_or_none((costs or {}).get(name)) for name in COST_COLUMNS),
                 trial_id,
             ),
         )
@@ -277,6 +300,9 @@ class TrialStore:
             n_params=r["n_params"],
             attempts=r["attempts"],
             result=json.loads(r["result"]) if r["result"] else None,
+            macs=None if r["macs"] is None else int(r["macs"]),
+            act_mem_mb=r["act_mem_mb"],
+            latency_ms=r["latency_ms"],
         )
 
     def get(self, trial_id: int) -> TrialRow | None:

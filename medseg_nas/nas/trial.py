@@ -144,4 +144,24 @@ def train_trial(spec: TrialSpec) -> TrialResult:
         ctx.cfg.train, ctx.bundle, ctx.plan, device=spec.device or ctx.cfg.train.device, log_dir=spec.log_dir, progress=False,
         cell=ctx.cfg.space.cell,
     )
-    return trainer.fit(spec.genome_obj(), seed=spec.seed)
+    genome = spec.genome_obj()
+    result = trainer.fit(genome, seed=spec.seed)
+    if result.ok:
+        record_costs(result, genome, ctx)
+    return result
+
+
+def record_costs(result: TrialResult, genome, ctx: WorkerContext) -> None:
+    """Put the genome's deployment costs into a done trial's result, measured here, in the worker
+    (a Ray trial measures latency on its own node). A measurement that fails leaves the costs
+    empty with a note in `result.error`; the trial then fails only if f2 needs that cost."""
+    from medseg_nas.deployment_cost import genome_cost
+
+    plan, obj = ctx.plan, ctx.cfg.objectives
+    try:
+        cost = genome_cost(genome, int(plan.in_channels), int(plan.n_classes), plan.network_plan, ctx.cfg.space.cell,
+                           plan.patch_size, plan.median_shape or None, obj.latency_runs)
+    except Exception as exc:  # noqa: BLE001 - the trained network stays judged on what was measured
+        result.error = f"deployment cost not measured: {type(exc).__name__}: {exc}"
+        return
+    result.set_costs(cost)

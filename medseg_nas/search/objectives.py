@@ -1,7 +1,9 @@
 """The two minimised objectives of a trained trial (EMONAS-Net, Baldeon-Calisto & Lai-Yuen 2021).
 
     f1 = α·(C − MCDice_train) + (C − MCDice_val) + β·(E − e_max)/E
-    f2 = log(number of trainable parameters)
+    f2 = log(cost), the cost `objectives.cost` names: the number of trainable parameters
+         ("params", the paper's and the default), MACs of one patch's forward pass ("macs") or
+         the measured CPU ms per median-shaped volume ("latency"); see deployment_cost.py
 
 MCDice_train / MCDice_val: mean foreground Dice over classes, taken as `objectives.dice_at` says:
 - "last5" (default, as the authors): the mean over the last 5 epochs of the history (training
@@ -25,8 +27,9 @@ Defaults (`ObjectivesConfig`) and why:
 from __future__ import annotations
 
 import math
+from typing import Callable
 
-from medseg_nas.results import TrialResult
+from medseg_nas.results import COST_FIELDS, TrialResult
 from medseg_nas.space.genome import Genome, SearchSpace
 from medseg_nas.space.network import count_parameters
 from medseg_nas.space.plan import NetworkPlan
@@ -71,6 +74,10 @@ def compute_objectives(result: TrialResult, obj_cfg) -> tuple[float, float]:
         raise ValueError(f"e_max={e_max} outside [0, E={E}]")
     if not n_params or int(n_params) < 1:
         raise ValueError(f"n_params must be a positive count, got {n_params!r}")
+    kind = getattr(obj_cfg, "cost", "params")
+    cost = result.cost(kind)
+    if cost is None or not math.isfinite(cost) or cost <= 0:
+        raise ValueError(f"objectives.cost={kind} needs the trial's {COST_FIELDS[kind]} (a positive number), got {cost!r}")
     for name, v in (("train_dice", train), ("val_dice", val)):
         if v is None or not math.isfinite(float(v)):
             raise ValueError(f"{name} is not a finite number: {v!r}")
@@ -81,16 +88,18 @@ def compute_objectives(result: TrialResult, obj_cfg) -> tuple[float, float]:
         raise ValueError(f"objectives.dice_at must be 'last5' or 'best', got {dice_at!r}")
     a, b, C = float(obj_cfg.alpha), float(obj_cfg.beta), float(obj_cfg.C)
     f1 = a * (C - float(train)) + (C - float(val)) + b * (E - e_max) / E
-    f2 = math.log(int(n_params))
+    f2 = math.log(cost)
     return float(f1), float(f2)
 
 
-def reference_box(cfg, in_channels: int, n_classes: int, network_plan: NetworkPlan) -> tuple[tuple[float, float], tuple[float, float]]:
+def reference_box(cfg, in_channels: int, n_classes: int, network_plan: NetworkPlan,
+                  f2_of: Callable[[Genome], float] | None = None) -> tuple[tuple[float, float], tuple[float, float]]:
     """(ideal, reference) corners of the objective box, fixed by the config (a Config) and the space.
 
-    f1 lies in [0, (alpha + 1)·C + beta] (Dice in [0, 1], e_max in [0, E]); f2 between the
-    log-parameters of the smallest and the largest network of the space. A fixed box keeps the
-    hypervolume comparable across trials, sessions and runs.
+    f1 lies in [0, (alpha + 1)·C + beta] (Dice in [0, 1], e_max in [0, E]); f2 between the f2
+    (`f2_of`, default log-parameters) of the smallest and the largest network of the space (the
+    largest: most levels and filters with, everywhere, the op of most parameters). A fixed box
+    keeps the hypervolume comparable across trials, sessions and runs.
     """
     o = cfg.objectives
     space = SearchSpace.from_config(cfg.space)
@@ -98,8 +107,10 @@ def reference_box(cfg, in_channels: int, n_classes: int, network_plan: NetworkPl
     cell = cfg.space.cell
     big_op = max(space.ops, key=lambda op: count_parameters(Genome(ops=(op,) * 4, n_c=2, n_f=3), 1, 2, cell=cell))
     big = Genome(inputs=(0, 1, 2), ops=(big_op,) * 4, n_c=max(space.n_c), n_f=max(space.n_f), lr=small.lr)
-    lo2 = math.log(count_parameters(small, in_channels, n_classes, network_plan, cell))
-    hi2 = math.log(count_parameters(big, in_channels, n_classes, network_plan, cell))
+    if f2_of is None:
+        def f2_of(g: Genome) -> float:
+            return math.log(count_parameters(g, in_channels, n_classes, network_plan, cell))
+    lo2, hi2 = float(f2_of(small)), float(f2_of(big))
     lo1 = min(0.0, (o.alpha + 1) * (o.C - 1))
     hi1 = (o.alpha + 1) * o.C + o.beta
     return (lo1, lo2), (hi1, hi2 + 0.05 * max(hi2 - lo2, 1e-9))

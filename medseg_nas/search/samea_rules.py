@@ -188,7 +188,11 @@ def largest_genome(space: SearchSpace, f2_of: Callable[[Genome], float]) -> Geno
     def at(op: str) -> Genome:
         return Genome(inputs=(0, 1, 2), ops=(op,) * 4, n_c=max(space.n_c), n_f=max(space.n_f), lr=small.lr)
 
-    return max((at(op) for op in space.ops), key=f2_of)
+    # the op is ranked by parameters (the same order as any f2 of the space: the op with most
+    # weights also has the most MACs and latency), so a measured f2 (latency) is taken only once
+    from medseg_nas.space.network import count_parameters
+
+    return max((at(op) for op in space.ops), key=lambda g: count_parameters(g, 1, 2))
 
 
 def _index(choices: tuple, value) -> int | None:

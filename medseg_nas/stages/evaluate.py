@@ -34,6 +34,7 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
     best/worst case, model and TTA.
     """
     import nibabel as nib
+    import torch
 
     from medseg_nas.inference import Predictor
     from medseg_nas.metrics import METRICS, case_metrics_detail, metric_rows, summarise, write_case_csv
@@ -47,10 +48,11 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
     fg = {k: v for k, v in sorted(model.labels.items()) if k != 0}
     out_dir.mkdir(parents=True, exist_ok=True)
     pred_dir = out_dir / "predictions"
-    rows, per_case = [], []
+    rows, per_case, predict_ms = [], [], []
     for n, case in enumerate(cases, 1):
         t = time.time()
         pred, ref = predictor(case["image"])
+        predict_ms.append((time.time() - t) * 1000.0)
         lab_img = nib.load(str(case["label"]))
         label = np.rint(np.asarray(lab_img.dataobj, dtype=np.float32)).astype(np.int16)
         if label.ndim == 4 and label.shape[-1] == 1:
@@ -78,6 +80,15 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
         "cases": per_case,
         "best_case": max(per_case, key=lambda c: c["mean_dice"])["id"],
         "worst_case": min(per_case, key=lambda c: c["mean_dice"])["id"],
+        # what the network costs: its parameters, the costs its search trial measured, and the
+        # median wall-clock of predicting one test file here (read, preprocess, infer, invert)
+        "costs": {
+            "n_params": model.extra.get("n_params") or sum(p.numel() for p in model.network.parameters()),
+            **(model.extra.get("search_costs") or {}),
+            "predict_ms_per_volume": round(float(np.median(predict_ms)), 1),
+            "predict_device": str(predictor.device),
+            "predict_threads": torch.get_num_threads(),
+        },
     })
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -145,6 +145,35 @@ def compare_onnx(path: str | Path, model: LoadedModel, inputs: list[torch.Tensor
 # --- MONAI bundle -------------------------------------------------------------------------------
 
 
+class OnnxNetwork(torch.nn.Module):
+    """An onnxruntime session called like the network (tensor in, tensor out), so the exported
+    file is timed through the same sliding window as the PyTorch model."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # the same threads as the PyTorch timings
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {"image": x.contiguous().numpy()})[0])
+
+
+def volume_latency(network, model: LoadedModel, runs: int = 5, predictor_layout: bool = True) -> dict | None:
+    """CPU ms per volume of the dataset's median shape (deployment_cost.measure_latency), or None
+    when the model file does not say the median shape."""
+    from medseg_nas.deployment_cost import measure_latency
+
+    shape = list(model.data_plan.median_shape or [])
+    if not shape:
+        return None
+    ms, threads = measure_latency(network, model.in_channels, shape, model.data_plan.patch_size, runs=runs,
+                                  predictor_layout=predictor_layout)
+    return {"ms_per_volume": round(ms, 1), "threads": threads, "volume_shape": shape, "runs": runs}
+
+
 def bundle_inference_config(model: LoadedModel, sw_batch_size: int = 2, overlap: float = 0.25) -> dict:
     """inference.json: MONAI-only preprocessing, sliding window, Invertd and SaveImaged."""
     # no_grad around the loop only: a global torch.set_grad_enabled(False) in "initialize" would
@@ -328,6 +357,9 @@ def export_all(
         log(f"torchscript → {ts_path}  max |Δlogit| = {diff:.2e}")
         if diff > ATOL:
             raise MedsegError(f"TorchScript export differs from PyTorch by {diff:.3g} (> {ATOL})")
+        report["torchscript"]["latency"] = lat = volume_latency(torch.jit.load(str(ts_path), map_location="cpu"), model)
+        if lat:
+            log(f"torchscript   {lat['ms_per_volume']:.0f} ms per {lat['volume_shape']} volume (CPU, {lat['threads']} threads)")
     if "onnx" in formats:
         t = time.time()
         onnx_path = export_onnx(model, out_dir / "model.onnx", inputs[0])
@@ -337,6 +369,10 @@ def export_all(
         log(f"onnx        → {onnx_path}  max |Δlogit| (onnxruntime) = {diff:.2e}")
         if diff > ATOL:
             raise MedsegError(f"ONNX export differs from PyTorch by {diff:.3g} (> {ATOL})")
+        report["onnx"]["latency"] = lat = volume_latency(OnnxNetwork(onnx_path), model, predictor_layout=False)
+        if lat:
+            log(f"onnx          {lat['ms_per_volume']:.0f} ms per {lat['volume_shape']} volume (onnxruntime CPU, "
+                f"{lat['threads']} threads)")
     if "bundle" in formats:
         bdir = export_bundle(model, out_dir / "bundle", ts_path)
         report["bundle"] = {"path": str(bdir)}

@@ -110,6 +110,7 @@ def final_summary(run: RunDir, report: Path) -> str:
     info = json.loads(run.retrain_json.read_text())
     summary = json.loads(run.summary_json.read_text())
     from medseg_nas.space import Genome
+    from medseg_nas.stages.report import cost_line
 
     g = Genome.from_dict(info["genome"])
     n_params = info.get("n_params") or int(round(math.exp(info["search_objectives"]["f2"])))
@@ -118,6 +119,7 @@ def final_summary(run: RunDir, report: Path) -> str:
         f"run {run.path}: {front.get('n_trials', '?')} trials, Pareto front of {len(front.get('front', []))} networks, "
         f"hypervolume {front.get('hypervolume', float('nan')):.4f}",
         f"chosen ({info['pick']}): trial {info['trial_id']}  {g.describe()}  {n_params:,} parameters",
+        cost_line(summary.get("costs") or {}, n_params),
         "test Dice per class: " + ", ".join(f"{name} {c['dice']['mean']:.3f}" for name, c in summary["classes"].items())
         + f"  (mean {summary['mean_dice']:.3f}, {summary['n_cases']} cases)",
         f"model: {run.model_pt}   report: {report}",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -79,6 +80,18 @@ class BatchResult:
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # outputs kept by --skip-existing
     failed: list[tuple[Path, MedsegError]] = field(default_factory=list)
+    # per written file: wall-clock ms of segmenting it (read, preprocess, sliding window, invert;
+    # the write not included): what a user of this machine pays per volume
+    ms_per_volume: list[float] = field(default_factory=list)
+    threads: int = 0  # torch intra-op threads it ran with
+    device: str = ""
+
+    def timing_line(self) -> str:
+        if not self.ms_per_volume:
+            return ""
+        ms = sorted(self.ms_per_volume)
+        return (f"{statistics.median(ms):.0f} ms per volume (median of {len(ms)}, {ms[0]:.0f}-{ms[-1]:.0f}; "
+                f"{self.device}, {self.threads} threads)")
 
     def failure_lines(self) -> list[str]:
         """One line per failed input, naming the file."""
@@ -155,6 +168,8 @@ def predict_batch(
 ) -> BatchResult:
     """Segment every input; a failing input is recorded in the result and the batch goes on.
     Problems shared by all inputs (the model, the output names) are raised before any work."""
+    import torch
+
     from medseg_nas.inference import Predictor, describe_error
     from medseg_nas.model_io import load_model
 
@@ -168,11 +183,13 @@ def predict_batch(
         return result
     model = load_model(model_path, "cpu")
     predictor = Predictor(model, device=device, tta=tta)
+    result.device, result.threads = str(predictor.device), torch.get_num_threads()
     out_dir.mkdir(parents=True, exist_ok=True)
     for k, (src, dst) in enumerate(todo, 1):
         t = time.time()
         try:
             labels, ref = predictor(src)
+            ms = (time.time() - t) * 1000.0
             _write_atomically(labels, ref, dst)
         except MedsegError as exc:
             result.failed.append((src, exc))
@@ -180,9 +197,10 @@ def predict_batch(
             result.failed.append((src, DataError(f"cannot segment {src}: {describe_error(exc)}")))
         else:
             result.written.append(dst)
+            result.ms_per_volume.append(ms)
             counts = {int(c): int((labels == c).sum()) for c in range(1, model.n_classes)}
             log(f"[{k}/{len(todo)}] {src.name} → {dst}  shape={labels.shape}  voxels/class={counts}  "
-                f"{time.time() - t:.1f}s")
+                f"{ms:.0f} ms")
             continue
         log(f"[{k}/{len(todo)}] {src.name} FAILED: {result.failure_lines()[-1]}")
     return result
@@ -220,7 +238,8 @@ def main(args: argparse.Namespace) -> int:
                            force=args.force, skip_existing=args.skip_existing,
                            log=lambda m: print(m, file=sys.stdout, flush=True))
     print(f"predict: {len(result.written)} written, {len(result.skipped)} kept, {len(result.failed)} failed "
-          f"of {len(inputs)} input(s) → {args.output}", flush=True)
+          f"of {len(inputs)} input(s) → {args.output}"
+          + (f"; {result.timing_line()}" if result.ms_per_volume else ""), flush=True)
     if not result.failed:
         return 0
     lines = result.failure_lines()

@@ -3,7 +3,8 @@
 Sections (each drawn from the artefacts of its stage; a missing stage is said, not faked):
   1. search: Pareto front of f1 vs parameters with the chosen network and the published
      EMONAS-Net sizes; validation / test Dice vs parameters with the published EMONAS results
-  2. hypervolume after every trial
+  2. the front against each deployment cost (parameters, MACs, measured CPU latency); the
+     hypervolume after every trial
   3. training curves of the retrained network (loss, train / val Dice per epoch)
   4. test metrics: per-class Dice / HD95 / ASD table (best/summary.json)
   5. slices of the best and worst test cases: image, ground truth and prediction overlaid
@@ -57,10 +58,10 @@ def fig_front(rows, chosen_id, front_doc, summary) -> str:
 
     done = [r for r in rows if r.status == TrialStatus.DONE and r.objectives]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
-    params = [math.exp(r.f2) for r in done]
+    params = [r.cost("params") for r in done]
     f1 = [r.f1 for r in done]
     a.scatter(params, f1, s=18, c="0.6", label="trials")
-    front = sorted(pareto_front([(r.f1, r.f2) for r in done]).tolist(), key=lambda i: done[i].f2)
+    front = sorted(pareto_front([(r.f1, math.log(p)) for r, p in zip(done, params)]).tolist(), key=lambda i: params[i])
     a.step([params[i] for i in front], [f1[i] for i in front], where="post", c="C0", lw=1.5)
     a.scatter([params[i] for i in front], [f1[i] for i in front], s=30, c="C0", label="Pareto front")
     for r, p in zip(done, params):
@@ -95,6 +96,41 @@ def fig_front(rows, chosen_id, front_doc, summary) -> str:
     b.set_ylabel("mean foreground Dice")
     b.set_title("Dice vs size (published: their datasets, for scale)")
     b.legend(fontsize=8)
+    return _png(fig)
+
+
+COST_PANELS = (("params", "trainable parameters"), ("macs", "MACs per patch (forward pass)"),
+               ("latency", "CPU ms per median volume (measured in the trial)"))
+
+
+def fig_costs(rows, chosen_id, searched: str) -> str | None:
+    """The front against each deployment cost: f1 vs parameters, MACs and measured latency, each
+    panel with the Pareto front in that cost and the chosen network; `searched` is the cost f2 was."""
+    import matplotlib.pyplot as plt
+
+    from medseg_nas.search.archive import pareto_front
+
+    done = [r for r in rows if r.status == TrialStatus.DONE and r.objectives]
+    if not done:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, (kind, label) in zip(axes, COST_PANELS):
+        pts = [(r.cost(kind), r.f1, r.id) for r in done if r.cost(kind)]
+        ax.set_xlabel(label)
+        ax.set_title(f"f1 vs {kind}" + (" (the searched f2)" if kind == searched else ""))
+        if not pts:
+            ax.text(0.5, 0.5, "not recorded by these trials", ha="center", va="center", transform=ax.transAxes)
+            continue
+        x, y = [p[0] for p in pts], [p[1] for p in pts]
+        ax.scatter(x, y, s=18, c="0.6", label="trials")
+        front = sorted(pareto_front([(b, math.log(a)) for a, b, _ in pts]).tolist(), key=lambda i: x[i])
+        ax.step([x[i] for i in front], [y[i] for i in front], where="post", c="C0", lw=1.5)
+        ax.scatter([x[i] for i in front], [y[i] for i in front], s=30, c="C0", label=f"Pareto front in {kind}")
+        ax.scatter([a for a, _, i in pts if i == chosen_id], [b for _, b, i in pts if i == chosen_id], s=160, marker="*",
+                   c="C3", zorder=5, label="chosen")
+        ax.set_xscale("log")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("f1 (expected segmentation error)")
     return _png(fig)
 
 
@@ -195,6 +231,19 @@ def fig_case(case: dict, title: str, n_slices: int = 3, labels: dict | None = No
     return _png(fig)
 
 
+def cost_line(costs: dict, n_params: int) -> str:
+    """What the chosen network costs to deploy, as far as the run measured it."""
+    parts = [f"{n_params:,} parameters"]
+    if costs.get("macs"):
+        parts.append(f"{costs['macs'] / 1e9:.2f} GMACs per patch")
+    if costs.get("latency_ms"):
+        parts.append(f"{costs['latency_ms']:.0f} ms per median volume (search, CPU)")
+    if costs.get("predict_ms_per_volume"):
+        parts.append(f"{costs['predict_ms_per_volume']:.0f} ms per test file ({costs.get('predict_device', '?')}, "
+                     f"{costs.get('predict_threads', '?')} threads, with I/O)")
+    return "cost: " + ", ".join(parts)
+
+
 def _fmt(x, nd=3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{nd}f}"
 
@@ -250,22 +299,29 @@ def build_report(run_dir: str | Path) -> Path:
         desc = Genome.from_dict(g).describe() if g else "?"
         n_params = retrain_info.get("n_params")
         parts.append(f"<p><b>Chosen network</b>: trial {chosen} ({html.escape(str(retrain_info.get('reason')))}): "
-                     f"<code>{html.escape(desc)}</code>, {n_params:,} parameters.</p>" if n_params else
+                     f"<code>{html.escape(desc)}</code>; {html.escape(cost_line((summary or {}).get('costs') or {}, n_params))}.</p>"
+                     if n_params else
                      f"<p><b>Chosen network</b>: trial {chosen}: <code>{html.escape(desc)}</code></p>")
     parts.append("<h2>Search</h2>")
     if rows:
         parts.append(fig_front(rows, chosen, front_doc, summary))
+        costs = fig_costs(rows, chosen, (front_doc or {}).get("cost", "params"))
+        if costs:
+            parts.append(costs)
         hv = fig_hypervolume(rows, front_doc)
         if hv:
             parts.append(hv)
         if front_doc and front_doc.get("front"):
-            parts.append("<table><tr><th>trial</th><th>genome</th><th>parameters</th><th>f1</th><th>val Dice</th></tr>")
+            parts.append("<table><tr><th>trial</th><th>genome</th><th>parameters</th><th>GMACs / patch</th>"
+                         "<th>CPU ms / volume</th><th>f1</th><th>val Dice</th></tr>")
             from medseg_nas.space import Genome
 
             for e in front_doc["front"]:
                 mark = " ★" if e.get("id") == chosen else ""
                 parts.append(f"<tr><td>{e.get('id')}{mark}</td><td><code>{html.escape(Genome.from_dict(e['genome']).describe())}</code></td>"
-                             f"<td>{e.get('n_params') or int(round(math.exp(e['f2']))):,}</td><td>{_fmt(e.get('f1'), 4)}</td>"
+                             f"<td>{e.get('n_params') or int(round(math.exp(e['f2']))):,}</td>"
+                             f"<td>{_fmt(e['macs'] / 1e9 if e.get('macs') else None, 2)}</td><td>{_fmt(e.get('latency_ms'), 0)}</td>"
+                             f"<td>{_fmt(e.get('f1'), 4)}</td>"
                              f"<td>{_fmt(e.get('val_dice'))}</td></tr>")
             parts.append("</table>")
         parts.append("<p class='note'>Published EMONAS-Net points are the paper's networks on their own datasets "

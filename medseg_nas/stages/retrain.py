@@ -46,17 +46,43 @@ def trial_params(row: TrialRow) -> int:
     return int(row.n_params) if row.n_params else int(round(math.exp(row.f2)))
 
 
-def pick_trial(rows: list[TrialRow], pick: str, max_params: int = 0) -> tuple[TrialRow, str]:
-    """The chosen done trial and a one-line reason; `max_params` > 0 caps knee/best/smallest."""
+COST_CAPS = (("max_params", "params", "parameters"), ("max_macs", "macs", "MACs"),
+             ("max_latency_ms", "latency", "ms of CPU latency"))  # retrain key, cost, unit
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+def cost_caps(retrain_cfg) -> dict[str, float]:
+    """The retrain section's caps on the pick's costs (the keys of COST_CAPS; 0: no cap)."""
+    return {key: float(getattr(retrain_cfg, key, 0) or 0) for key, _, _ in COST_CAPS}
+
+
+def pick_trial(rows: list[TrialRow], pick: str, caps: dict | int = 0) -> tuple[TrialRow, str]:
+    """The chosen done trial and a one-line reason. `caps` (cost_caps; an int is max_params) limit
+    knee/best/smallest to the trials whose parameters, MACs and measured latency are within them."""
+    if isinstance(caps, (int, float)):
+        caps = {"max_params": float(caps)}
+    elif not isinstance(caps, dict):
+        caps = cost_caps(caps)  # a RetrainConfig
     done = [r for r in rows if r.status == TrialStatus.DONE and r.objectives is not None]
-    capped = ""
-    if max_params > 0 and pick in RETRAIN_PICKS and done:
-        small = [r for r in done if trial_params(r) <= max_params]
-        if not small:
-            raise MedsegError(f"no done trial has at most retrain.max_params = {max_params:,} parameters "
-                              f"(the smallest has {min(trial_params(r) for r in done):,}); raise the cap or set it to 0")
-        capped = f" among the {len(small)} of {len(done)} trials with <= {max_params:,} parameters"
-        done = small
+    capped = []
+    for key, kind, unit in COST_CAPS:
+        limit = caps.get(key, 0) or 0
+        if limit <= 0 or pick not in RETRAIN_PICKS or not done:
+            continue
+        costs = {r.id: r.cost(kind) for r in done}
+        within = [r for r in done if costs[r.id] is not None and costs[r.id] <= limit]
+        if not within:
+            known = [c for c in costs.values() if c is not None]
+            least = f"the smallest is {_num(min(known))}" if known else f"no trial recorded its {unit}"
+            raise MedsegError(f"no done trial has at most retrain.{key} = {_num(limit)} {unit} ({least}); "
+                              "raise the cap or set it to 0")
+        capped.append(f"<= {_num(limit)} {unit}")
+        done = within
+    capped = f" among the {len(done)} of {len([r for r in rows if r.status == TrialStatus.DONE])} trials with " \
+        + " and ".join(capped) if capped else ""
     if pick not in RETRAIN_PICKS:
         try:
             tid = int(pick)
@@ -77,7 +103,7 @@ def pick_trial(rows: list[TrialRow], pick: str, max_params: int = 0) -> tuple[Tr
         return done[i], f"lowest f1 = {F[i][0]:.4f}{capped}"
     if pick == "smallest":
         i = min(range(len(done)), key=lambda i: (F[i][1], F[i][0], done[i].id))
-        return done[i], f"fewest parameters (f2 = {F[i][1]:.3f}){capped}"
+        return done[i], f"lowest cost (f2 = {F[i][1]:.3f}){capped}"
     front = pareto_front(F)
     i = knee_point(F)
     return done[i], f"knee of the {len(front)}-point Pareto front (f1 = {F[i][0]:.4f}, f2 = {F[i][1]:.3f}){capped}"
@@ -166,7 +192,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         raise MedsegError(f"{run.model_pt} already exists; use --force to retrain and replace it")
     if not run.trials_db.is_file():
         raise MedsegError(f"{run.trials_db} does not exist; run `medseg-nas search` first")
-    row, why = pick_trial(run.trial_rows(), pick, cfg.retrain.max_params)
+    row, why = pick_trial(run.trial_rows(), pick, cost_caps(cfg.retrain))
     genome = Genome.from_dict(row.genome)
     seed = int(cfg.train.seed)
     split = run.split() if run.split_json.is_file() else None  # the search writes it; a fit_fn may not need it
@@ -189,9 +215,12 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         "trial_id": row.id,
         "pick": pick,
         "max_params": cfg.retrain.max_params,
+        "max_macs": cfg.retrain.max_macs,
+        "max_latency_ms": cfg.retrain.max_latency_ms,
         "reason": why,
         "genome": genome.to_dict(),
-        "search_objectives": {"f1": row.f1, "f2": row.f2},
+        "search_objectives": {"f1": row.f1, "f2": row.f2, "cost": cfg.objectives.cost},
+        "search_costs": {"macs": row.macs, "act_mem_mb": row.act_mem_mb, "latency_ms": row.latency_ms},
         "n_params": result.n_params or trial_params(row),
         "seed": seed,
         "include_val": cfg.retrain.include_val,
