@@ -27,7 +27,6 @@ variants already there.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import sys
@@ -46,7 +45,7 @@ from medseg_nas.train import Trainer
 EPOCH_CAP = 100_000  # the clock ends every fit long before
 
 # name -> (config overrides, genome overrides, what it tests[, epochs: the retrain's step budget
-# (epochs x retrain.iters_per_epoch) instead of its seconds])
+# (epochs x retrain.iters_per_epoch) instead of its seconds; "retrain": the config's retrain.epochs])
 VARIANTS: dict[str, tuple] = {
     "base": ([], {}, "the retrain as the run did it, on the clock schedule (seed control)"),
     "patch_nnunet": (["data.patch_size=[40,56,40]"], {},
@@ -59,6 +58,11 @@ VARIANTS: dict[str, tuple] = {
     "n_f5": ([], {"n_f": 5}, "twice the filters at every level (outside the space: n_f 3..4)"),
     "n_c3": ([], {"n_c": 3}, "one more resolution level (outside the space: n_c 2)"),
     "n_c3_n_f3": ([], {"n_c": 3, "n_f": 3}, "one more level at half the filters: depth at about equal parameters"),
+    # the authors' cell against ours at the config's retrain step budget (issue 26), not the clock
+    "base_steps": ([], {}, "our residual cell at the config's retrain step budget (control of cell_emonas_steps)",
+                   "retrain"),
+    "cell_emonas_steps": (["space.cell=emonas"], {}, "the authors' cell (EMONASArch.py) at the config's retrain step "
+                          "budget", "retrain"),
 }
 
 
@@ -84,6 +88,8 @@ def run_variant(config: str, record: dict, name: str, seed: int, work: Path, dev
         raise SystemExit(f"{name}: the rebuilt test split is not the record's (config or dataset changed)")
     genome = genome_variant(record, changes)
     seconds = None if steps else float(seconds or record["retrain"]["seconds"])
+    if steps and steps[0] == "retrain":  # the config's own retrain epochs
+        steps = [cfg.retrain.epochs]
     trainer = Trainer(cfg.train, bundle, plan, device=device, progress=False, cell=cfg.space.cell)
     t0 = time.perf_counter()
     r, row = fit_and_score(trainer, genome, seed, plan, bundle, epochs=steps[0] if steps else EPOCH_CAP,

@@ -160,3 +160,22 @@ def test_difficulty_probe_runs_and_writes_figures(tmp_path):
     assert doc["summary"]["conv3d_1"]["n_params"] < doc["summary"]["conv3d_3"]["n_params"]
     for rows in doc["runs"].values():
         assert [r["status"] for r in rows] == ["done"] and 0 <= rows[0]["val_dice"] <= 1
+
+
+def test_space_ablation_pairs_cases_and_states_its_verdict():
+    """The mix study's statistic: paired per-case differences, seeds averaged first, only the cases
+    every run scored; a shift on every case is found, a zero-mean jitter is not."""
+    sa = _load("space_ablation")
+    rng = np.random.default_rng(0)
+    cases = [f"c{i}" for i in range(16)]
+    full = {s: {c: {"LV": 0.9 + 0.02 * rng.standard_normal(), "mean": 0.85} for c in cases} for s in (0, 1)}
+    lower = {s: {c: {"LV": v["LV"] - 0.05, "mean": 0.80} for c, v in full[s].items()} for s in (0, 1)}
+    jitter = {s: {c: {"LV": v["LV"] + (0.01 if i % 2 else -0.01), "mean": 0.85}
+                  for i, (c, v) in enumerate(full[s].items())} for s in (0, 1)}
+    jitter[1]["extra_case"] = {"LV": 0.0, "mean": 0.0}  # scored by one run only: not paired
+    out = sa.compare({"full": full, "3d": lower, "2d": jitter})
+    assert out["3d-full"]["LV"]["mean"] == pytest.approx(-0.05, abs=1e-4) and out["3d-full"]["LV"]["high"] < 0
+    assert out["3d-full"]["verdict"].startswith("lower than full")
+    assert out["2d-full"]["LV"]["n_cases"] == 16 and out["2d-full"]["LV"]["low"] < 0 < out["2d-full"]["LV"]["high"]
+    assert out["2d-full"]["verdict"].startswith("no difference shown")
+    assert sa.SPACES["3d"] and all(op.startswith("conv3d") or op == "identity" for op in sa.SPACES["3d"])

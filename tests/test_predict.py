@@ -10,12 +10,12 @@ from torch import nn
 
 from medseg_nas.cli import main as cli
 from medseg_nas.data import DataPlan
-from medseg_nas.errors import DataError, MedsegError
+from medseg_nas.errors import DataError
 from medseg_nas.inference import Predictor
 from medseg_nas.model_io import LoadedModel, load_model
 from medseg_nas.stages.predict import predict_files
 from medseg_nas.space import NetworkPlan
-from medseg_nas.testing.fixtures import AFFINE, PLAN, blob_volume, make_checkpoint, write_nifti
+from medseg_nas.testing.fixtures import PLAN, blob_volume, make_checkpoint, write_nifti
 
 
 def test_predict_keeps_affine_and_shape(tmp_path):

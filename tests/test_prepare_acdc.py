@@ -1,6 +1,5 @@
 """`prepare acdc`: the original ACDC layout (Info.cfg, _frameNN, _gt, 4d cine) → ED/ES cases."""
 
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np

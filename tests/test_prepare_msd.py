@@ -1,7 +1,6 @@
 """`prepare msd`: a downloaded MSD task (with macOS ._* files) → clean MSD copy; every bad input
 gives one DataError naming the file."""
 
-import gzip
 import json
 
 import nibabel as nib

@@ -6,7 +6,6 @@ config.yaml), a split that cannot train, a YAML alias bomb. Each ends in one cle
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 

@@ -78,6 +78,11 @@ def test_fixed_normalisation_bounds():
     assert tuple(s.hi) == pytest.approx((1.5, f2(big)))
     assert tuple(_samea().hi) == tuple(make_strategy("samea", SPACE, SearchConfig(), f2, 0, f1_bounds=(0.0, 1.5)).hi)
     assert make_strategy("samea", SPACE, SearchConfig(), f2, 0, f1_bounds=(0.0, 2.0)).hi[0] == 2.0
+    from medseg_nas.config import ObjectivesConfig
+    from medseg_nas.search.samea import DEFAULT_F1_BOUNDS
+
+    o = ObjectivesConfig()  # the constant SaMEA falls back on is the config's default range
+    assert DEFAULT_F1_BOUNDS == (0.0, (o.alpha + 1.0) * o.C + o.beta)
     mid = np.array([[0.75, (s.lo[1] + s.hi[1]) / 2]])  # normalised (0.5, 0.5)
     before = [s._g(mid, i)[0] for i in range(s.N)]
     s.tell(Genome(ops=("conv3d_3",) * 4), (0.2, 9.0))

@@ -13,7 +13,6 @@ from medseg_nas.space import (
     PUBLISHED_GENOMES,
     VARIABLES,
     Genome,
-    NetworkPlan,
     SearchSpace,
     build_network,
     count_parameters,

@@ -64,40 +64,15 @@ from medseg_nas.search.samea_rules import (
     value_probabilities,
     weight_vectors,
 )
+from medseg_nas.search.samea_state import STATE_FIELDS
 from medseg_nas.search.surrogate import Surrogate, kendall_tau
 from medseg_nas.space.genome import VARIABLES, Genome, SearchSpace
 
 
-def _lists(v: list) -> list[list]:
-    return [list(x) for x in v]
-
-
-def _floats(v: list) -> list[float]:
-    return [float(x) for x in v]
-
-
-# the strategy's own state (beyond BaseStrategy's) and how each field is read back from JSON
-_STATE_FIELDS: dict[str, Callable] = {
-    "population": lambda v: [None if m is None else list(m) for m in v],
-    "generation": int,
-    "stage": str,
-    "slot": int,
-    "queue": _lists,
-    "inflight": _lists,
-    "deferred": _lists,
-    "generated": lambda v: [str(k) for k in v],
-    "born": _lists,
-    "fallback": lambda v: None if v is None else list(v),
-    "queued_in_gen": int,
-    "value_probs": lambda v: {k: _floats(p) for k, p in v.items()},
-    "subproblem_probs": _floats,
-    "success": _floats,
-    "n_screened": int,
-    "n_deferred": int,
-    "n_rejected": int,
-    "batch_pairs": _lists,
-    "taus": _floats,
-}
+# f1's range [0, (α + 1)·C + β] at ObjectivesConfig's defaults (α = β = 0.25, C = 1), for callers
+# without a run's reference box; a constant, not an import of config (config imports the strategy
+# registry, so the import ran back up). tests/test_samea.py checks the two agree.
+DEFAULT_F1_BOUNDS = (0.0, 1.5)
 
 
 class SaMEA(BaseStrategy):
@@ -132,11 +107,7 @@ class SaMEA(BaseStrategy):
         self.screen_candidates = max(1, int(cfg.screen_candidates))
         self.weights = weight_vectors(self.N, float(cfg.w1_min) if self.rules.weights == "half" else 0.0)
         self.B = neighbourhoods(self.weights, self.T)
-        if f1_bounds is None:
-            from medseg_nas.config import ObjectivesConfig
-
-            o = ObjectivesConfig()
-            f1_bounds = (0.0, (o.alpha + 1.0) * o.C + o.beta)
+        f1_bounds = DEFAULT_F1_BOUNDS if f1_bounds is None else f1_bounds
         f2_lo = float(f2_of(Genome.smallest(space)))
         f2_hi = float(f2_of(largest_genome(space, f2_of)))
         self.lo = np.array([float(f1_bounds[0]), f2_lo])
@@ -457,9 +428,9 @@ class SaMEA(BaseStrategy):
         return s
 
     def _own_state(self) -> dict:
-        return {name: getattr(self, name) for name in _STATE_FIELDS}
+        return {name: getattr(self, name) for name in STATE_FIELDS}
 
     def _load_own_state(self, d: dict) -> None:
-        for name, read in _STATE_FIELDS.items():
+        for name, read in STATE_FIELDS.items():
             setattr(self, name, read(d[name]))
         self._fitted_on = -1

@@ -51,7 +51,6 @@ import logging
 import math
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,15 +62,11 @@ from medseg_nas.metrics import confusion_counts, dice_from_confusion
 from medseg_nas.sliding_window import sliding_window
 from medseg_nas.space.network import build_network
 from medseg_nas.results import TrialResult, TrialStatus
+from medseg_nas.train.failures import FitPosition, TrialFailure, describe_failure, peak_rss_mb
 from medseg_nas.train.layout import swap_instance_norm
+from medseg_nas.train.precision import Precision, precision_for
 
 log = logging.getLogger(__name__)
-
-
-class TrialFailure(RuntimeError):
-    """A trial that cannot go on (the message is the reason recorded in the result)."""
-
-
 
 
 def _plain(x: Any) -> torch.Tensor:
@@ -81,69 +76,10 @@ def _plain(x: Any) -> torch.Tensor:
     return torch.as_tensor(x)
 
 
-def _peak_rss_mb() -> float:
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-    except Exception:  # pragma: no cover - non-Unix
-        return 0.0
-
-
-def _describe(exc: BaseException, where: str) -> str:
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, TrialFailure):
-        return f"{msg} ({where})" if where else msg
-    oom = isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
-    head = "CUDA out of memory" if oom else type(exc).__name__
-    tb = traceback.extract_tb(exc.__traceback__)
-    at = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
-    text = f"{head}: {msg}" if msg else head
-    return f"{text[:400]} ({where}{at})" if where or at else text[:400]
-
-
 def _val_items(dataset) -> Any:
     if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
         return (dataset[i] for i in range(len(dataset)))
     return iter(dataset)
-
-
-class _Run:
-    """Mutable state of one fit, readable after a failure (partial history, position)."""
-
-    def __init__(self) -> None:
-        self.epoch = 0
-        self.iteration = 0
-        self.phase = "setup"
-        self.history: list[dict] = []
-        self.n_params: int | None = None
-        self.timing = {"train_s": 0.0, "val_s": 0.0, "data_wait_s": 0.0, "steps": 0}
-
-    def where(self) -> str:
-        if self.phase == "setup":
-            return "during setup"
-        if self.phase == "val":
-            return f"validating after epoch {self.epoch}"
-        return f"epoch {self.epoch}, iteration {self.iteration}"
-
-
-@dataclass(frozen=True)
-class Precision:
-    """How a step runs: autocast on/off, its dtype, and whether a GradScaler scales the loss."""
-
-    autocast: bool
-    dtype: torch.dtype = torch.float32
-    grad_scaler: bool = False
-
-
-def precision_for(device: torch.device, amp: bool) -> Precision:
-    """The module doc's policy: bf16 autocast on CUDA where supported, else fp16 + GradScaler;
-    fp32 on CPU (bf16 conv3d on CPU measured ~40x slower than fp32)."""
-    if device.type != "cuda" or not amp:
-        return Precision(autocast=False)
-    if torch.cuda.is_bf16_supported():
-        return Precision(autocast=True, dtype=torch.bfloat16)
-    return Precision(autocast=True, dtype=torch.float16, grad_scaler=True)
 
 
 class Trainer:
@@ -210,7 +146,7 @@ class Trainer:
         iters = int(iters_per_epoch if iters_per_epoch is not None else cfg.iters_per_epoch)
         pat = int(patience if patience is not None else cfg.patience)
         result = TrialResult(status=TrialStatus.DONE, epochs_budget=E, seed=seed, device=str(self.device))
-        run = _Run()
+        run = FitPosition()
         t0 = time.perf_counter()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -222,7 +158,7 @@ class Trainer:
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
                 self._fit(genome, seed, E, iters, pat, result, run, seconds)
         except Exception as exc:  # every failure becomes data (KeyboardInterrupt still stops)
-            error = _describe(exc, run.where())
+            error = describe_failure(exc, run.where())
             log.warning("trial %s failed: %s", getattr(genome, "key", lambda: "?")(), error)
             log.debug("traceback:\n%s", traceback.format_exc())
             del exc
@@ -247,7 +183,7 @@ class Trainer:
         if self.device.type == "cuda":
             result.peak_mem_mb = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
         else:
-            result.peak_mem_mb = round(_peak_rss_mb(), 1)
+            result.peak_mem_mb = round(peak_rss_mb(), 1)
         result.seconds = round(time.perf_counter() - t0, 3)
         return result
 
@@ -285,7 +221,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda", persistent_workers=self.num_workers > 0,
         )
 
-    def _fit(self, genome, seed: int, E: int, iters: int, patience: int, result: TrialResult, run: _Run,
+    def _fit(self, genome, seed: int, E: int, iters: int, patience: int, result: TrialResult, run: FitPosition,
              seconds: float | None = None) -> None:
         from monai.losses import DiceCELoss
 

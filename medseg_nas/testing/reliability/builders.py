@@ -4,12 +4,9 @@ datasets and downloads, a run directory as a search leaves it, a lock held by an
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 from typing import Callable
 
 from medseg_nas.testing.reliability.harness import _env

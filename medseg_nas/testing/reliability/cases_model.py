@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Iterator
 
 from medseg_nas.testing.reliability.builders import (  # noqa: F401 — not every module uses every helper
     DOLLAR_EXPRESSION, held_lock, msd_download, prepare_cmd, run_cmd, searched_run_dir, synthetic_dataset,

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
