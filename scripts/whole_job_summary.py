@@ -128,6 +128,21 @@ def summarise(run: RunDir, target_dice: float = TARGET_DICE) -> dict:
     return doc
 
 
+def chosen_costs(run: RunDir, runs: int = 5) -> dict:
+    """MACs, activation memory and CPU latency of the chosen network, measured now on this machine
+    (deployment_cost.genome_cost on the run's plan; runs older than the cost columns have none)."""
+    from medseg_nas.data import DataPlan
+    from medseg_nas.deployment_cost import genome_cost
+    from medseg_nas.space import Genome
+
+    cfg = run.config()
+    info = json.loads(run.retrain_json.read_text())
+    plan = DataPlan.from_dict(json.loads(run.plan_json.read_text()))
+    cost = genome_cost(Genome.from_dict(info["genome"]), plan.in_channels, plan.n_classes, plan.network_plan,
+                       cfg.space.cell, plan.patch_size, plan.median_shape, runs)
+    return {**cost.to_dict(), "patch": list(plan.patch_size), "measured_here": True}
+
+
 def add_peer_target(doc: dict, peers: dict) -> None:
     """At least DynUNet's Dice at equal wall-clock with >= 10x fewer parameters (means over seeds)."""
     res = peers.get("results", {})
@@ -148,9 +163,13 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", default="", help="JSON written by scripts/whole_job_peers.py for this run")
     ap.add_argument("--target-dice", type=float, default=TARGET_DICE,
                     help=f"mean test Dice target (default {TARGET_DICE}: nnU-Net on MSD hippocampus)")
+    ap.add_argument("--costs", action="store_true",
+                    help="measure the chosen network's MACs, activation memory and CPU latency here (run alone)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     doc = summarise(RunDir(args.run_dir), args.target_dice)
+    if args.costs:
+        doc["chosen"]["costs"] = chosen_costs(RunDir(args.run_dir))
     if args.peers:
         peers = json.loads(Path(args.peers).read_text())
         peers["_path"] = args.peers

@@ -31,6 +31,7 @@ def test_run_end_to_end(tmp_path, capsys):
     assert cli(["run", str(tmp_path / "tiny.yaml")]) == 0
     out = capsys.readouterr().out
     assert "test Dice per class" in out and "report.html" in out and "wall-clock: prepare" in out
+    assert "test HD95 per class (mm): " in out and "cost: " in out and "GMACs per patch" in out
     times = json.loads((run_dir / "stage_times.json").read_text())["runs"]
     assert len(times) == 1 and times[0]["completed"] is True
     assert set(times[0]["seconds"]) == {"prepare", "search", "retrain", "evaluate", "export", "report"}

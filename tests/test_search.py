@@ -100,6 +100,17 @@ def test_samea_learns_probabilities_and_logs_the_surrogate():
     assert st["phase"] == "exploitation"
     assert st["surrogate_rejected"] > 0 and st["surrogate_screened"] > st["surrogate_rejected"]
     assert st["surrogate_taus"] and all(-1.0 <= t <= 1.0 for t in st["surrogate_taus"])
+    # the pooled τ is over every screened child that was trained, not one generation's 3-4
+    pairs = s.pooled_pairs
+    assert st["surrogate_pairs"] == len(pairs) > max(4, len(st["surrogate_taus"]))
+    assert st["surrogate_tau_pooled"] == pytest.approx(kendall_tau([p for p, _ in pairs], [t for _, t in pairs]))
+    told = {round(F[0], 12) for _, F in s.evaluated()}
+    assert all(round(t, 12) in told for _, t in pairs)
+    state = s.state_dict()
+    del state["own"]["pooled_pairs"]  # a state saved before the pooled pairs existed still loads
+    again = _strategy("samea", 1)
+    again.load_state_dict(state)
+    assert again.pooled_pairs == [] and again.stats()["surrogate_tau_pooled"] is None
     probs = s.selection_probabilities()
     assert all(math.isclose(sum(p), 1.0) for p in probs.values())
     assert any(max(p) > min(p) for p in probs.values())  # something was learned
@@ -222,6 +233,18 @@ def test_dmls_linear_orders_neighbours_by_predicted_rank_and_logs_tau():
     drive(s, 60)
     taus = s.stats()["surrogate_taus"]
     assert taus and all(-1.0 <= t <= 1.0 for t in taus)
+
+
+def test_dmls_forest_pools_every_prediction_but_linear_does_not():
+    forest, linear = _strategy("dmls-forest", 0), _strategy("dmls-linear", 0)
+    drive(forest, 50)
+    drive(linear, 50)
+    st = forest.stats()
+    assert st["surrogate_pairs"] == len(forest.pooled_pairs) >= 10
+    f1 = {round(F[0], 12) for _, F in forest.evaluated()}
+    assert all(round(t, 12) in f1 for _, t in forest.pooled_pairs)  # measured f1, never a rank
+    assert st["surrogate_tau_pooled"] == pytest.approx(kendall_tau(*zip(*forest.pooled_pairs)))
+    assert linear.stats()["surrogate_pairs"] == 0 and linear.stats()["surrogate_taus"]  # ranks move per batch
 
 
 @pytest.mark.parametrize("name", ["dmls", "random", "nsga2"])

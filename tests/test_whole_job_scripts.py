@@ -51,8 +51,11 @@ def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
 
     summary = load_script("whole_job_summary")
     dst = tmp_path / "whole.json"
-    assert summary.main([str(tiny_run), "--peers", str(out), "--out", str(dst)]) == 0
+    assert summary.main([str(tiny_run), "--peers", str(out), "--out", str(dst), "--costs", "--target-dice", "0.88"]) == 0
     whole = json.loads(dst.read_text())
+    costs = whole["chosen"]["costs"]
+    assert costs["macs"] > 0 and costs["latency_ms"] > 0 and costs["latency_runs"] == 5
+    assert "mean_test_dice_ge_0.88" in whole["targets"] and "mean_test_dice_ge_0.89" not in whole["targets"]
     assert set(whole["stage_seconds"]) == {"prepare", "search", "retrain", "evaluate", "export", "report"}
     assert whole["chosen"]["n_params"] == nas["n_params"] and whole["search"]["n_done"] >= 1
     assert len(whole["trials"]) == whole["search"]["n_done"] and whole["search"]["trial_seconds"]["train_s"] > 0

@@ -94,9 +94,10 @@ class ResumableStrategy:
         return s if isinstance(s, dict) else {}
 
     def surrogate_tau(self) -> float | None:
-        """The strategy's surrogate rank correlation, if it reports one."""
+        """The strategy's surrogate rank correlation, if it reports one: pooled over the run's
+        predictions where it has that (a per-generation τ over 3-4 children is mostly noise)."""
         stats = self.stats()
-        for k in ("surrogate_tau", "tau", "kendall_tau"):
+        for k in ("surrogate_tau_pooled", "surrogate_tau", "tau", "kendall_tau"):
             v = stats.get(k)
             if isinstance(v, (int, float)) and math.isfinite(v):
                 return float(v)

@@ -34,7 +34,7 @@ import numpy as np
 from medseg_nas.search.archive import dominates
 from medseg_nas.search.base import BaseStrategy, Objectives
 from medseg_nas.search.rank_model import LinearRankModel, normalised_ranks
-from medseg_nas.search.surrogate import Surrogate, kendall_tau
+from medseg_nas.search.surrogate import Surrogate, kendall_tau, pooled_tau
 from medseg_nas.space.genome import Genome, SearchSpace
 
 
@@ -63,6 +63,9 @@ class DMLS(BaseStrategy):
         self.restarts = 0
         self.pairs: list[list[float]] = []  # [predicted, f1] (forest) or [predicted, f1, f2] (linear)
         self.taus: list[float] = []
+        # forest order: every (predicted f1, f1) of the run, for the pooled τ (the linear model's
+        # ranks are measured per batch on a moving scale, so they are not pooled)
+        self.pooled_pairs: list[list[float]] = []
         self.predicted: dict[str, float] = {}  # asked genome json → predicted f1 or rank (for τ)
         self.exhausted = False
         self._initialise(first=True)
@@ -237,6 +240,8 @@ class DMLS(BaseStrategy):
             return
         if pred is not None:
             self.pairs.append([pred, F[0]] if self.rank_model is None else [pred, F[0], F[1]])
+            if self.rank_model is None:
+                self.pooled_pairs.append([pred, F[0]])
             if len(self.pairs) >= TAU_BATCH:
                 self._flush_tau()
         self._offer(js, F)
@@ -251,6 +256,7 @@ class DMLS(BaseStrategy):
             restarts=self.restarts,
             surrogate_tau=self.taus[-1] if self.taus else None,
             surrogate_taus=list(self.taus),
+            **pooled_tau(self.pooled_pairs),
         )
         return s
 
@@ -263,6 +269,7 @@ class DMLS(BaseStrategy):
             "restarts": self.restarts,
             "pairs": self.pairs,
             "taus": self.taus,
+            "pooled_pairs": self.pooled_pairs,
             "predicted": dict(self.predicted),
             "exhausted": self.exhausted,
         }
@@ -275,5 +282,6 @@ class DMLS(BaseStrategy):
         self.restarts = int(d["restarts"])
         self.pairs = [list(p) for p in d["pairs"]]
         self.taus = list(d["taus"])
+        self.pooled_pairs = [list(p) for p in d.get("pooled_pairs", [])]  # states saved before it: none
         self.predicted = {k: float(v) for k, v in d["predicted"].items()}
         self.exhausted = bool(d["exhausted"])

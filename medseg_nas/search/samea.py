@@ -36,7 +36,8 @@ Where we differ from the authors' code, and why:
   (which also matches generation 10 when counting generation 1).
 
 `search.samea.rules: adaptive` keeps the earlier implementation's choices for four rules (see
-`samea_rules.Rules`).
+`samea_rules.Rules`). Four departures that `paper` keeps (f1's C, last-5 on short
+trials, f2's upper bound, the forest's value order) are named in docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ from medseg_nas.search.samea_rules import (
     value_probabilities,
     weight_vectors,
 )
-from medseg_nas.search.samea_state import STATE_FIELDS
-from medseg_nas.search.surrogate import Surrogate, kendall_tau
+from medseg_nas.search.samea_state import OPTIONAL_FIELDS, STATE_FIELDS
+from medseg_nas.search.surrogate import Surrogate, kendall_tau, pooled_tau
 from medseg_nas.space.genome import VARIABLES, Genome, SearchSpace
 
 
@@ -133,6 +134,7 @@ class SaMEA(BaseStrategy):
         self.n_deferred = 0
         self.n_rejected = 0
         self.batch_pairs: list[list[float]] = []  # (predicted, true) f1 of this generation
+        self.pooled_pairs: list[list[float]] = []  # every (predicted, true) f1 of the run
         self.taus: list[float] = []
         self._start_init()
 
@@ -406,6 +408,7 @@ class SaMEA(BaseStrategy):
             return
         if predicted is not None:
             self.batch_pairs.append([predicted, F[0]])
+            self.pooled_pairs.append([predicted, F[0]])
         self.born.append([genome.key(), i])
         bounds = self._bounds()
         child = np.array([F])
@@ -424,6 +427,7 @@ class SaMEA(BaseStrategy):
             surrogate_rejected=self.n_rejected,
             surrogate_tau=self.taus[-1] if self.taus else None,
             surrogate_taus=list(self.taus),
+            **pooled_tau(self.pooled_pairs),
         )
         return s
 
@@ -432,5 +436,5 @@ class SaMEA(BaseStrategy):
 
     def _load_own_state(self, d: dict) -> None:
         for name, read in STATE_FIELDS.items():
-            setattr(self, name, read(d[name]))
+            setattr(self, name, read(d.get(name, [])) if name in OPTIONAL_FIELDS else read(d[name]))
         self._fitted_on = -1

@@ -35,4 +35,6 @@ STATE_FIELDS: dict[str, Callable] = {
     "n_rejected": int,
     "batch_pairs": _lists,
     "taus": _floats,
+    "pooled_pairs": _lists,
 }
+OPTIONAL_FIELDS = {"pooled_pairs"}  # absent from states saved before it existed: read as []

@@ -93,3 +93,13 @@ def kendall_tau(predicted, actual) -> float | None:
         return None
     tau = kendalltau(np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float)).statistic
     return None if tau is None or not math.isfinite(tau) else float(tau)
+
+
+def pooled_tau(pairs) -> dict:
+    """Kendall τ over every (predicted, measured) pair of a run, with its n: the surrogate's
+    ranking skill from all its predictions at once. Per-generation τ over 3-4 screened children can
+    only be ±1, ±1/3 or 0; the pooled figure is the one with a sample size behind it."""
+    pairs = [p for p in pairs if p[0] is not None and p[1] is not None]
+    return {"surrogate_tau_pooled": kendall_tau([p[0] for p in pairs], [p[1] for p in pairs]) if len(pairs) >= 3 else None,
+            "surrogate_pairs": len(pairs)}
+

@@ -122,6 +122,8 @@ def final_summary(run: RunDir, report: Path) -> str:
         cost_line(summary.get("costs") or {}, n_params),
         "test Dice per class: " + ", ".join(f"{name} {c['dice']['mean']:.3f}" for name, c in summary["classes"].items())
         + f"  (mean {summary['mean_dice']:.3f}, {summary['n_cases']} cases)",
+        "test HD95 per class (mm): " + ", ".join(f"{name} {c['hd95']['mean']:.2f}" for name, c in summary["classes"].items())
+        + f"  (mean {summary['mean']['hd95']:.2f})",
         f"model: {run.model_pt}   report: {report}",
     ]
     return "\n".join(lines)
