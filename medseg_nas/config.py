@@ -149,8 +149,9 @@ class SearchConfig:
     budget_hours: float = 0.0  # 0: no wall-clock limit
     seed: int = 0
     max_consecutive_failures: int = 3
-    # first-batch policy, the same for every strategy: the smallest genome of the space (the
-    # trivial end of every front) is evaluated first, as the DMLS thesis does for every method
+    # every strategy starts from one initial design (search/initial_design.py); with this, the
+    # smallest genome of the space (the trivial end of every front) is its first member, as the
+    # DMLS thesis does for every method
     seed_smallest: bool = True
     samea: SaMEAConfig = field(default_factory=SaMEAConfig)
     dmls: DMLSConfig = field(default_factory=DMLSConfig)

@@ -111,15 +111,16 @@ def test_adaptive_normalisation_follows_the_evaluated_front():
 
 @pytest.mark.parametrize("seed_smallest", [False, True])
 def test_latin_hypercube_start_with_or_without_the_smallest(seed_smallest):
-    """10 genomes: each of the 10 ops (as op1) and each of the 10 learning rates exactly once (one
-    stratum per value); with seed_smallest the smallest genome replaces the last member."""
+    """10 genomes, the shared initial design: with seed_smallest the smallest genome first, then a
+    Latin hypercube of 9 (one stratum per value: no op as op1 and no learning rate twice); without
+    it a Latin hypercube of 10 (each of the 10 ops as op1 exactly once)."""
     s = _samea(seed=3, seed_smallest=seed_smallest)
     first = s.ask(20)
     assert len(first) == 10 and s.ask(1) == []  # generation 0 only, then wait for its results
-    lhs = first[:-1] if seed_smallest else first
+    lhs = first[1:] if seed_smallest else first
     assert len({g.ops[0] for g in lhs}) == len(lhs) and len({g.lr for g in lhs}) == len(lhs)
     if seed_smallest:
-        assert first[-1] == Genome.smallest(SPACE)
+        assert first[0] == Genome.smallest(SPACE) and Genome.smallest(SPACE) not in lhs
     else:
         assert {g.ops[0] for g in first} == set(OPS) and Genome.smallest(SPACE) not in first
 

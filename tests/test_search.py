@@ -247,14 +247,30 @@ def test_dmls_forest_pools_every_prediction_but_linear_does_not():
     assert linear.stats()["surrogate_pairs"] == 0 and linear.stats()["surrogate_taus"]  # ranks move per batch
 
 
-@pytest.mark.parametrize("name", ["dmls", "random", "nsga2"])
 @pytest.mark.parametrize("seed_smallest", [True, False])
-def test_first_batch_policy_is_the_same_for_every_strategy(name, seed_smallest):
-    """search.seed_smallest: the smallest genome is in the first batch, or it is not forced."""
+def test_every_strategy_starts_from_the_same_initial_design(seed_smallest):
+    """The four strategies' first batches are prefixes of one list, in the same order: SaMEA's
+    initial population (N = 8 here), DMLS's initial archive (7), NSGA-II's initial population (10)
+    and random search's first 10 asks; the smallest genome first with search.seed_smallest, and
+    nowhere forced without it. Another seed, another design."""
+    from medseg_nas.search.initial_design import DESIGN_SIZE, initial_design
+
     smallest = Genome.smallest(SPACE)
-    first = _strategy(name, 0, seed_smallest).ask(7)
-    assert len(first) == 7 and (smallest in first) == seed_smallest
-    assert [g.key() for g in _strategy(name, 0, seed_smallest).ask(7)] == [g.key() for g in first]  # seeded
+    design = [g.key() for g in initial_design(SPACE, 0, DESIGN_SIZE, seed_smallest)]
+    sizes = {"samea": 8, "dmls": 7, "nsga2": 10, "random": 10}
+    for name, k in sizes.items():
+        s = _strategy(name, 0, seed_smallest)
+        first = []
+        while len(first) < k:  # NSGA-II hands out its population in one batch; the others as asked
+            asked = s.ask(k - len(first))
+            assert asked, name
+            first += asked
+        assert [g.key() for g in first] == design[:k], name
+        assert (first[0] == smallest) == seed_smallest and (smallest in first) == seed_smallest, name
+        assert [g.key() for g in _strategy(name, 0, seed_smallest).ask(k)] == [g.key() for g in first][: len(
+            _strategy(name, 0, seed_smallest).ask(k))], name  # seeded
+    assert [g.key() for g in initial_design(SPACE, 1, DESIGN_SIZE, seed_smallest)] != design
+    assert len(set(design)) == DESIGN_SIZE  # no repeats
 
 
 def test_nsga2_smallest_genome_takes_part_in_selection():

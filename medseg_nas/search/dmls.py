@@ -33,6 +33,7 @@ import numpy as np
 
 from medseg_nas.search.archive import dominates
 from medseg_nas.search.base import BaseStrategy, Objectives
+from medseg_nas.search.initial_design import initial_design
 from medseg_nas.search.rank_model import LinearRankModel, normalised_ranks
 from medseg_nas.search.surrogate import Surrogate, kendall_tau, pooled_tau
 from medseg_nas.space.genome import Genome, SearchSpace
@@ -83,9 +84,9 @@ class DMLS(BaseStrategy):
     def _initialise(self, first: bool) -> None:
         avoid: set[str] = set()
         picks: list[Genome] = []
-        if first and self.seed_smallest:
-            picks.append(Genome.smallest(self.space))
-            avoid.add(picks[0].key())
+        if first:  # the shared initial design (initial_design.py), the same start as every strategy's
+            picks = initial_design(self.space, self.seed, self.initial_size, self.seed_smallest)
+            avoid = {g.key() for g in picks}
         while len(picks) < self.initial_size:
             g = self.novel_random(avoid)
             avoid.add(g.key())

@@ -1,12 +1,12 @@
 """NSGA-II baseline: pymoo's NSGA2 driven through its ask/tell interface.
 
 Every decision variable is a pymoo `Choice` over the indices of its values (SearchSpace.choices)
-and NSGA-II runs with pymoo's mixed-variable sampling, mating and duplicate elimination: the op
-and input variables are categorical, so integer SBX/polynomial mutation (which treat op 3 as
-"between" ops 2 and 4) did worse than random search on the analytic test problem. With
-`search.seed_smallest` the smallest genome of the space replaces the first sampled member of the
-initial population (SmallestFirstSampling), so it is trained in the first batch like in every
-other strategy and takes part in selection. A failed trial is told as f1 = (worst f1 seen) + 1
+and NSGA-II runs with pymoo's mixed-variable mating and duplicate elimination: the op and input
+variables are categorical, so integer SBX/polynomial mutation (which treat op 3 as "between" ops 2
+and 4) did worse than random search on the analytic test problem. The initial population is the
+shared initial design (initial_design.py; `DesignSampling`), the same start as every other
+strategy's, so the smallest genome (search.seed_smallest) is trained first and takes part in
+selection. A failed trial is told as f1 = (worst f1 seen) + 1
 with its exact f2, i.e. dominated by every working network of the same size.
 
 The state is plain JSON, never a pickle (a run directory may come from someone else): pymoo's
@@ -24,13 +24,14 @@ from typing import Callable
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2 as PymooNSGA2
-from pymoo.core.mixed import MixedVariableDuplicateElimination, MixedVariableMating, MixedVariableSampling
+from pymoo.core.mixed import MixedVariableDuplicateElimination, MixedVariableMating
 from pymoo.core.problem import Problem
 from pymoo.core.sampling import Sampling
 from pymoo.core.variable import Choice
 from pymoo.termination.max_gen import MaximumGenerationTermination
 
 from medseg_nas.search.base import BaseStrategy, Objectives
+from medseg_nas.search.initial_design import initial_design
 from medseg_nas.space.genome import VARIABLES, Genome, SearchSpace
 
 
@@ -53,22 +54,16 @@ class GenomeProblem(Problem):
         return x
 
 
-class SmallestFirstSampling(Sampling):
-    """pymoo's mixed-variable sampling with its first member replaced by the smallest genome.
+class DesignSampling(Sampling):
+    """The initial population: the first `pop_size` genomes of the shared initial design
+    (initial_design.py), the same start as every other strategy's, instead of pymoo's own sample."""
 
-    Deterministic given pymoo's random state: the same draws as MixedVariableSampling, then one
-    replacement (none when the smallest genome was drawn anyway)."""
-
-    def __init__(self) -> None:
+    def __init__(self, seed: int, seed_smallest: bool) -> None:
         super().__init__()
-        self.mixed = MixedVariableSampling()
+        self.seed, self.seed_smallest = int(seed), bool(seed_smallest)
 
     def _do(self, problem, n_samples, random_state=None, **kwargs):
-        X = self.mixed._do(problem, n_samples, random_state=random_state, **kwargs)
-        smallest = problem.encode(Genome.smallest(problem.space))
-        if n_samples > 0 and smallest not in X:
-            X[0] = smallest
-        return X
+        return [problem.encode(g) for g in initial_design(problem.space, self.seed, n_samples, self.seed_smallest)]
 
 
 class NSGA2(BaseStrategy):
@@ -80,7 +75,7 @@ class NSGA2(BaseStrategy):
         self.problem = GenomeProblem(space)
         self.algorithm = PymooNSGA2(
             pop_size=self.pop_size,
-            sampling=SmallestFirstSampling() if self.seed_smallest else MixedVariableSampling(),
+            sampling=DesignSampling(self.seed, self.seed_smallest),
             mating=MixedVariableMating(eliminate_duplicates=MixedVariableDuplicateElimination()),
             eliminate_duplicates=MixedVariableDuplicateElimination(),
         )

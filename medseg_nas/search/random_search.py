@@ -1,12 +1,14 @@
 """Random search: the baseline every strategy must beat for the same budget.
 
-With `search.seed_smallest` its first batch starts with the smallest genome of the space, like
-every other strategy's, so comparisons measure the search and not the start.
+Its first DESIGN_SIZE asks are the shared initial design (initial_design.py: the smallest genome
+first with `search.seed_smallest`, then a Latin hypercube), the same start as every other
+strategy's, so comparisons measure the search and not the start; then uniform random genomes.
 """
 
 from __future__ import annotations
 
 from medseg_nas.search.base import BaseStrategy
+from medseg_nas.search.initial_design import DESIGN_SIZE, initial_design
 from medseg_nas.space.genome import Genome
 
 
@@ -15,8 +17,10 @@ class RandomSearch(BaseStrategy):
 
     def _ask(self, n: int) -> list[Genome]:
         out: list[Genome] = []
-        if n > 0 and self.seed_smallest and not self.history and not self.pending:
-            out.append(Genome.smallest(self.space))  # the first batch
+        asked = {Genome.from_json(js).key() for js, _, _ in self.history} | {Genome.from_json(js).key() for js in self.pending}
+        for g in initial_design(self.space, self.seed, DESIGN_SIZE, self.seed_smallest):
+            if len(out) < n and g.key() not in asked:
+                out.append(g)
         while len(out) < n:
             out.append(self.novel_random(avoid={g.key() for g in out}))
         return out

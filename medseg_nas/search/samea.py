@@ -49,6 +49,7 @@ import numpy as np
 
 from medseg_nas.errors import ConfigError
 from medseg_nas.search.base import BaseStrategy, Objectives
+from medseg_nas.search.initial_design import initial_design
 from medseg_nas.search.samea_rules import (
     RULES,
     _index,
@@ -57,7 +58,6 @@ from medseg_nas.search.samea_rules import (
     f1_by_value,
     front_bounds,
     largest_genome,
-    latin_hypercube_genomes,
     mutation_probability,
     neighbourhoods,
     pbi,
@@ -140,16 +140,10 @@ class SaMEA(BaseStrategy):
 
     # -- generation 0 -------------------------------------------------------------------------
     def _start_init(self) -> None:
-        """Latin-hypercube initial population; with search.seed_smallest the smallest genome of
-        the space replaces its last member (the trivial end of every front, as for every strategy)."""
-        members = latin_hypercube_genomes(self.space, self.N, int(self.rng.integers(2**31)))
-        if self.seed_smallest:
-            members[-1] = Genome.smallest(self.space)
-        seen: set[str] = set()
-        for k, g in enumerate(members):
-            if g.key() in seen:  # a repeat (small spaces): a new random genome instead
-                g = self.novel_random(seen)
-            seen.add(g.key())
+        """The first N genomes of the shared initial design (initial_design.py: the smallest genome
+        first with search.seed_smallest, then the authors' Latin hypercube), the same start as
+        every other strategy's; the population is sorted by f1 once they are trained."""
+        for k, g in enumerate(initial_design(self.space, self.seed, self.N, self.seed_smallest)):
             self.queue.append([g.to_json(), k, None])
 
     def _sort_initial_population(self) -> None:
