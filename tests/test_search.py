@@ -69,7 +69,8 @@ def test_unknown_strategy_is_a_config_error():
 # -- quality -----------------------------------------------------------------------------------
 
 
-SEEDS = range(5)
+SEEDS = range(10)
+BUDGET = 120
 
 
 @functools.lru_cache(maxsize=None)
@@ -77,20 +78,26 @@ def _final_hv(name: str, budget: int, seed: int, seed_smallest: bool) -> float:
     return drive(_strategy(name, seed, seed_smallest), budget)[-1]
 
 
-@pytest.mark.parametrize("name,budget", [("samea", 60), ("dmls", 120), ("dmls-linear", 120), ("nsga2", 150)])
-def test_strategy_beats_random_search_on_hypervolume(name, budget):
-    """Median final hypervolume over seeds beats random search's with the same budget, seeds and
-    first-batch policy (search.seed_smallest true for both: the smallest genome alone is worth
-    0.06–0.13 hypervolume here, so an unequal start would compare starts, not searches).
+# Stated before the run (issue 27): every strategy against random search on the analytic problem,
+# one budget for all (120 distinct genomes), seeds 0-9, the same initial design for every strategy
+# and seed (so the pairs differ only in the search), one-sided Wilcoxon signed-rank test of the
+# paired final hypervolumes, alpha 0.05, no strategy left out. Measured (a9352ac+): SaMEA and
+# NSGA-II win on 10 of 10 seeds (p = 0.001 each); DMLS does not beat random search here: random
+# order 8/10 (p = 0.12), LS-PON's linear order 7/10 (p = 0.16), the forest order 5/10 (p = 0.69).
+# Those three are strict xfails: the claim is NOT made, and the test says so if it ever becomes true.
+_NOT_SHOWN = pytest.mark.xfail(strict=True, reason="measured: not better than random search at this budget")
 
-    Budgets are where each strategy measurably pulls ahead (medians over seeds 0–4, equal start):
-    DMLS needs more than its initial archive plus one neighbourhood (~55 genomes): 0.786 vs 0.773
-    at 60 trials, 0.834 vs 0.797 at 120 (LS-PON linear 0.832); NSGA-II with a population of 10
-    is random search for its first generation: 0.814 vs 0.798 at 150. DMLS with the forest order
-    does not beat random here (0.798 vs 0.797 at 120), so it is not asserted to."""
-    ours = [_final_hv(name, budget, s, True) for s in SEEDS]
-    rand = [_final_hv("random", budget, s, True) for s in SEEDS]
-    assert np.median(ours) > np.median(rand), (ours, rand)
+
+@pytest.mark.parametrize("name", ["samea", "nsga2", pytest.param("dmls", marks=_NOT_SHOWN),
+                                  pytest.param("dmls-linear", marks=_NOT_SHOWN),
+                                  pytest.param("dmls-forest", marks=_NOT_SHOWN)])
+def test_strategy_beats_random_search_on_hypervolume(name):
+    from scipy.stats import wilcoxon
+
+    ours = np.array([_final_hv(name, BUDGET, s, True) for s in SEEDS])
+    rand = np.array([_final_hv("random", BUDGET, s, True) for s in SEEDS])
+    p = wilcoxon(ours - rand, alternative="greater").pvalue
+    assert p < 0.05, (name, ours.round(3).tolist(), rand.round(3).tolist(), p)
 
 
 def test_samea_learns_probabilities_and_logs_the_surrogate():

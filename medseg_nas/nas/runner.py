@@ -419,7 +419,7 @@ def main(args: argparse.Namespace) -> int:
     cfg.search.strategy = args.strategy or cfg.search.strategy
     cfg.search.budget_trials = cfg.search.budget_trials if args.budget is None else args.budget
     preflight(cfg, ["search"], args.config)
-    summary = run_search(cfg, args.run_dir, resume=args.resume, strategy=args.strategy, budget=args.budget)
+    summary = run_search(cfg, args.run_dir, resume=args.resume)  # --strategy / --budget are in cfg now
     print(
         f"{summary.n_trials} trials, front of {len(summary.front)} networks, hypervolume {summary.hypervolume:.4f};"
         f" see {RunDir(summary.run_dir).front_json}"
