@@ -164,6 +164,9 @@ def _normalise(text: str, folder: Path | None) -> str:
     text = re.sub(r"0x[0-9a-f]{8,}", "0x…", text)
     text = re.sub(r"\bpid \d+", "pid <pid>", text)
     text = re.sub(rf"\bhost {re.escape(socket.gethostname())}\b", "host <host>", text)
+    # predict's timing line: milliseconds and threads differ between machines and runs
+    text = re.sub(r"\d+ ms per volume \(median of (\d+), \d+-\d+; (\w+), \d+ threads\)",
+                  r"<ms> ms per volume (median of \1, <min>-<max>; \2, <n> threads)", text)
     return re.sub(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:[+-]\d\d:?\d\d|Z)?", "<time>", text)
 
 
