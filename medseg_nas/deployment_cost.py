@@ -35,8 +35,6 @@ from torch.utils._pytree import tree_flatten
 
 from medseg_nas.results import COSTS
 
-COST_UNITS = {"params": "parameters", "macs": "MACs", "latency": "ms per volume (CPU)"}
-
 
 @dataclass
 class DeploymentCost:
@@ -162,5 +160,5 @@ def genome_cost(genome, in_channels: int, n_classes: int, network_plan, cell: st
                         volume_shape, latency_runs)
 
 
-__all__ = ["genome_cost", "COSTS", "COST_UNITS", "DeploymentCost", "count_macs", "measure_latency", "network_cost",
+__all__ = ["genome_cost", "COSTS", "DeploymentCost", "count_macs", "measure_latency", "network_cost",
            "peak_activation_bytes"]

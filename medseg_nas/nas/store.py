@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 from medseg_nas.errors import StoreDamagedError
 from medseg_nas.jsonio import json_default
-from medseg_nas.results import FINISHED, TrialStatus
+from medseg_nas.results import COST_FIELDS, FINISHED, TrialStatus
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -89,7 +89,7 @@ class TrialRow:
         older than the n_params column, whose f2 was always log(parameters)."""
         if kind == "params":
             return float(self.n_params) if self.n_params else (None if self.f2 is None else float(round(math.exp(self.f2))))
-        value = {"macs": self.macs, "latency": self.latency_ms}[kind]
+        value = getattr(self, COST_FIELDS[kind])
         return None if value is None else float(value)
 
     @property

@@ -99,10 +99,6 @@ def fig_front(rows, chosen_id, front_doc, summary) -> str:
     return _png(fig)
 
 
-COST_PANELS = (("params", "trainable parameters"), ("macs", "MACs per patch (forward pass)"),
-               ("latency", "CPU ms per median volume (measured in the trial)"))
-
-
 def fig_costs(rows, chosen_id, searched: str) -> str | None:
     """The front against each deployment cost: f1 vs parameters, MACs and measured latency, each
     panel with the Pareto front in that cost and the chosen network; `searched` is the cost f2 was."""
@@ -114,7 +110,9 @@ def fig_costs(rows, chosen_id, searched: str) -> str | None:
     if not done:
         return None
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for ax, (kind, label) in zip(axes, COST_PANELS):
+    from medseg_nas.nas.front import COST_AXIS  # the axis names front.png uses
+
+    for ax, (kind, label) in zip(axes, COST_AXIS.items()):
         pts = [(r.cost(kind), r.f1, r.id) for r in done if r.cost(kind)]
         ax.set_xlabel(label)
         ax.set_title(f"f1 vs {kind}" + (" (the searched f2)" if kind == searched else ""))
