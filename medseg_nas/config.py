@@ -143,6 +143,21 @@ class NSGA2Config:
 
 
 @dataclass
+class FidelityConfig:
+    """Successive halving of the trial budget (nas/halving.py); `kind: none` trains every trial
+    to train.epochs, as every result before this option did."""
+
+    kind: str = "none"  # "none" | "halving"
+    eta: int = 3  # the best 1/eta of a rung's trials continue to the next rung
+    # epochs (of train.iters_per_epoch steps) at which a trial is judged, increasing, the last one
+    # = train.epochs; [] with halving: train.epochs / eta^k down to one epoch
+    rungs: list[int] = field(default_factory=list)
+
+
+FIDELITY_KINDS = ("none", "halving")
+
+
+@dataclass
 class SearchConfig:
     strategy: str = "samea"  # one of medseg_nas.search.STRATEGIES
     budget_trials: int = 50
@@ -156,6 +171,7 @@ class SearchConfig:
     samea: SaMEAConfig = field(default_factory=SaMEAConfig)
     dmls: DMLSConfig = field(default_factory=DMLSConfig)
     nsga2: NSGA2Config = field(default_factory=NSGA2Config)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
 
 
 @dataclass
@@ -468,6 +484,7 @@ def validate(cfg: Config, source: str) -> None:
             raise ConfigError(f"key 'train.{key}' in {source} must be >= 1")
     if cfg.search.budget_trials < 1 and cfg.search.budget_hours <= 0:
         raise ConfigError(f"section 'search' in {source}: set budget_trials >= 1 or budget_hours > 0")
+    _validate_fidelity(cfg, source)
     sa = cfg.search.samea
     if not (sa.N >= 2 and 2 <= sa.T <= sa.N and sa.G >= 2 and sa.LGen >= 0):
         raise ConfigError(f"section 'search.samea' in {source}: need N >= 2, 2 <= T <= N, G >= 2 and LGen >= 0")
@@ -491,6 +508,39 @@ def validate(cfg: Config, source: str) -> None:
     for fmt in cfg.export.formats:
         if fmt not in EXPORT_FORMATS:
             raise ConfigError(f"key 'export.formats' in {source}: unknown format '{fmt}'")
+
+
+def _validate_fidelity(cfg: Config, source: str) -> None:
+    fid, E = cfg.search.fidelity, cfg.train.epochs
+    if fid.kind not in FIDELITY_KINDS:
+        close = difflib.get_close_matches(fid.kind, FIDELITY_KINDS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of {', '.join(FIDELITY_KINDS)}"
+        raise ConfigError(f"key 'search.fidelity.kind' in {source}: unknown kind '{fid.kind}'{hint}")
+    if fid.kind == "none":
+        return
+    if fid.eta < 2:
+        raise ConfigError(f"key 'search.fidelity.eta' in {source} must be >= 2, got {fid.eta}")
+    r = fid.rungs
+    if r and not (all(a < b for a, b in zip(r, r[1:])) and r[0] >= 1 and r[-1] == E):
+        raise ConfigError(f"key 'search.fidelity.rungs' in {source}: {r} must be increasing epochs from >= 1 up to "
+                          f"train.epochs ({E}); [] lets them be train.epochs / eta^k")
+    if len(fidelity_rungs(fid, E)) < 2:
+        raise ConfigError(f"section 'search.fidelity' in {source}: halving needs at least two rungs, but train.epochs "
+                          f"= {E} with eta = {fid.eta} gives one; raise train.epochs or list the rungs")
+
+
+def fidelity_rungs(fid: FidelityConfig, epochs: int) -> list[int]:
+    """The rungs in epochs: the configured ones, or epochs / eta^k (rounded, >= 1, deduplicated)."""
+    if fid.kind == "none":
+        return [int(epochs)]
+    if fid.rungs:
+        return [int(e) for e in fid.rungs]
+    rungs, e = [], float(epochs)
+    while e >= 1:
+        if not rungs or round(e) < rungs[0]:
+            rungs.insert(0, int(round(e)))
+        e /= fid.eta
+    return rungs
 
 
 def config_to_dict(cfg: Config) -> dict:

@@ -45,6 +45,12 @@ class TrialSpec:
     context: dict = field(default_factory=dict)  # e.g. {"split": ..., "plan": ...} from the runner
     log_dir: str | None = None  # TensorBoard dir of this trial
     device: str | None = None  # set by an executor that pins a device; None: config's train.device
+    # successive halving (nas/halving.py): train until epoch `until` of train.epochs at rung
+    # `rung`, going on from the state in `state_in` (None: from scratch), saving it to `state_out`
+    rung: int = 0
+    until: int | None = None
+    state_in: str | None = None
+    state_out: str | None = None
 
     def genome_obj(self):
         from medseg_nas.space.genome import Genome

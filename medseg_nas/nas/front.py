@@ -91,9 +91,24 @@ def front_entries(front: Front) -> list[dict]:
                 "train_dice": res.get("train_dice"),
                 "e_max": res.get("e_max"),
                 "seconds": r.seconds,
+                # successive halving: the rung (index) reached and the epochs trained by then
+                "rung": r.rung,
+                "epochs": res.get("epochs_run"),
             }
         )
     return entries
+
+
+def _fidelity(cfg: Config, store: TrialStore) -> dict | None:
+    """Successive halving's rungs and how many trials finished each (None without halving)."""
+    from medseg_nas.config import fidelity_rungs
+
+    fid = cfg.search.fidelity
+    if fid.kind == "none":
+        return None
+    rungs = fidelity_rungs(fid, cfg.train.epochs)
+    done = [r.rung for r in store.rung_rows(TrialStatus.DONE)]
+    return {"kind": fid.kind, "eta": fid.eta, "rungs": rungs, "trials_per_rung": [done.count(i) for i in range(len(rungs))]}
 
 
 class FrontArtefacts:
@@ -116,6 +131,7 @@ class FrontArtefacts:
             "n_done": len(front.rows),
             "hypervolume": front.hypervolume,
             "cost": self.cfg.objectives.cost,  # f2 = log(this cost)
+            "fidelity": _fidelity(self.cfg, store),
             "hypervolume_box": {"ideal": list(self.box[0]), "reference": list(self.box[1])},
             "knee": front.rows[knee].id if knee is not None else None,
             "strategy_stats": strategy_stats,

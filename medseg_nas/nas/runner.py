@@ -17,6 +17,11 @@ a trial runs is the executor's, what a trial does is trial.py's. It owns the ord
   re-runs under the same trial id. With a deterministic strategy and trainer (CPU), a search
   killed at any moment and resumed ends with the same front as an uninterrupted one.
 
+With `search.fidelity.kind: halving` a new trial trains to the first rung only and promoted
+trials go on from their saved state whenever a slot is free, before any new genome (nas/halving.py
+for the rule, nas/rungs.py for the bookkeeping); promotions do not count against the trial budget
+and stop with the wall-clock budget.
+
 Stops: the trial budget (`search.budget_trials`, counting finished trials), the wall-clock
 budget (`search.budget_hours`, summed over resumed sessions), the strategy saying it is done,
 Ctrl-C (after saving; resume later) or `search.max_consecutive_failures` failures in a row of
@@ -43,6 +48,8 @@ from medseg_nas.errors import SearchError
 from medseg_nas.nas.executors import Completed, Executor, TrialSpec, make_executor
 from medseg_nas.nas.front import Front, FrontArtefacts
 from medseg_nas.nas.genome_costs import GenomeCosts
+from medseg_nas.nas.halving import Halving
+from medseg_nas.nas.rungs import RungKeeper
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.nas.outcome import FailureStreak, all_failed_message, first_line, judge
 from medseg_nas.nas.progress import SearchLog
@@ -117,9 +124,9 @@ class _Search:
         self.strategy = ResumableStrategy(strategy, name, run.strategy_state, resume, started=self.t0, warn=self.log)
         self.backlog: list[Genome] = self.strategy.pending()  # to (re)submit before asking again
         self.inflight: dict[str, TrialSpec] = {}
-        self.n_new = 0
-        self.n_new_failed = 0
-        self.n_cached = 0
+        halving = Halving.of(cfg)  # successive halving: the rungs in the store and in flight
+        self.rungs = RungKeeper(halving, cfg, self.store, run_dir, self.ctx.spec_context, self.log) if halving else None
+        self.n_new = self.n_new_failed = self.n_cached = 0
         self.failures = FailureStreak()
         self.stop_reason = ""
         self.executor: Executor | None = executor
@@ -148,7 +155,7 @@ class _Search:
         row = self.store.finished_by_key(key)
         if row is not None:
             self.n_cached += 1
-            self.strategy.tell(genome, row.objectives)
+            self.strategy.tell(genome, self.rungs.told_objectives(row) if self.rungs else row.objectives)
             return "cached"
         if key in self.inflight:
             return "joined"  # told when the identical genome's trial ends
@@ -158,23 +165,27 @@ class _Search:
         log_dir = self.rundir.tensorboard / f"trial_{tid:04d}"
         if running is not None and log_dir.exists():
             shutil.rmtree(log_dir, ignore_errors=True)
-        spec = TrialSpec(
-            trial_id=tid,
-            genome=genome.to_json(),
-            seed=seed,
-            run_dir=str(self.run_dir),
-            config=config_to_dict(self.cfg),
-            context=self.ctx.spec_context,
-            log_dir=str(log_dir),
-        )
+        spec = TrialSpec(trial_id=tid, genome=genome.to_json(), seed=seed, run_dir=str(self.run_dir),
+                         config=config_to_dict(self.cfg), context=self.ctx.spec_context, log_dir=str(log_dir))
+        if self.rungs:
+            self.rungs.first_rung(spec)
         self.inflight[key] = spec
         self.executor.submit(spec)
         return "submitted"
+
+    def promote(self) -> bool:
+        """Submit the next promotion if there is one (never once the time budget is spent)."""
+        spec = self.rungs.next_spec() if self.rungs and not self.time_up() else None
+        if spec is not None:
+            self.executor.submit(spec)
+        return spec is not None
 
     def submit_trials(self) -> None:
         """Submit trials until the executor is full, the budget is spent or the strategy waits."""
         idle_asks = 0
         while self.executor.in_flight < self.executor.capacity:
+            if self.promote():
+                continue
             if self.remaining() <= 0:
                 self.stop_reason = self.stop_reason or "budget"
                 return
@@ -212,6 +223,11 @@ class _Search:
     def record_result(self, c: Completed) -> None:
         """Store a finished trial, tell it to every ask of its genome, log it; stop on a failure streak."""
         spec, result = c.spec, c.result
+        if spec.rung > 0:
+            self.rungs.record(c)
+            self.show_progress()
+            self.write_outputs()
+            return
         genome = Genome.from_json(spec.genome)
         key = genome.key()
         self.costs.complete(result, genome)
@@ -231,6 +247,8 @@ class _Search:
         )
         if status == TrialStatus.DONE:
             self.costs.told(genome, f2)
+        if self.rungs:
+            self.rungs.first_rung_done(spec, status, f1, result, error)
         del self.inflight[key]
         self.n_new += 1
         self.n_new_failed += status != TrialStatus.DONE
@@ -275,6 +293,8 @@ class _Search:
         for r in self.store.rows(TrialStatus.RUNNING):
             if r.key not in self.inflight:
                 self.store.finish(r.id, TrialStatus.FAILED, error="Abandoned: interrupted and not asked again after resuming")
+        if self.rungs:
+            self.rungs.abandon({sp.trial_id for sp in self.inflight.values()})
 
     # -- main loop ---------------------------------------------------------------------------------
     def run(self) -> SearchSummary:
@@ -295,7 +315,7 @@ class _Search:
         try:
             while True:
                 self.submit_trials()
-                if not self.inflight:
+                if not self.inflight and not (self.rungs and self.rungs.continuing):
                     break
                 for c in self.executor.wait():
                     self.record_result(c)

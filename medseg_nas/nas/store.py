@@ -10,6 +10,11 @@ per epoch), error, seconds, seed, host, started, finished (ISO-8601 UTC), n_para
 deployment costs macs, act_mem_mb and latency_ms (added to older stores on open; NULL for their
 rows), plus `attempts` (how many times the trial was started) and `result` (the whole TrialResult as JSON,
 weights excluded) for the later stages.
+
+With successive halving (nas/halving.py) a trial is trained in rungs: the `rungs` table holds one
+row per (trial, rung) — epochs trained by then, status, f1 and val Dice at that rung, seconds —
+and the trial's own row carries the result of the highest rung it finished (`rung`, its index;
+NULL without halving), so the front, the retrain pick and the report read one row per genome.
 """
 
 from __future__ import annotations
@@ -52,12 +57,42 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE INDEX IF NOT EXISTS trials_key ON trials (key);
 CREATE INDEX IF NOT EXISTS trials_status ON trials (status);
+CREATE TABLE IF NOT EXISTS rungs (
+    trial_id INTEGER NOT NULL,
+    rung INTEGER NOT NULL,
+    epochs INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    f1 REAL,
+    val_dice REAL,
+    seconds REAL,
+    error TEXT,
+    started TEXT,
+    finished TEXT,
+    PRIMARY KEY (trial_id, rung)
+);
 """
 COST_COLUMNS = {"macs": "INTEGER", "act_mem_mb": "REAL", "latency_ms": "REAL"}  # added after the first stores
+ADDED_COLUMNS = {**COST_COLUMNS, "rung": "INTEGER"}  # ALTER TABLE'd into stores written before them
 
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class RungRow:
+    """One row of the `rungs` table: trial `trial_id` trained to `epochs` epochs at rung `rung`."""
+
+    trial_id: int
+    rung: int
+    epochs: int
+    status: str
+    f1: float | None
+    val_dice: float | None
+    seconds: float | None
+    error: str | None
+    started: str | None
+    finished: str | None
 
 
 @dataclass
@@ -83,6 +118,7 @@ class TrialRow:
     macs: int | None = None
     act_mem_mb: float | None = None
     latency_ms: float | None = None
+    rung: int | None = None  # successive halving: index of the highest rung finished (None: no halving)
 
     def cost(self, kind: str) -> float | None:
         """Cost `kind` (results.COSTS) of a done trial; parameters fall back to exp(f2) for stores
@@ -198,8 +234,8 @@ class TrialStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         have = {r[1] for r in self._db.execute("PRAGMA table_info(trials)")}
-        for name, kind in COST_COLUMNS.items():
-            if name not in have:  # a store written before the cost columns existed
+        for name, kind in ADDED_COLUMNS.items():
+            if name not in have:  # a store written before these columns existed
                 self._write(f"ALTER TABLE trials ADD COLUMN {name} {kind}", ())
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -230,7 +266,7 @@ class TrialStore:
         if trial_id is not None:
             self._write(
                 "UPDATE trials SET status='running', f1=NULL, f2=NULL, history=NULL, error=NULL, seconds=NULL,"
-                " macs=NULL, act_mem_mb=NULL, latency_ms=NULL, seed=?, host=?, started=?, finished=NULL, attempts=attempts+1, result=NULL WHERE id=?",
+                " macs=NULL, act_mem_mb=NULL, latency_ms=NULL, rung=NULL, seed=?, host=?, started=?, finished=NULL, attempts=attempts+1, result=NULL WHERE id=?",
                 (seed, host, utc_now(), trial_id),
             )
             return trial_id
@@ -280,6 +316,36 @@ class TrialStore:
             ),
         )
 
+    # -- rungs (successive halving) --------------------------------------------------------------
+    def start_rung(self, trial_id: int, rung: int, epochs: int) -> None:
+        """Record that trial `trial_id` is being trained to `epochs` epochs (rung `rung`)."""
+        self._write("INSERT OR REPLACE INTO rungs (trial_id, rung, epochs, status, started) VALUES (?, ?, ?, 'running', ?)",
+                    (trial_id, rung, epochs, utc_now()))
+
+    def finish_rung(self, trial_id: int, rung: int, status: str, f1: float | None = None, val_dice: float | None = None,
+                    seconds: float | None = None, error: str | None = None) -> None:
+        if status not in FINISHED:
+            raise ValueError(f"finish_rung: status must be 'done' or 'failed', got {status!r}")
+        self._write("UPDATE rungs SET status=?, f1=?, val_dice=?, seconds=?, error=?, finished=? WHERE trial_id=? AND rung=?",
+                    (status, _finite_or_none(f1), _finite_or_none(val_dice), seconds, error, utc_now(), trial_id, rung))
+
+    def set_rung(self, trial_id: int, rung: int, f1: float | None = None, history: list | None = None,
+                 seconds: float | None = None, result: dict | None = None) -> None:
+        """The trial's row takes rung `rung`'s result (f1, history, seconds summed over its rungs);
+        f1 None only sets the rung index (the first rung's result was written by `finish`)."""
+        if f1 is None:
+            self._write("UPDATE trials SET rung=? WHERE id=?", (rung, trial_id))
+            return
+        self._write("UPDATE trials SET rung=?, f1=?, history=?, seconds=?, result=?, finished=? WHERE id=?",
+                    (rung, _finite_or_none(f1), dumps(history or []), seconds, None if result is None else dumps(result),
+                     utc_now(), trial_id))
+
+    def rung_rows(self, status: str | None = None) -> list[RungRow]:
+        """Every (trial, rung) row, or those with `status`, by trial then rung."""
+        where, args = ("WHERE status=?", (status,)) if status else ("", ())
+        cur = self._db.execute(f"SELECT * FROM rungs {where} ORDER BY trial_id, rung", args)
+        return [RungRow(**{k: r[k] for k in r.keys()}) for r in cur.fetchall()]
+
     # -- reads ---------------------------------------------------------------------------------
     @staticmethod
     def _row(r: sqlite3.Row) -> TrialRow:
@@ -303,6 +369,7 @@ class TrialStore:
             macs=None if r["macs"] is None else int(r["macs"]),
             act_mem_mb=r["act_mem_mb"],
             latency_ms=r["latency_ms"],
+            rung=r["rung"],
         )
 
     def get(self, trial_id: int) -> TrialRow | None:

@@ -145,10 +145,30 @@ def train_trial(spec: TrialSpec) -> TrialResult:
         cell=ctx.cfg.space.cell,
     )
     genome = spec.genome_obj()
-    result = trainer.fit(genome, seed=spec.seed)
-    if result.ok:
+    resume, note = continued_state(spec, genome, ctx.cfg.train)
+    result = trainer.fit(genome, seed=spec.seed, until=spec.until, resume=resume, save_to=spec.state_out)
+    if note and result.ok:
+        result.error = note
+    if result.ok and spec.rung == 0:  # a promoted trial's costs were measured at its first rung
         record_costs(result, genome, ctx)
     return result
+
+
+def continued_state(spec: TrialSpec, genome, train_cfg):
+    """(the saved state a promoted trial goes on from, a note): a missing, corrupt or foreign
+    state file restarts the trial from scratch at its rung, with a warning, never a crash."""
+    if not spec.state_in:
+        return None, None
+    from medseg_nas.train.checkpoint import StateUnreadable, load_state
+
+    expect = {"genome": genome.key(), "seed": spec.seed, "epochs": int(train_cfg.epochs),
+              "iters_per_epoch": int(train_cfg.iters_per_epoch)}
+    try:
+        return load_state(spec.state_in, expect), None
+    except StateUnreadable as exc:
+        note = f"restarted at rung {spec.rung}: the state of rung {spec.rung - 1} is unusable ({exc})"
+        print(f"warning: trial {spec.trial_id}: {note}", file=sys.stderr, flush=True)
+        return None, note
 
 
 def record_costs(result: TrialResult, genome, ctx: WorkerContext) -> None:

@@ -310,8 +310,13 @@ def build_report(run_dir: str | Path) -> Path:
         if hv:
             parts.append(hv)
         if front_doc and front_doc.get("front"):
+            fid = front_doc.get("fidelity")
+            if fid:
+                parts.append(f"<p class='note'>Successive halving (eta {fid['eta']}): rungs at {fid['rungs']} epochs, "
+                             f"reached by {fid['trials_per_rung']} trials; f1 is each trial's at the highest rung it reached "
+                             "(a lower rung's f1 is of a less trained network).</p>")
             parts.append("<table><tr><th>trial</th><th>genome</th><th>parameters</th><th>GMACs / patch</th>"
-                         "<th>CPU ms / volume</th><th>f1</th><th>val Dice</th></tr>")
+                         "<th>CPU ms / volume</th><th>f1</th><th>val Dice</th>" + ("<th>epochs</th>" if fid else "") + "</tr>")
             from medseg_nas.space import Genome
 
             for e in front_doc["front"]:
@@ -320,7 +325,7 @@ def build_report(run_dir: str | Path) -> Path:
                              f"<td>{e.get('n_params') or int(round(math.exp(e['f2']))):,}</td>"
                              f"<td>{_fmt(e['macs'] / 1e9 if e.get('macs') else None, 2)}</td><td>{_fmt(e.get('latency_ms'), 0)}</td>"
                              f"<td>{_fmt(e.get('f1'), 4)}</td>"
-                             f"<td>{_fmt(e.get('val_dice'))}</td></tr>")
+                             f"<td>{_fmt(e.get('val_dice'))}</td>" + (f"<td>{e.get('epochs')}</td>" if fid else "") + "</tr>")
             parts.append("</table>")
         parts.append("<p class='note'>Published EMONAS-Net points are the paper's networks on their own datasets "
                      "(prostate, hippocampus, cardiac), shown for scale only.</p>")

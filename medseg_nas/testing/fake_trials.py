@@ -7,6 +7,7 @@ subprocess a test starts can import them by name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -40,7 +41,7 @@ def analytic_trial(spec):
     E = int(spec.config["train"]["epochs"])
     e_max = max(1, E - int(3 * _noise(spec.genome)))
     hist = [{"loss": 1.0 / (e + 1), "train_dice": train * (e + 1) / E, "val_dice": val * (e + 1) / E} for e in range(E)]
-    delay = float(os.environ.get("FAKE_TRIAL_SECONDS", "0"))
+    delay = float(os.environ.get("FAKE_TRIAL_SECONDS", "0")) if spec.rung == 0 and not spec.until else 0.0
     if delay:
         time.sleep(delay)
     return TrialResult(
@@ -94,3 +95,35 @@ def gated_trial(spec):
     while gate and not os.path.exists(gate) and time.time() < deadline:
         time.sleep(0.05)
     return analytic_trial(spec)
+
+
+def rung_trial(spec):
+    """`analytic_trial` for successive halving: trains epochs (state_in's count, spec.until], keeps
+    the count in `spec.state_out` (JSON) and appends what it did to run_dir/calls.jsonl; Dice
+    grows with the epochs, so a continued trial is seen to continue. A state file that is
+    missing or unreadable restarts the trial from epoch 0 (as train_trial does)."""
+    E = int(spec.config["train"]["epochs"])
+    until = int(spec.until or E)
+    start, note = 0, None
+    if spec.state_in:
+        try:
+            start = int(json.loads(Path(spec.state_in).read_text())["epochs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            note = f"restarted at rung {spec.rung}: the state of rung {spec.rung - 1} is unusable"
+    delay = float(os.environ.get("FAKE_TRIAL_SECONDS", "0")) * (until - start) / E
+    with open(Path(spec.run_dir) / "calls.jsonl", "a") as f:
+        f.write(json.dumps({"trial": spec.trial_id, "rung": spec.rung, "from": start, "until": until}) + "\n")
+    if delay:
+        time.sleep(delay)
+    full = analytic_trial(dataclasses.replace(spec, config={**spec.config, "train": {**spec.config["train"], "epochs": until}}))
+    scale = 0.5 + 0.5 * until / E  # less trained, lower Dice
+    for row in full.history:
+        row["val_dice"] *= scale
+        row["train_dice"] *= scale
+    full.val_dice *= scale
+    full.train_dice *= scale
+    full.error = note
+    if spec.state_out:
+        Path(spec.state_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(spec.state_out).write_text(json.dumps({"epochs": until}))
+    return full

@@ -62,6 +62,7 @@ from medseg_nas.metrics import confusion_counts, dice_from_confusion
 from medseg_nas.sliding_window import sliding_window
 from medseg_nas.space.network import build_network
 from medseg_nas.results import TrialResult, TrialStatus
+from medseg_nas.train.checkpoint import TrainState, save_state
 from medseg_nas.train.failures import FitPosition, TrialFailure, describe_failure, peak_rss_mb
 from medseg_nas.train.layout import swap_instance_norm
 from medseg_nas.train.precision import Precision, precision_for
@@ -136,16 +137,25 @@ class Trainer:
         iters_per_epoch: int | None = None,
         patience: int | None = None,
         seconds: float | None = None,
+        until: int | None = None,
+        resume: TrainState | None = None,
+        save_to: str | Path | None = None,
     ) -> TrialResult:
         """Train `genome`; never raises for a failed trial (status="failed", error=reason).
 
-        `seconds`: a wall-clock budget (module doc); `epochs` is then only a cap."""
+        `seconds`: a wall-clock budget (module doc); `epochs` is then only a cap.
+        Successive halving (train/checkpoint.py): `until` stops after that epoch while the schedule
+        still spans `epochs`; `resume` goes on from a saved state; `save_to` saves the state at the
+        end. The result is then judged over the `until` epochs trained."""
         cfg = self.cfg
         seed = int(cfg.seed if seed is None else seed)
         E = int(epochs if epochs is not None else cfg.epochs)
         iters = int(iters_per_epoch if iters_per_epoch is not None else cfg.iters_per_epoch)
         pat = int(patience if patience is not None else cfg.patience)
-        result = TrialResult(status=TrialStatus.DONE, epochs_budget=E, seed=seed, device=str(self.device))
+        until = E if until is None else int(until)
+        if seconds is not None and (until != E or resume is not None):
+            raise ValueError("a wall-clock budget (seconds) cannot be combined with until/resume")
+        result = TrialResult(status=TrialStatus.DONE, epochs_budget=until, seed=seed, device=str(self.device))
         run = FitPosition()
         t0 = time.perf_counter()
         if self.device.type == "cuda":
@@ -156,7 +166,7 @@ class Trainer:
             # enable_grad: a caller inside no_grad/inference_mode (or one that left grad off
             # globally) still gets a trained network instead of a failed trial
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
-                self._fit(genome, seed, E, iters, pat, result, run, seconds)
+                self._fit(genome, seed, E, iters, pat, result, run, seconds, (until, resume, save_to))
         except Exception as exc:  # every failure becomes data (KeyboardInterrupt still stops)
             error = describe_failure(exc, run.where())
             log.warning("trial %s failed: %s", getattr(genome, "key", lambda: "?")(), error)
@@ -222,8 +232,14 @@ class Trainer:
         )
 
     def _fit(self, genome, seed: int, E: int, iters: int, patience: int, result: TrialResult, run: FitPosition,
-             seconds: float | None = None) -> None:
+             seconds: float | None = None, rung: tuple = (None, None, None)) -> None:
         from monai.losses import DiceCELoss
+
+        until, resume, save_to = rung
+        until = E if until is None else until
+        start = resume.epochs_done if resume is not None else 0
+        if not start < until <= E:
+            raise TrialFailure(f"nothing to train: {start} epochs done, asked to train until epoch {until} of {E}")
 
         cfg, plan, dev = self.cfg, self.plan, self.device
         if E < 1 or iters < 1:
@@ -241,8 +257,9 @@ class Trainer:
             )
         n_classes = int(plan.n_classes)
         torch.manual_seed(seed)
+        data_seed = seed + 7919 * start  # a continued trial draws fresh patches (train/checkpoint.py)
         if hasattr(self.bundle, "reseed"):
-            self.bundle.reseed(seed)
+            self.bundle.reseed(data_seed)
         net = self.build(genome)
         run.n_params = int(sum(p.numel() for p in net.parameters() if p.requires_grad))
         opt = torch.optim.AdamW(net.parameters(), lr=float(genome.lr), weight_decay=float(cfg.weight_decay))
@@ -265,6 +282,14 @@ class Trainer:
         prec = self.precision or precision_for(dev, bool(cfg.amp))
         use_amp, amp_dtype = prec.autocast, prec.dtype
         scaler = torch.amp.GradScaler(dev.type, enabled=prec.grad_scaler)
+        best, best_state, e_max = -math.inf, None, 0
+        if resume is not None:
+            net.load_state_dict(resume.network)
+            opt.load_state_dict(resume.optimizer)
+            sched.load_state_dict(resume.scheduler)
+            scaler.load_state_dict(resume.scaler)
+            run.history = list(resume.history)
+            best, best_state, e_max = resume.best, resume.best_state, resume.e_max
         fmt = torch.channels_last_3d if self.channels_last else torch.contiguous_format
         writer = None
         if self.log_dir is not None:
@@ -274,20 +299,19 @@ class Trainer:
             writer.add_text("genome", genome.to_json() if hasattr(genome, "to_json") else str(genome))
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=None if seconds else total, disable=not self.progress, leave=False, dynamic_ncols=True, unit="it",
+        bar = tqdm(total=None if seconds else (until - start) * iters, disable=not self.progress, leave=False, dynamic_ncols=True, unit="it",
                    desc=f"trial {genome.key() if hasattr(genome, 'key') else ''}".strip())
-        best, best_state, e_max = -math.inf, None, 0
         try:
-            loader = self._loader(seed, total * int(cfg.batch_size))
+            loader = self._loader(data_seed, (until - start) * iters * int(cfg.batch_size))
             it = iter(loader)
             val_s = val_total = 0.0  # by `clock`: the last validation's seconds, kept in reserve for the final one
-            for epoch in range(1, E + 1):
+            for epoch in range(start + 1, until + 1):
                 run.epoch, run.phase = epoch, "train"
                 t_ep = time.perf_counter()
                 net.train()
                 loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
                 cm = torch.zeros(n_classes, n_classes, dtype=torch.long, device=dev)
-                steps, last = 0, epoch == E
+                steps, last = 0, epoch == until
                 for i in range(iters):
                     if i > 0 and out_of_time(val_s):
                         last = True
@@ -368,6 +392,11 @@ class Trainer:
             bar.close()
             if writer is not None:
                 writer.close()
+        if save_to is not None:
+            save_state(TrainState(net.state_dict(), opt.state_dict(), sched.state_dict(), scaler.state_dict(), run.history,
+                                  best, e_max, best_state, run.n_params,
+                                  {"genome": genome.key() if hasattr(genome, "key") else str(genome), "seed": seed,
+                                   "epochs": E, "iters_per_epoch": iters}), save_to)
         at = run.history[e_max - 1]
         result.e_max = e_max
         result.val_dice = float(best)

@@ -1,0 +1,194 @@
+"""Successive halving: config, the MO-ASHA promotion rule, the runner's rungs (with a fake trial
+that records what it trained), kill -9 during a promoted trial, unusable state files, and one
+real tiny search whose promoted trials go on training from their saved state."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from medseg_nas.config import FidelityConfig, config_from_dict, fidelity_rungs
+from medseg_nas.errors import ConfigError
+from medseg_nas.nas.halving import Halving
+from medseg_nas.nas.runner import run_search
+from medseg_nas.nas.store import TrialStore
+from medseg_nas.space.genome import Genome, SearchSpace
+from medseg_nas.testing import fake_search as fk
+from medseg_nas.testing.fake_trials import rung_trial
+
+HALVING = {"kind": "halving", "eta": 2, "rungs": [1, 2, 4]}
+
+
+def _cfg(fidelity=HALVING, **search):
+    d = json.loads(json.dumps(fk.TINY_CONFIG))
+    d["search"].update(search, fidelity=fidelity)
+    return config_from_dict(d)
+
+
+def run_halving(run_dir, resume=False, budget=8):
+    """A halving search with the tiny random strategy and `rung_trial` (also run from a subprocess)."""
+    cfg = _cfg()
+    strategy = fk.TinyRandomStrategy(SearchSpace.from_config(cfg.space), seed=0)
+    s = run_search(cfg, run_dir, resume=resume, strategy=strategy, budget=budget, trial_fn=rung_trial, progress=False)
+    return s, strategy
+
+
+def calls(run):
+    return [json.loads(line) for line in (Path(run) / "calls.jsonl").read_text().splitlines()]
+
+
+def test_fidelity_config():
+    assert fidelity_rungs(FidelityConfig("none"), 4) == [4]
+    assert fidelity_rungs(FidelityConfig("halving", 3), 4) == [1, 4]
+    assert fidelity_rungs(FidelityConfig("halving", 3), 27) == [1, 3, 9, 27]
+    assert fidelity_rungs(FidelityConfig("halving", 2, [1, 3, 4]), 4) == [1, 3, 4]
+    for fid, match in [({"kind": "halve"}, "unknown kind 'halve'; did you mean 'halving'"),
+                       ({"kind": "halving", "eta": 1}, "eta.* must be >= 2"),
+                       ({"kind": "halving", "rungs": [1, 2]}, r"up to train.epochs \(4\)"),
+                       ({"kind": "halving", "rungs": [2, 1, 4]}, "must be increasing"),
+                       ({"kind": "halving", "eta": 5}, "at least two rungs")]:
+        with pytest.raises(ConfigError, match=match):
+            _cfg(fidelity=fid)
+
+
+def test_promotion_is_mo_asha():
+    h = Halving((1, 2, 4), eta=3)
+    assert h.promotable([(1, 0.5, 1.0), (2, 0.4, 2.0)]) == []  # fewer than eta results: nobody yet
+    # of 6 results the best 2 by non-dominated sorting: 3 and 5 dominate everything else
+    res = [(1, 0.6, 3.0), (2, 0.5, 2.5), (3, 0.2, 1.0), (4, 0.7, 1.5), (5, 0.1, 2.0), (6, 0.3, 2.2)]
+    assert sorted(h.promotable(res)) == [3, 5]
+    # the first front is bigger than the quota: the crowding distance keeps its extremes
+    res = [(1, 0.1, 4.0), (2, 0.2, 3.0), (3, 0.3, 2.0), (4, 0.4, 1.0), (5, 0.9, 5.0), (6, 0.8, 4.5)]
+    assert sorted(h.promotable(res)) == [1, 4]
+
+
+def test_halving_search_promotes_and_continues(tmp_path):
+    run = tmp_path / "r"
+    s, strategy = run_halving(run)
+    assert s.n_trials == 8 and s.n_done == 8
+    with TrialStore(run / "trials.sqlite") as st:
+        rungs, trials = st.rung_rows(), {r.id: r for r in st.rows()}
+    by_rung = [sum(r.rung == i and r.status == "done" for r in rungs) for i in range(3)]
+    assert by_rung[0] == 8 and 4 <= by_rung[1] < 8 and 2 <= by_rung[2] <= by_rung[1]
+    seen = [(c["trial"], c["rung"]) for c in calls(run)]
+    assert len(seen) == len(set(seen)) == len(rungs)  # nothing trained twice
+    for c in calls(run):  # a promoted trial went on from the epochs of the rung below
+        assert c["from"] == ([0, 1, 2][c["rung"]]) and c["until"] == [1, 2, 4][c["rung"]]
+    for tid, t in trials.items():  # the trial row carries its highest rung
+        top = max((r for r in rungs if r.trial_id == tid and r.status == "done"), key=lambda r: r.rung)
+        assert t.rung == top.rung and t.f1 == pytest.approx(top.f1)
+        assert (t.result or {}).get("epochs_run") == [1, 2, 4][top.rung]
+    # the strategy was told the first rung's objectives, and only those
+    first = {r.trial_id: r.f1 for r in rungs if r.rung == 0}
+    key_to_id = {t.key: tid for tid, t in trials.items()}
+    assert len(strategy.told) == 8
+    for genome, obj in strategy.told:
+        assert obj[0] == pytest.approx(first[key_to_id[Genome.from_json(genome).key()]])
+    front = json.loads((run / "front.json").read_text())
+    assert front["fidelity"] == {"kind": "halving", "eta": 2, "rungs": [1, 2, 4], "trials_per_rung": by_rung}
+    assert all(e["rung"] == trials[e["id"]].rung and e["epochs"] for e in front["front"])
+    # states of trials that went on are removed; the top rung saves none
+    assert not list((run / "trial_states").glob("*_rung2.pt"))
+
+
+def test_kill_9_during_a_promoted_trial_then_resume(tmp_path):
+    ref, _ = run_halving(tmp_path / "ref")
+    run = tmp_path / "killed"
+    env = dict(os.environ, FAKE_TRIAL_SECONDS="0.6")
+    code = "import sys, tests.test_halving as t; t.run_halving(sys.argv[1])"
+    p = subprocess.Popen([sys.executable, "-c", code, str(run)], env=env, cwd=str(Path(__file__).parents[1]))
+    deadline, killed_at = time.time() + 120, None
+    while p.poll() is None and time.time() < deadline:
+        if (run / "trials.sqlite").exists():
+            with TrialStore(run / "trials.sqlite") as st:
+                live = [r for r in st.rung_rows("running") if r.rung > 0]
+            if live:
+                time.sleep(0.1)
+                killed_at = (live[0].trial_id, live[0].rung)
+                break
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert killed_at is not None, "no promoted trial was seen running"
+    before = calls(run)
+    s, _ = run_halving(run, resume=True)
+    after = calls(run)[len(before):]
+    # the killed promotion ran again from its saved state; nothing that had finished ran again
+    assert after[0] == {"trial": killed_at[0], "rung": killed_at[1], "from": [1, 2, 4][killed_at[1] - 1],
+                        "until": [1, 2, 4][killed_at[1]]}
+    assert not {(c["trial"], c["rung"]) for c in after[1:]} & {(c["trial"], c["rung"]) for c in before}
+    assert s.n_trials == 8 and fk.front_of(s) == fk.front_of(ref)
+    with TrialStore(run / "trials.sqlite") as st:
+        assert all(r.status == "done" for r in st.rung_rows())
+
+
+def test_an_unusable_state_restarts_the_trial_at_its_rung(tmp_path, capsys):
+    from medseg_nas.nas.executors import TrialSpec
+    from medseg_nas.nas.trial import continued_state
+    from medseg_nas.config import TrainConfig
+
+    g = Genome(inputs=(0, 1, 2), ops=("conv3d_3", "conv2d_3", "identity", "identity"), n_c=2, n_f=3, lr=3e-3)
+    (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04 truncated")
+    for path in (tmp_path / "bad.pt", tmp_path / "missing.pt"):
+        spec = TrialSpec(7, g.to_json(), 0, str(tmp_path), {}, rung=1, until=2, state_in=str(path))
+        state, note = continued_state(spec, g, TrainConfig(epochs=4))
+        assert state is None and note.startswith("restarted at rung 1")
+        assert f"warning: trial 7: restarted at rung 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_real_halving_search_continues_trained_networks(tmp_path):
+    from data_prep import synthetic
+
+    synthetic.generate(tmp_path / "data", cases=5, seed=0)
+    d = json.loads(json.dumps(fk.TINY_CONFIG))
+    d["data"] = {"root": str(tmp_path / "data"), "patch_size": [32, 32, 8], "augment": "none"}
+    d["train"] = {"epochs": 2, "iters_per_epoch": 2, "batch_size": 1}
+    d["search"]["fidelity"] = {"kind": "halving", "eta": 2, "rungs": [1, 2]}
+    cfg = config_from_dict(d)
+    s = run_search(cfg, tmp_path / "r", strategy=fk.TinyRandomStrategy(SearchSpace.from_config(cfg.space)),
+                   budget=4, progress=False)
+    assert s.n_done == 4
+    with TrialStore(tmp_path / "r" / "trials.sqlite") as st:
+        promoted = [r for r in st.rung_rows("done") if r.rung == 1]
+        rows = {r.id: r for r in st.rows()}
+    assert len(promoted) >= 2
+    for r in promoted:  # two epochs in the history: the first rung's one was kept, one more trained
+        t = rows[r.trial_id]
+        assert len(t.history) == 2 and t.result["timing"]["steps"] == 2 and t.rung == 1
+        assert t.history[0]["val_dice"] is not None and t.macs  # the costs came from the first rung
+
+
+def test_a_repeated_genome_is_told_its_first_rung(tmp_path):
+    """The store answers a re-asked genome with the same first-rung objectives the strategy was
+    told when it was trained, though the trial row now holds a higher rung."""
+    cfg = _cfg()
+    strategy = fk.TinyRandomStrategy(SearchSpace.from_config(cfg.space), seed=0, repeat=3)
+    s = run_search(cfg, tmp_path / "r", strategy=strategy, budget=8, trial_fn=rung_trial, progress=False)
+    assert s.n_cached > 0
+    told: dict = {}
+    for genome, obj in strategy.told:
+        told.setdefault(genome, set()).add(tuple(round(v, 9) for v in obj))
+    assert all(len(v) == 1 for v in told.values())
+
+
+def test_the_wall_clock_budget_stops_promotions(tmp_path, monkeypatch):
+    from datetime import datetime
+
+    monkeypatch.setenv("FAKE_TRIAL_SECONDS", "0.4")
+    cfg = _cfg(budget_hours=1.5 / 3600)
+    strategy = fk.TinyRandomStrategy(SearchSpace.from_config(cfg.space), seed=0)
+    t0 = time.time()
+    s = run_search(cfg, tmp_path / "r", strategy=strategy, budget=50, trial_fn=rung_trial, progress=False)
+    assert s.stop_reason == "time" and 0 < s.n_trials < 50
+    with TrialStore(tmp_path / "r" / "trials.sqlite") as st:
+        rungs = st.rung_rows()
+    assert rungs and all(r.status != "running" for r in rungs)
+    # nothing was started after the clock ran out (the trial in flight then was let finish)
+    assert max(datetime.fromisoformat(r.started).timestamp() for r in rungs) <= t0 + 1.5 + 0.2
+    assert json.loads((tmp_path / "r" / "front.json").read_text())["front"]
