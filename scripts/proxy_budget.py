@@ -12,6 +12,10 @@ its f1 is computed by the search's own `compute_objectives`. Kendall tau of -f1 
 trial's validation Dice) against the reference, per budget, next to the budget's seconds, and
 the cheapest budget that reaches the bar. The search's own budget is the fidelity record's tau.
 
+A budget EPOCHSxITERS@K is a successive-halving rung (search.fidelity): the schedule spans EPOCHS
+epochs but the trial stops after epoch K (`Trainer.fit(until=K)`), as a rung-K trial does; its
+tau says how well that rung ranks, i.e. whether promoting on it can work.
+
 Resumable: each (budget, genome) result is written to `--out` as it finishes; a rerun skips them.
 """
 
@@ -36,17 +40,21 @@ from medseg_nas.train import Trainer
 from proxy_fidelity import TAU_BAR, taus
 
 
-def parse_budgets(text: str) -> list[tuple[int, int]]:
-    out = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            e, i = (int(v) for v in part.lower().split("x"))
-        except ValueError:
-            raise SystemExit(f"--budgets: {part!r} is not EPOCHSxITERS (e.g. 4x50)") from None
-        if e < 1 or i < 1:
-            raise SystemExit(f"--budgets: {part!r} must have epochs and iters >= 1")
-        out.append((e, i))
-    return out
+def parse_budget(part: str) -> tuple[int, int, int]:
+    """'4x50' -> (4, 50, 4); '4x50@1' -> (4, 50, 1): epochs, iters, epoch the trial stops after."""
+    try:
+        budget, _, until = part.lower().partition("@")
+        e, i = (int(v) for v in budget.split("x"))
+        k = int(until) if until else e
+    except ValueError:
+        raise SystemExit(f"--budgets: {part!r} is not EPOCHSxITERS or EPOCHSxITERS@K (e.g. 4x50, 4x50@1)") from None
+    if e < 1 or i < 1 or not 1 <= k <= e:
+        raise SystemExit(f"--budgets: {part!r} must have epochs and iters >= 1 and 1 <= K <= epochs")
+    return e, i, k
+
+
+def parse_budgets(text: str) -> list[tuple[int, int, int]]:
+    return [parse_budget(p) for p in filter(None, (p.strip() for p in text.split(",")))]
 
 
 def search_bundle(cfg, run: RunDir, seed: int):
@@ -61,8 +69,8 @@ def summarise(doc: dict, reference: dict) -> None:
     budgets = {}
     for key, entries in doc["runs"].items():
         rows = [{**e, "test_mean_dice": reference[e["trial_id"]]} for e in entries if e.get("f1") is not None]
-        e, i = (int(v) for v in key.split("x"))
-        budgets[key] = {"epochs": e, "iters": i, "steps": e * i, "n": len(rows), "failed": len(entries) - len(rows),
+        e, i, k = parse_budget(key)
+        budgets[key] = {"epochs": e, "iters": i, "until": k, "steps": k * i, "n": len(rows), "failed": len(entries) - len(rows),
                         "seconds": round(sum(x["seconds"] for x in entries), 1), "kendall": taus(rows)}
     doc["budgets"] = budgets
     complete = [(v["seconds"], k) for k, v in budgets.items() if v["n"] == len(reference) and v["kendall"].get("met")]
@@ -95,8 +103,8 @@ def main(argv=None) -> int:
                   "search_kendall": fid.get("kendall"), "seed": seed, "bar": TAU_BAR,
                   "torch_threads": torch.get_num_threads(), "runs": {}}
     bundle, plan = search_bundle(cfg, run, seed)
-    for epochs, iters in parse_budgets(args.budgets):
-        key = f"{epochs}x{iters}"
+    for epochs, iters, until in parse_budgets(args.budgets):
+        key = f"{epochs}x{iters}" + (f"@{until}" if until != epochs else "")
         entries = doc["runs"].setdefault(key, [])
         done = {e["trial_id"] for e in entries}
         for k, (tid, gdict) in enumerate(sorted(genomes.items()), start=1):
@@ -106,7 +114,7 @@ def main(argv=None) -> int:
                 bundle.reseed(seed)
             trainer = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, cell=cfg.space.cell)
             t0 = time.perf_counter()
-            result = trainer.fit(Genome.from_dict(gdict), seed=seed, epochs=epochs, iters_per_epoch=iters)
+            result = trainer.fit(Genome.from_dict(gdict), seed=seed, epochs=epochs, iters_per_epoch=iters, until=until)
             entry = {"trial_id": tid, "seconds": round(time.perf_counter() - t0, 1), "status": str(result.status),
                      "n_params": result.n_params, "f1": None, "search_val_dice": result.val_dice}
             try:

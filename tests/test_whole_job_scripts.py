@@ -142,11 +142,13 @@ def test_proxy_budget_retrains_trials_per_budget_resumes_and_taus(tiny_run, tmp_
                                                "--out", str(fid_out)]) == 0
     budget = load_script("proxy_budget")
     out = tmp_path / "budget.json"
-    args = [str(tiny_run), "--fidelity", str(fid_out), "--budgets", "1x1,2x1", "--out", str(out)]
+    args = [str(tiny_run), "--fidelity", str(fid_out), "--budgets", "1x1,2x1,2x1@1", "--out", str(out)]
     assert budget.main(args) == 0
     doc = json.loads(out.read_text())
-    assert set(doc["budgets"]) == {"1x1", "2x1"} and doc["fidelity_budget"] == [1, 1]
-    for key, steps in (("1x1", 1), ("2x1", 2)):
+    assert set(doc["budgets"]) == {"1x1", "2x1", "2x1@1"} and doc["fidelity_budget"] == [1, 1]
+    # a rung: epoch 1 of a 2-epoch schedule, one step, judged over that epoch
+    assert doc["budgets"]["2x1@1"]["until"] == 1 and doc["budgets"]["2x1"]["until"] == 2
+    for key, steps in (("1x1", 1), ("2x1", 2), ("2x1@1", 1)):
         v = doc["budgets"][key]
         assert v["steps"] == steps and v["n"] + v["failed"] == 3 and v["seconds"] > 0
         assert v["kendall"]["n"] == v["n"]
@@ -154,8 +156,9 @@ def test_proxy_budget_retrains_trials_per_budget_resumes_and_taus(tiny_run, tmp_
     capsys.readouterr()
     assert budget.main(args) == 0  # nothing left to train: the rerun only summarises
     assert "[1x1" not in capsys.readouterr().out and len(json.loads(out.read_text())["runs"]["1x1"]) == 3
-    with pytest.raises(SystemExit, match="EPOCHSxITERS"):
-        budget.main([str(tiny_run), "--fidelity", str(fid_out), "--budgets", "4by50", "--out", str(out)])
+    for bad in ("4by50", "4x50@5", "4x50@x"):
+        with pytest.raises(SystemExit, match="EPOCHSxITERS|K <= epochs"):
+            budget.main([str(tiny_run), "--fidelity", str(fid_out), "--budgets", bad, "--out", str(out)])
     capsys.readouterr()
     assert load_script("bench_tables").main([str(out)]) == 0
     assert "(the search's)" in capsys.readouterr().out
@@ -226,3 +229,28 @@ def test_ablation_table_compares_each_seed_with_its_own_base():
     assert "| +0.0600 |" in light[0] and "| +0.0100 |" in light[1]  # each against its own seed's base
     assert "base: test Dice 0.8200 ± 0.0283 over 2 seeds." in lines
     assert "light: test Dice 0.8550 ± 0.0071 over 2 seeds." in lines
+
+
+def test_deployment_cost_study_times_every_network_in_three_backends(tiny_run, tmp_path, capsys):
+    summary = load_script("whole_job_summary")
+    record = tmp_path / "whole.json"
+    assert summary.main([str(tiny_run), "--out", str(record)]) == 0
+    peers = tmp_path / "peers.json"
+    peers.write_text(json.dumps({"results": {"monai_dynunet": {"test_mean_dice": 0.5, "test_mean_hd95_mm": 9.0, "n_seeds": 3},
+                                             "monai_unet": {"test_mean_dice": 0.01, "n_seeds": 1}}}))
+    out = tmp_path / "cost.json"
+    study = load_script("deployment_cost_study")
+    assert study.main(["--cost-run", str(tiny_run), "--params-record", str(record), "--peers", str(peers),
+                       "--threads", "1", "--runs", "1", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    nets = doc["networks"]
+    assert set(nets) == {"cost_pick", "params_pick", "monai_dynunet", "monai_unet"} and doc["cost"] == "params"
+    for row in nets.values():
+        assert row["macs"] > 0 and row["n_params"] > 0
+        assert all(row["ms_per_volume"][b]["1"] > 0 for b in ("pytorch", "torchscript", "onnx"))
+    assert nets["monai_dynunet"]["dice"] == 0.5 and nets["monai_unet"]["n_seeds"] == 1
+    assert nets["monai_dynunet"]["macs"] > nets["params_pick"]["macs"]
+    assert doc["target"]["max_ms"] == round(nets["monai_dynunet"]["ms_per_volume"]["pytorch"]["1"] / 10, 1)
+    assert "monai_unet" not in doc["target"]["met_by"]  # below DynUNet's Dice
+    ids = {t["id"] for t in json.loads(record.read_text())["trials"]}
+    assert set(doc["fronts"]["params_search"]["n_params"]) <= ids and doc["fronts"]["cost_search"]["macs"]
