@@ -192,3 +192,19 @@ def test_the_wall_clock_budget_stops_promotions(tmp_path, monkeypatch):
     # nothing was started after the clock ran out (the trial in flight then was let finish)
     assert max(datetime.fromisoformat(r.started).timestamp() for r in rungs) <= t0 + 1.5 + 0.2
     assert json.loads((tmp_path / "r" / "front.json").read_text())["front"]
+
+
+def test_a_search_saved_before_the_fidelity_key_resumes_only_without_halving(tmp_path):
+    import yaml
+
+    from medseg_nas.errors import SearchError
+    from medseg_nas.nas.resume import check_resume_config
+
+    cfg = _cfg(fidelity={"kind": "none"})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(
+        {**fk.TINY_CONFIG, "search": {k: v for k, v in fk.TINY_CONFIG["search"].items()}}))))
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert "fidelity" not in saved["search"] and "cost" not in saved.get("objectives", {})
+    check_resume_config(tmp_path, cfg)  # the old run trained every trial fully: resumable as it was
+    with pytest.raises(SearchError, match="search.fidelity.kind: None -> 'halving'"):
+        check_resume_config(tmp_path, _cfg())

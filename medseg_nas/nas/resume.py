@@ -44,10 +44,13 @@ def check_resume_config(run_dir: Path, cfg: Config) -> None:
     if isinstance(saved.get("space"), dict):  # saved before space.cell existed: it searched residual
         saved["space"].setdefault("cell", LEGACY_CELL)
     a, b = _flatten(saved), _flatten(config_to_dict(cfg))
+    defaults = _flatten(config_to_dict(Config()))
     diffs = []
     for key in sorted(set(a) | set(b)):
         if not key.startswith(_RESUME_CHECKED):
             continue
+        if key not in a and b.get(key) == defaults.get(key):
+            continue  # a key added after the run started, at its default (which is what the run did)
         if any(key == r or (r.endswith(".") and key.startswith(r)) for r in _RESUMABLE_CHANGES):
             continue
         if a.get(key) != b.get(key):

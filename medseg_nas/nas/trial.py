@@ -146,7 +146,8 @@ def train_trial(spec: TrialSpec) -> TrialResult:
     )
     genome = spec.genome_obj()
     resume, note = continued_state(spec, genome, ctx.cfg.train)
-    result = trainer.fit(genome, seed=spec.seed, until=spec.until, resume=resume, save_to=spec.state_out)
+    rung = {} if spec.until is None else {"until": spec.until, "resume": resume, "save_to": spec.state_out}
+    result = trainer.fit(genome, seed=spec.seed, **rung)
     if note and result.ok:
         result.error = note
     if result.ok and spec.rung == 0:  # a promoted trial's costs were measured at its first rung

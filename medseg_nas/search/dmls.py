@@ -9,9 +9,10 @@
 - Iteration: pick an unvisited archive member at random; evaluate its neighbours (every genome
   differing in one decision variable) in an order set by `neighbour_order`:
   `random` — a random permutation (the thesis's DMLS);
-  `linear` — LS-PON as the thesis states it: a ridge model on one-hot decision variables,
-  refitted on every evaluation so far, predicts each neighbour's normalised Pareto rank and the
-  neighbours are asked best-predicted first (rank_model.py);
+  `linear` — our two-objective adaptation of LS-PON (the thesis's is a single-objective linear
+  regression): a ridge model on one-hot decision variables, refitted on every evaluation so far,
+  predicts each neighbour's normalised Pareto rank and the neighbours are asked best-predicted
+  first, the order fixed once per selected solution (rank_model.py);
   `forest` (old name `surrogate`) — our variant: a random forest predicts f1 (f2 is exact), and
   the neighbours predicted to dominate the current solution come first, then by predicted f1.
   Neighbours already evaluated are answered from the history for free. First improvement: as

@@ -1,5 +1,7 @@
-"""LS-PON's neighbour-ordering model as the thesis states it: a linear model on one-hot encoded
-decision variables predicting the normalised Pareto rank (Zouambi, thesis ch. 3).
+"""Our two-objective adaptation of LS-PON's neighbour-ordering model: ridge regression on one-hot
+encoded decision variables predicting the normalised Pareto rank. The published LS-PON (Zouambi,
+thesis ch. 3) is a single-objective linear regression; the Pareto-rank target, the ridge penalty
+and fixing the order once per selected solution (dmls.py) are ours, and are not the thesis's.
 
 Why a rank and not f1: the rank scores a solution on both objectives at once, so "predicted to
 be good" means "predicted to sit near the front", which is what a local search moving along the

@@ -8,6 +8,9 @@ continued epochs is drawn from a loader seeded by (seed, epochs done): determini
 order an uninterrupted trial would have seen (re-drawing that would cost loading every skipped
 patch).
 
+Read with `torch.load(weights_only=True)`: a state file holds tensors and plain values only, so a
+run directory's `--resume` still unpickles nothing (README, "What is trusted").
+
 Written atomically (temporary file, then rename) so a kill during the write leaves the previous
 state or none; `load_state` turns any unreadable file into `StateUnreadable`, which the trial
 treats as "restart at this rung" (warning, never a crash).
@@ -61,7 +64,7 @@ def load_state(path: str | Path, expect: dict[str, Any]) -> TrainState:
     if not path.is_file():
         raise StateUnreadable(f"{path} does not exist")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=False)
+        raw = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only: nothing unpickled
         state = TrainState(**raw)
     except Exception as exc:  # noqa: BLE001 - truncated zip, pickle garbage, wrong keys: all "unreadable"
         raise StateUnreadable(f"{path} is not a readable trainer state ({type(exc).__name__}: {exc})") from None
