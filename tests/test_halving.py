@@ -208,3 +208,29 @@ def test_a_search_saved_before_the_fidelity_key_resumes_only_without_halving(tmp
     check_resume_config(tmp_path, cfg)  # the old run trained every trial fully: resumable as it was
     with pytest.raises(SearchError, match="search.fidelity.kind: None -> 'halving'"):
         check_resume_config(tmp_path, _cfg())
+
+
+def test_halving_study_compares_searches_in_one_box(tmp_path):
+    import math
+
+    from script_loader import load_script
+
+    run_halving(tmp_path / "h")
+    plain = _cfg(fidelity={"kind": "none"})
+    run_search(plain, tmp_path / "p", strategy=fk.TinyRandomStrategy(SearchSpace.from_config(plain.space)), budget=4,
+               trial_fn=rung_trial, progress=False)
+    with TrialStore(tmp_path / "p" / "trials.sqlite") as st:
+        trials = [{"id": r.id, "f1": r.f1, "n_params": round(math.exp(r.f2)), "seconds": 10.0} for r in st.rows()]
+    (tmp_path / "rec.json").write_text(json.dumps({"trials": trials}))
+    out = tmp_path / "study.json"
+    study = load_script("halving_study")
+    assert study.main(["--run", f"halving={tmp_path / 'h'}", "--run", f"plain={tmp_path / 'p'}",
+                       "--record", f"rec={tmp_path / 'rec.json'}@25", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())["searches"]
+    h, p, rec = doc["halving"], doc["plain"], doc["rec"]
+    assert h["genomes"] == 8 and h["trials_per_rung"][0] == 8 and h["top_rung"] == h["trials_per_rung"][2]
+    assert h["promotions_done"] == sum(h["trials_per_rung"][1:])
+    assert 0 < h["hv_top_rung_only"] <= h["hv_highest_rung"]
+    assert p["genomes"] == p["top_rung"] == 4 and p["hv_top_rung_only"] == p["hv_highest_rung"]
+    assert rec["genomes"] == 2 and rec["trial_seconds"] == 20.0  # cut at 25 s of 10 s trials
+    assert rec["hv_highest_rung"] <= p["hv_highest_rung"] + 1e-12  # two of the plain search's four trials

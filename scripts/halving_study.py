@@ -1,0 +1,94 @@
+"""Issue 28's comparison: searches with and without successive halving at equal wall-clock.
+
+    python scripts/halving_study.py --run halving=runs/hippocampus_cpu_halving \
+        --run plain=runs/hippocampus_cpu_plain20 \
+        --record plain_record=benchmarks/results/hippocampus_whole_job_aug.json@1200 \
+        --rungs-tau benchmarks/results/hippocampus_proxy_rungs.json \
+        --out benchmarks/results/hippocampus_halving.json
+
+Per search: genomes examined, trials that reached each rung, genomes per search-hour, seconds,
+and the hypervolume in one box (the first run's front.json box; every run here shares the space
+and objectives, so the box is the same) over (a) every trial at the highest rung it reached, as
+the runner's front does (a lower rung's f1 is of a less trained network, so this is conservative)
+and (b) the top-rung trials only. `--record NAME=FILE@SECONDS` adds a whole-job record's search
+cut at SECONDS of summed trial time (its trials in id order; an older run's control). `--rungs-tau`
+copies proxy_budget's Kendall tau per budget (the first rung's ranking).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from medseg_nas.jsonio import atomic_write
+from medseg_nas.nas.store import TrialStore
+from medseg_nas.rundir import RunDir
+from medseg_nas.search.archive import normalised_hypervolume
+
+
+def run_row(path: Path, box) -> dict:
+    run = RunDir(path)
+    front = json.loads(run.front_json.read_text())
+    fid = front.get("fidelity") or {}
+    n_rungs = len(fid.get("rungs", [1]))
+    with TrialStore(run.trials_db) as st:
+        rows = st.rows()
+        rungs = st.rung_rows("done")
+    done = [r for r in rows if r.objectives]
+    top = [r for r in done if r.rung is None or r.rung == n_rungs - 1]
+    seconds = sum(r.seconds or 0 for r in rows)  # trial seconds, every rung of every trial
+    log = (run.path / "search.log").read_text() if (run.path / "search.log").is_file() else ""
+    return {"genomes": len(rows), "done": len(done), "failed": sum(r.status == "failed" for r in rows),
+            "trials_per_rung": fid.get("trials_per_rung") or [len(done)], "rungs": fid.get("rungs"),
+            "top_rung": len(top), "trial_seconds": round(seconds, 1),
+            "genomes_per_hour": round(len(rows) / seconds * 3600, 1) if seconds else None,
+            "hv_highest_rung": round(normalised_hypervolume([r.objectives for r in done], *box), 4),
+            "hv_top_rung_only": round(normalised_hypervolume([r.objectives for r in top], *box), 4),
+            "promotions_done": sum(r.rung > 0 for r in rungs), "stopped": log.strip().splitlines()[-1:] or None}
+
+
+def record_row(path: Path, cut: float, box) -> dict:
+    trials = sorted(json.loads(path.read_text())["trials"], key=lambda t: t["id"])
+    kept, t = [], 0.0
+    for tr in trials:
+        t += tr["seconds"] or 0
+        if t > cut:
+            break
+        kept.append(tr)
+    pts = [(tr["f1"], tr.get("f2") or math.log(tr["n_params"])) for tr in kept if tr.get("f1") is not None]
+    hv = round(normalised_hypervolume(pts, *box), 4)
+    secs = sum(tr["seconds"] or 0 for tr in kept)
+    return {"genomes": len(kept), "done": len(pts), "top_rung": len(pts), "trial_seconds": round(secs, 1),
+            "genomes_per_hour": round(len(kept) / secs * 3600, 1) if secs else None, "hv_highest_rung": hv,
+            "hv_top_rung_only": hv, "cut_seconds": cut, "record": str(path)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", action="append", default=[], metavar="NAME=RUN_DIR")
+    ap.add_argument("--record", action="append", default=[], metavar="NAME=FILE@SECONDS")
+    ap.add_argument("--rungs-tau", default="")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    if not args.run:
+        raise SystemExit("--run NAME=RUN_DIR: at least one search")
+    runs = [r.split("=", 1) for r in args.run]
+    b = json.loads(RunDir(runs[0][1]).front_json.read_text())["hypervolume_box"]
+    box = (b["ideal"], b["reference"])
+    doc = {"benchmark": "halving", "box": b, "searches": {n: {**run_row(Path(p), box), "run_dir": p} for n, p in runs}}
+    for spec in args.record:
+        name, _, rest = spec.partition("=")
+        path, _, cut = rest.rpartition("@")
+        doc["searches"][name] = record_row(Path(path), float(cut), box)
+    if args.rungs_tau:
+        doc["rungs_tau"] = {k: v["kendall"] for k, v in json.loads(Path(args.rungs_tau).read_text())["budgets"].items()}
+    atomic_write(Path(args.out), json.dumps(doc, indent=2, default=str))
+    print(json.dumps(doc, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
