@@ -234,3 +234,14 @@ def test_halving_study_compares_searches_in_one_box(tmp_path):
     assert p["genomes"] == p["top_rung"] == 4 and p["hv_top_rung_only"] == p["hv_highest_rung"]
     assert rec["genomes"] == 2 and rec["trial_seconds"] == 20.0  # cut at 25 s of 10 s trials
     assert rec["hv_highest_rung"] <= p["hv_highest_rung"] + 1e-12  # two of the plain search's four trials
+
+
+@pytest.mark.parametrize("strategy", ["samea", "dmls", "nsga2", "random"])
+def test_every_strategy_searches_with_halving(tmp_path, strategy):
+    cfg = config_from_dict(fk.TINY_CONFIG, overrides=[f"search.strategy={strategy}", *fk.STRATEGY_OVERRIDES,
+                                                      "search.fidelity.kind=halving", "search.fidelity.eta=2"])
+    s = run_search(cfg, tmp_path / "r", budget=10, trial_fn=rung_trial, progress=False)
+    assert s.n_trials == 10 and s.n_done == 10
+    with TrialStore(tmp_path / "r" / "trials.sqlite") as st:
+        done = st.rung_rows("done")
+    assert sum(r.rung == 0 for r in done) == 10 and any(r.rung == 2 for r in done)  # rungs [1, 2, 4]
