@@ -59,12 +59,12 @@ from medseg_nas.nas.store import TrialStore
 from medseg_nas.nas.strategy_state import ResumableStrategy
 from medseg_nas.nas.trial import SearchContext, prepare_data, train_trial
 from medseg_nas.results import FINISHED, TrialStatus
+from medseg_nas.search.driver import IDLE_ASKS_LIMIT
 from medseg_nas.search.objectives import reference_box
 from medseg_nas.search import STRATEGIES
 from medseg_nas.space.genome import Genome, SearchSpace
 from medseg_nas.rundir import RunDir
 
-IDLE_ASKS_LIMIT = 10000  # asks in a row answered only from the store before giving up
 
 
 @dataclass

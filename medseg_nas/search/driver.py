@@ -13,6 +13,10 @@ from typing import Any, Callable
 from medseg_nas.search.base import Objectives
 from medseg_nas.space.genome import Genome
 
+# the one "stuck" rule of every ask/tell loop (this driver and nas/runner.py): this many asks in a
+# row answered only from what is already known, and the strategy has no new genome to offer
+IDLE_ASKS_LIMIT = 10000
+
 
 @dataclass
 class Drive:
@@ -28,7 +32,7 @@ def drive(
     budget: int,
     objectives_of: Callable[[Any], Objectives | None] = lambda r: r,
     batch: int = 1,
-    max_idle: int = 2000,
+    max_idle: int = IDLE_ASKS_LIMIT,
 ) -> Drive:
     """Ask `batch` at a time and tell results until `budget` distinct genomes are evaluated."""
     d = Drive()
