@@ -46,6 +46,7 @@ class RunDir:
         self.front_png = p / "front.png"
         self.hypervolume_png = p / "hypervolume.png"
         self.tensorboard = p / "tensorboard"
+        self.trial_states = p / "trial_states"  # successive halving: the state a promotion goes on from
         self.report_html = p / "report.html"
         self.best = b = p / "best"
         self.model_pt = b / "model.pt"
@@ -59,6 +60,14 @@ class RunDir:
         self.model_onnx = b / "model.onnx"
         self.bundle = b / "bundle"
         self.export_json = b / "export.json"
+
+    def trial_state(self, trial_id: int, rung: int) -> Path:
+        """Trial `trial_id`'s training state at the end of rung `rung` (successive halving)."""
+        return self.trial_states / f"trial_{trial_id:04d}_rung{rung}.pt"
+
+    def trial_log(self, trial_id: int) -> Path:
+        """Trial `trial_id`'s TensorBoard folder (every rung of it writes there)."""
+        return self.tensorboard / f"trial_{trial_id:04d}"
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"

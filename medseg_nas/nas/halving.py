@@ -24,7 +24,6 @@ use the result of the highest rung each trial reached, with that rung recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -93,7 +92,3 @@ class Halving:
         """Promotions a killed session left running (rungs > 0): resumed from their saved state."""
         return [Promotion(r.trial_id, r.rung, r.epochs) for r in store.rung_rows(TrialStatus.RUNNING) if r.rung > 0]
 
-
-def state_path(run_dir: str | Path, trial_id: int, rung: int) -> Path:
-    """Where trial `trial_id`'s training state at the end of rung `rung` is kept."""
-    return Path(run_dir) / "trial_states" / f"trial_{trial_id:04d}_rung{rung}.pt"

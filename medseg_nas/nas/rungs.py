@@ -14,10 +14,11 @@ from typing import Callable
 
 from medseg_nas.config import Config, config_to_dict
 from medseg_nas.nas.executors import Completed, TrialSpec
-from medseg_nas.nas.halving import Halving, Promotion, state_path
+from medseg_nas.nas.halving import Halving, Promotion
 from medseg_nas.nas.outcome import first_line, judge
 from medseg_nas.nas.store import TrialStore
 from medseg_nas.results import TrialResult, TrialStatus
+from medseg_nas.rundir import RunDir
 from medseg_nas.space.genome import Genome
 
 
@@ -27,6 +28,7 @@ class RungKeeper:
     def __init__(self, halving: Halving, cfg: Config, store: TrialStore, run_dir: Path, spec_context: dict,
                  log: Callable[[str], None]) -> None:
         self.halving, self.cfg, self.store, self.run_dir = halving, cfg, store, Path(run_dir)
+        self.rundir = RunDir(run_dir)
         self.spec_context, self.log = spec_context, log
         self.continuing: dict[int, TrialSpec] = {}
         self.unfinished: list[Promotion] = halving.unfinished(store)  # resubmitted first
@@ -34,7 +36,7 @@ class RungKeeper:
     def first_rung(self, spec: TrialSpec) -> None:
         """A new trial trains to the first rung and keeps its state for a promotion."""
         self.store.start_rung(spec.trial_id, 0, self.halving.rungs[0])
-        spec.until, spec.state_out = self.halving.rungs[0], str(state_path(self.run_dir, spec.trial_id, 0))
+        spec.until, spec.state_out = self.halving.rungs[0], str(self.rundir.trial_state(spec.trial_id, 0))
 
     def first_rung_done(self, spec: TrialSpec, status: str, f1: float | None, result: TrialResult, error: str | None) -> None:
         self.store.finish_rung(spec.trial_id, 0, status, f1, result.val_dice if f1 is not None else None,
@@ -46,8 +48,8 @@ class RungKeeper:
         """What a strategy is told for a finished trial: its first rung's (f1, f2) (nas/halving.py)."""
         if row.objectives is None:
             return None
-        first = [r.f1 for r in self.store.rung_rows() if r.trial_id == row.id and r.rung == 0 and r.f1 is not None]
-        return (first[0], row.f2) if first else row.objectives
+        first = self.store.rung_row(row.id, 0)
+        return (first.f1, row.f2) if first is not None and first.f1 is not None else row.objectives
 
     def next_spec(self) -> TrialSpec | None:
         """The spec of the next promotion (recorded as running), or None."""
@@ -62,9 +64,9 @@ class RungKeeper:
         spec = TrialSpec(
             trial_id=p.trial_id, genome=Genome.from_dict(row.genome).to_json(), seed=int(row.seed),
             run_dir=str(self.run_dir), config=config_to_dict(self.cfg), context=self.spec_context,
-            log_dir=str(self.run_dir / "tensorboard" / f"trial_{p.trial_id:04d}"), rung=p.rung, until=p.epochs,
-            state_in=str(state_path(self.run_dir, p.trial_id, p.rung - 1)),
-            state_out=None if p.rung == self.halving.top else str(state_path(self.run_dir, p.trial_id, p.rung)),
+            log_dir=str(self.rundir.trial_log(p.trial_id)), rung=p.rung, until=p.epochs,
+            state_in=str(self.rundir.trial_state(p.trial_id, p.rung - 1)),
+            state_out=None if p.rung == self.halving.top else str(self.rundir.trial_state(p.trial_id, p.rung)),
         )
         self.continuing[p.trial_id] = spec
         return spec

@@ -162,7 +162,7 @@ class _Search:
         running = self.store.running_by_key(key)
         seed = int(self.cfg.train.seed)
         tid = self.store.start(key, genome.to_json(), seed, self.host, trial_id=running.id if running else None)
-        log_dir = self.rundir.tensorboard / f"trial_{tid:04d}"
+        log_dir = self.rundir.trial_log(tid)
         if running is not None and log_dir.exists():
             shutil.rmtree(log_dir, ignore_errors=True)
         spec = TrialSpec(trial_id=tid, genome=genome.to_json(), seed=seed, run_dir=str(self.run_dir),

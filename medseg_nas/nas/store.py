@@ -340,6 +340,10 @@ class TrialStore:
                     (rung, _finite_or_none(f1), dumps(history or []), seconds, None if result is None else dumps(result),
                      utc_now(), trial_id))
 
+    def rung_row(self, trial_id: int, rung: int) -> RungRow | None:
+        r = self._db.execute("SELECT * FROM rungs WHERE trial_id=? AND rung=?", (trial_id, rung)).fetchone()
+        return None if r is None else RungRow(**{k: r[k] for k in r.keys()})
+
     def rung_rows(self, status: str | None = None) -> list[RungRow]:
         """Every (trial, rung) row, or those with `status`, by trial then rung."""
         where, args = ("WHERE status=?", (status,)) if status else ("", ())

@@ -160,10 +160,9 @@ def continued_state(spec: TrialSpec, genome, train_cfg):
     state file restarts the trial from scratch at its rung, with a warning, never a crash."""
     if not spec.state_in:
         return None, None
-    from medseg_nas.train.checkpoint import StateUnreadable, load_state
+    from medseg_nas.train.checkpoint import StateUnreadable, load_state, state_meta
 
-    expect = {"genome": genome.key(), "seed": spec.seed, "epochs": int(train_cfg.epochs),
-              "iters_per_epoch": int(train_cfg.iters_per_epoch)}
+    expect = state_meta(genome, spec.seed, train_cfg.epochs, train_cfg.iters_per_epoch)
     try:
         return load_state(spec.state_in, expect), None
     except StateUnreadable as exc:

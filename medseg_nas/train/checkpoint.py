@@ -50,6 +50,12 @@ class TrainState:
         return len(self.history)
 
 
+def state_meta(genome, seed: int, epochs: int, iters_per_epoch: int) -> dict[str, Any]:
+    """What a state records about its trial (`TrainState.meta`) and `load_state` checks."""
+    return {"genome": genome.key() if hasattr(genome, "key") else str(genome), "seed": int(seed),
+            "epochs": int(epochs), "iters_per_epoch": int(iters_per_epoch)}
+
+
 def save_state(state: TrainState, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ from medseg_nas.metrics import confusion_counts, dice_from_confusion
 from medseg_nas.sliding_window import sliding_window
 from medseg_nas.space.network import build_network
 from medseg_nas.results import TrialResult, TrialStatus
-from medseg_nas.train.checkpoint import TrainState, save_state
+from medseg_nas.train.checkpoint import TrainState, save_state, state_meta
 from medseg_nas.train.failures import FitPosition, TrialFailure, describe_failure, peak_rss_mb
 from medseg_nas.train.layout import swap_instance_norm
 from medseg_nas.train.precision import Precision, precision_for
@@ -394,9 +394,7 @@ class Trainer:
                 writer.close()
         if save_to is not None:
             save_state(TrainState(net.state_dict(), opt.state_dict(), sched.state_dict(), scaler.state_dict(), run.history,
-                                  best, e_max, best_state, run.n_params,
-                                  {"genome": genome.key() if hasattr(genome, "key") else str(genome), "seed": seed,
-                                   "epochs": E, "iters_per_epoch": iters}), save_to)
+                                  best, e_max, best_state, run.n_params, state_meta(genome, seed, E, iters)), save_to)
         at = run.history[e_max - 1]
         result.e_max = e_max
         result.val_dice = float(best)
