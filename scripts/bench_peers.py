@@ -162,6 +162,7 @@ def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
     fg = [k for k in sorted(plan.labels) if k != 0]
     per_class = {plan.labels[k]: {"dice": [], "hd95": []} for k in fg}
     ms = []
+    cases: dict[str, dict[str, float]] = {}  # per-case Dice, for paired comparisons
     with torch.inference_mode():
         for i in range(len(bundle.test)):
             item = bundle.test[i]
@@ -176,12 +177,14 @@ def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
             for k in fg:
                 per_class[plan.labels[k]]["dice"].append(m[k]["dice"])
                 per_class[plan.labels[k]]["hd95"].append(m[k]["hd95"])
+            case = {plan.labels[k]: round(float(m[k]["dice"]), 4) for k in fg}
+            cases[str(bundle.ids["test"][i])] = {**case, "mean": round(float(np.mean(list(case.values()))), 4)}
     out = {name: {"dice": round(float(np.mean(v["dice"])), 4), "dice_std": round(float(np.std(v["dice"])), 4),
                   "hd95_mm": round(float(np.mean(v["hd95"])), 2), "hd95_std": round(float(np.std(v["hd95"])), 2)}
            for name, v in per_class.items()}
     return {"test": out, "test_mean_dice": round(float(np.mean([v["dice"] for v in out.values()])), 4),
             "test_mean_hd95_mm": round(float(np.mean([v["hd95_mm"] for v in out.values()])), 2),
-            "infer_ms_per_volume": round(float(np.mean(ms)), 1), "n_test": len(ms)}
+            "infer_ms_per_volume": round(float(np.mean(ms)), 1), "n_test": len(ms), "per_case_dice": cases}
 
 
 # -- main -----------------------------------------------------------------------------------------

@@ -63,11 +63,32 @@ VARIANTS: dict[str, tuple] = {
                    "retrain"),
     "cell_emonas_steps": (["space.cell=emonas"], {}, "the authors' cell (EMONASArch.py) at the config's retrain step "
                           "budget", "retrain"),
+    # the pick's topology with every op swapped to one family, same kernel sizes (issue 26: does the mix matter?)
+    "ops_2d": ([], lambda g: {"ops": swap_ops(g["ops"], "conv2d")}, "every op k x k x 1 (2D), the pick's kernel sizes"),
+    "ops_p3d": ([], lambda g: {"ops": swap_ops(g["ops"], "p3d")}, "every op pseudo-3D, the pick's kernel sizes"),
+    "ops_3d": ([], lambda g: {"ops": swap_ops(g["ops"], "conv3d")},
+               "every op k x k x k (3D), the pick's kernel sizes capped at 5 (the space's largest 3D op)"),
+    "ops_3d3": ([], lambda g: {"ops": swap_ops(g["ops"], "conv3d", 3)},
+                "every op 3 x 3 x 3 (3D): the cheapest 3D op, a standard 3D U-Net's kernel"),
 }
 
 
-def genome_variant(record: dict, changes: dict) -> Genome:
-    return Genome.from_dict({**record["chosen"]["genome"], **changes})
+def swap_ops(ops: list[str], kind: str, k: int | None = None) -> list[str]:
+    """Each op as `kind` with its own kernel size (or k; 3D capped at 5, the space's largest);
+    identity and 1x1x1 ops stay as they are."""
+    out = []
+    for op in ops:
+        base, _, size = op.partition("_")
+        keep = base == "identity" or size in ("", "1")
+        size = int(k or size or 0)
+        out.append(op if keep else f"{kind}_{min(size, 5) if kind == 'conv3d' else size}")
+    return out
+
+
+def genome_variant(record: dict, changes) -> Genome:
+    """The record's genome with `changes` (a dict, or a function of the genome dict returning one)."""
+    g = record["chosen"]["genome"]
+    return Genome.from_dict({**g, **(changes(g) if callable(changes) else changes)})
 
 
 def record_augment(record: dict) -> str:
