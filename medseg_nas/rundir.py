@@ -111,7 +111,7 @@ class RunDir:
 
     def trial_rows(self) -> list:
         """Every `TrialRow` of the store (none before the search has started)."""
-        from medseg_nas.nas.store import TrialStore
+        from medseg_nas.trial_store import TrialStore
 
         if not self.trials_db.is_file():
             return []
@@ -123,7 +123,7 @@ class RunDir:
     def search_complete(self, cfg: Config) -> bool:
         """The trial budget is spent, nothing is running or pending, and front.json is written.
         A wall-clock budget (`budget_trials` < 1) is never complete here: the runner decides."""
-        from medseg_nas.nas.store import TrialStore
+        from medseg_nas.trial_store import TrialStore
 
         if not self.trials_db.is_file() or not self.front_json.is_file():
             return False

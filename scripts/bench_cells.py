@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_peers import add_data_and_budget_args, build_data, fit_and_score, tiny_data
+from medseg_nas.bench.data import add_data_and_budget_args, build_data, tiny_data
+from medseg_nas.bench.scoring import fit_and_score
 from medseg_nas.config import TrainConfig
 from medseg_nas.results import TrialStatus
 from medseg_nas.space import CELLS, PUBLISHED_GENOMES

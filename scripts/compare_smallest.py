@@ -26,7 +26,7 @@ from medseg_nas.rundir import RunDir
 
 
 def smallest_trial_id(run_dir: Path) -> int:
-    from medseg_nas.nas.store import TrialStore
+    from medseg_nas.trial_store import TrialStore
     from medseg_nas.space import Genome
     from medseg_nas.space.genome import SearchSpace
 

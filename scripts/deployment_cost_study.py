@@ -35,12 +35,12 @@ import torch
 from medseg_nas.data import DataPlan
 from medseg_nas.deployment_cost import count_macs, measure_latency
 from medseg_nas.jsonio import atomic_write
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 from medseg_nas.rundir import RunDir
 from medseg_nas.search.archive import pareto_front
 from medseg_nas.space import Genome, build_network
 from medseg_nas.stages.export import OnnxNetwork
-from bench_peers import dynunet_plan, monai_dynunet, monai_unet
+from medseg_nas.bench.peers import dynunet_plan, monai_dynunet, monai_unet
 
 
 def latencies(build, plan: DataPlan, threads: list[int], runs: int) -> dict:

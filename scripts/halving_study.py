@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from medseg_nas.jsonio import atomic_write
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 from medseg_nas.rundir import RunDir
 from medseg_nas.search.archive import normalised_hypervolume
 

@@ -23,20 +23,11 @@ from pathlib import Path
 
 import torch
 
+from medseg_nas.bench.stats import plateau_epoch
 from medseg_nas.config import load_config
 from medseg_nas.results import TrialStatus
 from medseg_nas.space import Genome
 from medseg_nas.train import Trainer
-
-
-def plateau_epoch(val: list[float], tol: float) -> int:
-    """First epoch (1-based) after which the running best never rises by more than `tol`."""
-    best, at = -1.0, 1
-    for e, v in enumerate(val, start=1):
-        if v > best + tol:
-            at = e
-        best = max(best, v)
-    return at
 
 
 def main(argv: list[str] | None = None) -> int:

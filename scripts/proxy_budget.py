@@ -37,7 +37,7 @@ from medseg_nas.rundir import RunDir
 from medseg_nas.search.objectives import compute_objectives
 from medseg_nas.space import Genome
 from medseg_nas.train import Trainer
-from proxy_fidelity import TAU_BAR, taus
+from medseg_nas.bench.stats import TAU_BAR, taus
 
 
 def parse_budget(part: str) -> tuple[int, int, int]:

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau
 
-from bench_peers import fit_and_score
+from medseg_nas.bench.scoring import fit_and_score
+from medseg_nas.bench.stats import taus
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.results import TrialStatus
 from medseg_nas.rundir import RunDir
@@ -38,9 +38,6 @@ from medseg_nas.search.archive import pareto_front
 from medseg_nas.space import Genome
 from medseg_nas.stages.retrain import retrain_data
 from medseg_nas.train import Trainer
-
-TAU_BAR = 0.5
-
 
 def choose_trials(rows: list, n: int) -> list:
     """Up to n // 2 Pareto-front members (spread over size), the rest non-front trials spread evenly
@@ -66,30 +63,6 @@ def choose_trials(rows: list, n: int) -> list:
     if len(picked) < n:  # too few non-front trials: fill with the remaining front members
         picked += [r for r in front if r not in picked][: n - len(picked)]
     return picked
-
-
-def _tau_pair(entries: list[dict]) -> dict:
-    test = [e["test_mean_dice"] for e in entries]
-    out = {}
-    for name, proxy in (("neg_f1", [-e["f1"] for e in entries]), ("search_val_dice", [e["search_val_dice"] for e in entries])):
-        tau, p = kendalltau(proxy, test)
-        out[name] = {"tau": None if np.isnan(tau) else round(float(tau), 3), "p": None if np.isnan(p) else round(float(p), 4)}
-    return out
-
-
-def taus(entries: list[dict]) -> dict:
-    ok = [e for e in entries if e.get("test_mean_dice") is not None]
-    out = {"n": len(ok), "bar": TAU_BAR}
-    if len(ok) < 3:
-        return out
-    out.update(_tau_pair(ok))
-    out["met"] = bool((out["neg_f1"]["tau"] or -1) >= TAU_BAR)
-    # a trial that learned nothing in the search (validation Dice 0, e.g. all-identity cells) is an easy
-    # concordant pair with every other genome: tau without them says how well the proxy ranks the rest
-    learned = [e for e in ok if (e.get("search_val_dice") or 0.0) > 0.0]
-    if 3 <= len(learned) < len(ok):
-        out["learned_only"] = {"n": len(learned), **_tau_pair(learned)}
-    return out
 
 
 def main(argv=None) -> int:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from bench_peers import fit_and_score
+from medseg_nas.bench.scoring import fit_and_score
 from medseg_nas.config import load_config
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.space import Genome

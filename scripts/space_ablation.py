@@ -32,8 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
+from medseg_nas.bench.stats import compare
 from medseg_nas.jsonio import atomic_write
 
 SPACES = {
@@ -41,10 +41,6 @@ SPACES = {
     "3d": ["conv3d_1", "conv3d_3", "conv3d_5", "identity"],
     "2d": ["conv3d_1", "conv2d_3", "conv2d_5", "conv2d_7", "identity"],
 }
-RESAMPLES = 10_000
-LEVEL = 0.95
-
-
 def per_case_dice(summary: dict) -> dict[str, dict[str, float]]:
     """{case id: {class name: Dice, ..., "mean": mean foreground Dice}} from best/summary.json."""
     out = {}
@@ -53,47 +49,6 @@ def per_case_dice(summary: dict) -> dict[str, dict[str, float]]:
         d["mean"] = float(case["mean_dice"])
         out[str(case["id"])] = d
     return out
-
-
-def paired_interval(diffs: np.ndarray, seed: int = 0) -> dict:
-    """Mean of per-case differences and its percentile-bootstrap interval over cases."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(diffs), size=(RESAMPLES, len(diffs)))
-    means = diffs[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    return {"mean": round(float(diffs.mean()), 4), "low": round(float(lo), 4), "high": round(float(hi), 4),
-            "n_cases": int(len(diffs)), "level": LEVEL, "resamples": RESAMPLES}
-
-
-def compare(runs: dict[str, dict[int, dict]], against: str = "full") -> dict:
-    """Paired per-case differences (space - `against`) per class, Dice averaged over each space's
-    seeds first; only the cases every run scored, so the pairs are the same test cases."""
-    if against not in runs or not runs[against]:
-        return {}
-    case_sets = [set(d) for seeds in runs.values() for d in seeds.values()]
-    cases = sorted(set.intersection(*case_sets))
-    classes = sorted({k for seeds in runs.values() for d in seeds.values() for c in d.values() for k in c})
-
-    def seed_mean(space: str) -> np.ndarray:  # cases x classes
-        return np.mean([[[d[c][k] for k in classes] for c in cases] for d in runs[space].values()], axis=0)
-
-    base = seed_mean(against)
-    out = {}
-    for space in runs:
-        if space == against or not runs[space]:
-            continue
-        diff = seed_mean(space) - base
-        out[f"{space}-{against}"] = {k: paired_interval(diff[:, j]) for j, k in enumerate(classes)}
-        out[f"{space}-{against}"]["verdict"] = verdict(out[f"{space}-{against}"]["mean"])
-    return out
-
-
-def verdict(iv: dict) -> str:
-    if iv["high"] < 0:
-        return "lower than full: the interval excludes 0"
-    if iv["low"] > 0:
-        return "higher than full: the interval excludes 0"
-    return "no difference shown: the interval contains 0"
 
 
 def run_one(config: str, space: str, seed: int, work: Path) -> Path:

@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_peers import PeerSpec, dynunet_plan, evaluate_test, fit_and_score, monai_dynunet, monai_unet, seed_means
+from medseg_nas.bench.peers import PeerSpec, dynunet_plan, monai_dynunet, monai_unet
+from medseg_nas.bench.scoring import evaluate_test, fit_and_score, seed_means
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.results import TrialStatus
 from medseg_nas.rundir import RunDir

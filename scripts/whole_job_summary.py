@@ -20,9 +20,9 @@ import platform
 import sys
 from pathlib import Path
 
-import numpy as np
 
-from learning_curve import plateau_epoch
+from medseg_nas.bench.stats import plateau_epoch
+from medseg_nas.bench.stats import mean_dice_ci
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.results import TrialStatus
 from medseg_nas.rundir import RunDir
@@ -44,24 +44,6 @@ def retrain_curve(history: dict) -> dict:
             "best": round(max(val), 4), "best_epoch": 1 + val.index(max(val)),
             "plateau_tol": PLATEAU_TOL, "plateau_epoch": plateau_epoch(val, PLATEAU_TOL),
             "gain_last_half": round(max(val) - max(val[: len(val) // 2]), 4) if len(val) > 1 else 0.0}
-
-
-def mean_dice_ci(cases: list[dict], level: float = 0.95) -> dict:
-    """Bootstrap interval of the test-split mean Dice: how far 21 cases can be from the population.
-
-    The target (0.89) is nnU-Net's mean on the MSD leaderboard's own test cases, not on this split,
-    so whether a gap is larger than the split's sampling error is part of the answer.
-    """
-    from scipy.stats import bootstrap
-
-    per_case = np.array([float(c["mean_dice"]) for c in cases if c.get("mean_dice") is not None])
-    if len(per_case) < 3:
-        return {}
-    res = bootstrap((per_case,), np.mean, confidence_level=level, n_resamples=10_000, method="percentile",
-                    random_state=0)
-    return {"level": level, "low": round(float(res.confidence_interval.low), 4),
-            "high": round(float(res.confidence_interval.high), 4), "per_case_std": round(float(per_case.std(ddof=1)), 4),
-            "n_cases": int(len(per_case)), "method": "percentile bootstrap over cases, 10,000 resamples"}
 
 
 def summarise(run: RunDir, target_dice: float = TARGET_DICE) -> dict:

@@ -1,7 +1,7 @@
 """Import a file of scripts/ as a module (scripts are not a package), for the tests that drive them.
 
-`python scripts/NAME.py` puts scripts/ first on sys.path, which is how a script imports a sibling
-(bench_cells imports bench_peers); the loader gives the tests the same path.
+`python scripts/NAME.py` puts scripts/ first on sys.path; the loader gives the tests the same path
+(no script imports another: the shared harness is medseg_nas.bench).
 """
 
 import importlib.util

@@ -267,7 +267,7 @@ def test_torchscript_export_carries_the_cell(tmp_path):
 def test_retrain_saves_the_run_config_cell(tmp_path):
     from medseg_nas.model_io import load_model
     from medseg_nas.stages.retrain import retrain
-    from medseg_nas.nas.store import TrialStore
+    from medseg_nas.trial_store import TrialStore
     from medseg_nas.testing.fixtures import GENOME, PLAN
 
     run_dir = tmp_path / "run"

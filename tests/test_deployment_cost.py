@@ -13,7 +13,7 @@ from torch import nn
 from medseg_nas.config import config_from_dict
 from medseg_nas.deployment_cost import count_macs, measure_latency, network_cost, peak_activation_bytes
 from medseg_nas.errors import ConfigError, MedsegError
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 from medseg_nas.results import TrialResult
 from medseg_nas.search.objectives import compute_objectives
 from medseg_nas.space.ops import make_op

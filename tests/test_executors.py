@@ -109,7 +109,7 @@ def test_two_local_workers_dedupe_in_flight_genomes(tmp_path, monkeypatch):
     assert s.n_trials == 6
     keys = [r for r in json.loads((tmp_path / "r" / "strategy_state.json").read_text())["state"]["asked"]]
     assert len(strat.told) == len(strat.asked) == len(keys)  # every ask was told exactly once
-    from medseg_nas.nas.store import TrialStore
+    from medseg_nas.trial_store import TrialStore
 
     with TrialStore(tmp_path / "r" / "trials.sqlite") as st:
         stored = [r.key for r in st.rows()]

@@ -16,7 +16,7 @@ from medseg_nas.config import FidelityConfig, config_from_dict, fidelity_rungs
 from medseg_nas.errors import ConfigError
 from medseg_nas.nas.halving import Halving
 from medseg_nas.nas.runner import run_search
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 from medseg_nas.space.genome import Genome, SearchSpace
 from medseg_nas.testing import fake_search as fk
 from medseg_nas.testing.fake_trials import rung_trial

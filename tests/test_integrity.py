@@ -17,7 +17,7 @@ from medseg_nas.nas.trial import prepare_data
 from medseg_nas.results import TrialResult
 from medseg_nas.rundir import RunDir
 from medseg_nas.space import Genome, SearchSpace, build_network, count_parameters
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 
 GENOMES = [
     Genome(inputs=(0, 0, 0), ops=("conv3d_1",) * 4, n_c=2, n_f=3, lr=1e-3),

@@ -38,7 +38,7 @@ def test_run_end_to_end(tmp_path, capsys):
     assert times[0]["total_s"] >= times[0]["seconds"]["search"] > 0
 
     # search artefacts
-    from medseg_nas.nas.store import TrialStore
+    from medseg_nas.trial_store import TrialStore
 
     with TrialStore(run_dir / "trials.sqlite") as st:
         assert st.count(("done", "failed")) == 3 and st.count("done") >= 1

@@ -17,7 +17,7 @@ from medseg_nas.config import config_from_dict, save_config
 from medseg_nas.errors import ConfigError, MedsegError
 from medseg_nas.results import TrialResult
 from medseg_nas.space import Genome, build_network, count_parameters
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 
 GENOMES = [
     Genome(inputs=(0, 0, 0), ops=("conv3d_1",) * 4, n_c=2, n_f=3, lr=1e-3),

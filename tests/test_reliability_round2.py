@@ -18,7 +18,7 @@ from medseg_nas.cli import main as cli
 from medseg_nas.config import config_from_dict
 from medseg_nas.errors import SearchError
 from medseg_nas.nas.runner import run_search
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 from medseg_nas.space.genome import SearchSpace
 from medseg_nas.testing import fake_search as fk
 from medseg_nas.testing.reliability import builders as RT

@@ -18,7 +18,7 @@ import pytest
 from medseg_nas.testing import fake_search as fk
 from medseg_nas.cli import main as cli
 from medseg_nas.nas.run_lock import LOCK_NAME, RunDirBusy, holder, run_dir_lock
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 
 # the CLI, with training replaced by the gated analytic trial
 DRIVER = ("import sys, medseg_nas.testing.fake_trials as ft, medseg_nas.nas.runner as r; r.train_trial = ft.gated_trial; "

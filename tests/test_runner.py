@@ -15,7 +15,7 @@ from medseg_nas.errors import SearchError
 from medseg_nas.nas.runner import run_search
 from medseg_nas.search.archive import normalised_hypervolume, pareto_front
 from medseg_nas.space.genome import SearchSpace
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 
 
 

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 
 
 def test_store_lifecycle(tmp_path):

@@ -17,7 +17,7 @@ from typing import Callable
 
 from medseg_nas.config import Config
 from medseg_nas.jsonio import atomic_write, json_default
-from medseg_nas.nas.store import TrialRow, TrialStore
+from medseg_nas.trial_store import TrialRow, TrialStore
 from medseg_nas.results import FINISHED, TrialStatus
 from medseg_nas.search.archive import knee_point, normalised_hypervolume, pareto_front
 from medseg_nas.space.published import PUBLISHED_DICE, PUBLISHED_PARAMS

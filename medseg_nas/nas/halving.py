@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medseg_nas.config import Config, fidelity_rungs
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 from medseg_nas.results import TrialStatus
 from medseg_nas.search.samea_rules import best_n_nsga2
 

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 from medseg_nas.results import TrialResult, TrialStatus
 from medseg_nas.search.objectives import compute_objectives
 from medseg_nas.rundir import RunDir

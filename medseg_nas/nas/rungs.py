@@ -16,7 +16,7 @@ from medseg_nas.config import Config, config_to_dict
 from medseg_nas.nas.executors import Completed, TrialSpec
 from medseg_nas.nas.halving import Halving, Promotion
 from medseg_nas.nas.outcome import first_line, judge
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 from medseg_nas.results import TrialResult, TrialStatus
 from medseg_nas.rundir import RunDir
 from medseg_nas.space.genome import Genome

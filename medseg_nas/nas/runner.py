@@ -55,7 +55,7 @@ from medseg_nas.nas.outcome import FailureStreak, all_failed_message, first_line
 from medseg_nas.nas.progress import SearchLog
 from medseg_nas.nas.resume import check_resume_config
 from medseg_nas.nas.run_lock import run_dir_lock
-from medseg_nas.nas.store import TrialStore
+from medseg_nas.trial_store import TrialStore
 from medseg_nas.nas.strategy_state import ResumableStrategy
 from medseg_nas.nas.trial import SearchContext, prepare_data, train_trial
 from medseg_nas.results import FINISHED, TrialStatus

@@ -35,7 +35,7 @@ from medseg_nas.model_io import save_model
 from medseg_nas.nas.run_lock import run_dir_lock
 from medseg_nas.rundir import RunDir
 from medseg_nas.space import Genome
-from medseg_nas.nas.store import TrialRow
+from medseg_nas.trial_store import TrialRow
 from medseg_nas.results import TrialStatus
 from medseg_nas.search.archive import knee_point, pareto_front
 

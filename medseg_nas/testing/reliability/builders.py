@@ -115,7 +115,7 @@ def truncated_store_run(d: Path) -> tuple[Path, Path]:
     """(config, run) of a searched run directory whose trials.sqlite lost its second half."""
     import json as _json
 
-    from medseg_nas.nas.store import TrialStore
+    from medseg_nas.trial_store import TrialStore
 
     config, run = searched_run_dir(d, {})
     with TrialStore(run / "trials.sqlite") as st:

@@ -1,0 +1,107 @@
+"""The statistics the benchmarks state their claims with: Kendall tau of a proxy against test
+Dice, percentile-bootstrap intervals (one sample, and paired per case), and a learning curve's plateau."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import kendalltau
+
+
+TAU_BAR = 0.5
+
+
+def _tau_pair(entries: list[dict]) -> dict:
+    test = [e["test_mean_dice"] for e in entries]
+    out = {}
+    for name, proxy in (("neg_f1", [-e["f1"] for e in entries]), ("search_val_dice", [e["search_val_dice"] for e in entries])):
+        tau, p = kendalltau(proxy, test)
+        out[name] = {"tau": None if np.isnan(tau) else round(float(tau), 3), "p": None if np.isnan(p) else round(float(p), 4)}
+    return out
+
+
+def taus(entries: list[dict]) -> dict:
+    ok = [e for e in entries if e.get("test_mean_dice") is not None]
+    out = {"n": len(ok), "bar": TAU_BAR}
+    if len(ok) < 3:
+        return out
+    out.update(_tau_pair(ok))
+    out["met"] = bool((out["neg_f1"]["tau"] or -1) >= TAU_BAR)
+    # a trial that learned nothing in the search (validation Dice 0, e.g. all-identity cells) is an easy
+    # concordant pair with every other genome: tau without them says how well the proxy ranks the rest
+    learned = [e for e in ok if (e.get("search_val_dice") or 0.0) > 0.0]
+    if 3 <= len(learned) < len(ok):
+        out["learned_only"] = {"n": len(learned), **_tau_pair(learned)}
+    return out
+
+
+RESAMPLES = 10_000
+LEVEL = 0.95
+
+
+def paired_interval(diffs: np.ndarray, seed: int = 0) -> dict:
+    """Mean of per-case differences and its percentile-bootstrap interval over cases."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(diffs), size=(RESAMPLES, len(diffs)))
+    means = diffs[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    return {"mean": round(float(diffs.mean()), 4), "low": round(float(lo), 4), "high": round(float(hi), 4),
+            "n_cases": int(len(diffs)), "level": LEVEL, "resamples": RESAMPLES}
+
+
+def compare(runs: dict[str, dict[int, dict]], against: str = "full") -> dict:
+    """Paired per-case differences (space - `against`) per class, Dice averaged over each space's
+    seeds first; only the cases every run scored, so the pairs are the same test cases."""
+    if against not in runs or not runs[against]:
+        return {}
+    case_sets = [set(d) for seeds in runs.values() for d in seeds.values()]
+    cases = sorted(set.intersection(*case_sets))
+    classes = sorted({k for seeds in runs.values() for d in seeds.values() for c in d.values() for k in c})
+
+    def seed_mean(space: str) -> np.ndarray:  # cases x classes
+        return np.mean([[[d[c][k] for k in classes] for c in cases] for d in runs[space].values()], axis=0)
+
+    base = seed_mean(against)
+    out = {}
+    for space in runs:
+        if space == against or not runs[space]:
+            continue
+        diff = seed_mean(space) - base
+        out[f"{space}-{against}"] = {k: paired_interval(diff[:, j]) for j, k in enumerate(classes)}
+        out[f"{space}-{against}"]["verdict"] = verdict(out[f"{space}-{against}"]["mean"])
+    return out
+
+
+def verdict(iv: dict) -> str:
+    if iv["high"] < 0:
+        return "lower than full: the interval excludes 0"
+    if iv["low"] > 0:
+        return "higher than full: the interval excludes 0"
+    return "no difference shown: the interval contains 0"
+
+
+def plateau_epoch(val: list[float], tol: float) -> int:
+    """First epoch (1-based) after which the running best never rises by more than `tol`."""
+    best, at = -1.0, 1
+    for e, v in enumerate(val, start=1):
+        if v > best + tol:
+            at = e
+        best = max(best, v)
+    return at
+
+
+def mean_dice_ci(cases: list[dict], level: float = 0.95) -> dict:
+    """Bootstrap interval of the test-split mean Dice: how far 21 cases can be from the population.
+
+    The target (0.89) is nnU-Net's mean on the MSD leaderboard's own test cases, not on this split,
+    so whether a gap is larger than the split's sampling error is part of the answer.
+    """
+    from scipy.stats import bootstrap
+
+    per_case = np.array([float(c["mean_dice"]) for c in cases if c.get("mean_dice") is not None])
+    if len(per_case) < 3:
+        return {}
+    res = bootstrap((per_case,), np.mean, confidence_level=level, n_resamples=10_000, method="percentile",
+                    random_state=0)
+    return {"level": level, "low": round(float(res.confidence_interval.low), 4),
+            "high": round(float(res.confidence_interval.high), 4), "per_case_std": round(float(per_case.std(ddof=1)), 4),
+            "n_cases": int(len(per_case)), "method": "percentile bootstrap over cases, 10,000 resamples"}
