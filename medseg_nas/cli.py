@@ -14,8 +14,8 @@ from medseg_nas.errors import MedsegError
 
 # subcommand -> (module implementing it, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
-    "prepare": ("data_prep.cli", "convert a raw dataset download (MSD, ACDC, PROMISE12) or build the embedded default into MSD layout"),
-    "search": ("medseg_nas.nas.runner", "run the architecture search (SaMEA, DMLS, random, NSGA-II) into a run directory"),
+    "prepare": ("medseg_nas.stages.prepare", "convert a raw dataset download (MSD, ACDC, PROMISE12) or build the embedded default into MSD layout"),
+    "search": ("medseg_nas.stages.search", "run the architecture search (SaMEA, DMLS, random, NSGA-II) into a run directory"),
     "retrain": ("medseg_nas.stages.retrain", "retrain the chosen network of a run with the full budget"),
     "evaluate": ("medseg_nas.stages.evaluate", "Dice / HD95 per class of the retrained network on the held-out test split"),
     "export": ("medseg_nas.stages.export", "export the retrained network as TorchScript, ONNX and a MONAI bundle"),

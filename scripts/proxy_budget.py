@@ -29,10 +29,8 @@ from pathlib import Path
 
 import torch
 
-from medseg_nas.config import config_to_dict
 from medseg_nas.jsonio import atomic_write
-from medseg_nas.nas.executors import TrialSpec
-from medseg_nas.nas.trial import WORKER_CONTEXTS
+from medseg_nas.nas.problem import SearchProblem
 from medseg_nas.rundir import RunDir
 from medseg_nas.search.objectives import compute_objectives
 from medseg_nas.space import Genome
@@ -57,11 +55,10 @@ def parse_budgets(text: str) -> list[tuple[int, int, int]]:
     return [parse_budget(p) for p in filter(None, (p.strip() for p in text.split(",")))]
 
 
-def search_bundle(cfg, run: RunDir, seed: int):
+def search_bundle(cfg, run: RunDir):
     """The search's data (its split and plan), loaded as a search worker loads it for a trial."""
-    spec = TrialSpec(trial_id=0, genome="", seed=seed, run_dir=str(run.path), config=config_to_dict(cfg))
-    ctx = WORKER_CONTEXTS.for_spec(spec)
-    return ctx.bundle, ctx.plan
+    data = SearchProblem.build(cfg, run.path).worker_data()
+    return data.bundle, data.plan
 
 
 def summarise(doc: dict, reference: dict) -> None:
@@ -102,7 +99,7 @@ def main(argv=None) -> int:
                   "fidelity_budget": fid["budget"], "search_budget": fid["trial_budget"],
                   "search_kendall": fid.get("kendall"), "seed": seed, "bar": TAU_BAR,
                   "torch_threads": torch.get_num_threads(), "runs": {}}
-    bundle, plan = search_bundle(cfg, run, seed)
+    bundle, plan = search_bundle(cfg, run)
     for epochs, iters, until in parse_budgets(args.budgets):
         key = f"{epochs}x{iters}" + (f"@{until}" if until != epochs else "")
         entries = doc["runs"].setdefault(key, [])

@@ -254,3 +254,22 @@ def test_deployment_cost_study_times_every_network_in_three_backends(tiny_run, t
     assert "monai_unet" not in doc["target"]["met_by"]  # below DynUNet's Dice
     ids = {t["id"] for t in json.loads(record.read_text())["trials"]}
     assert set(doc["fronts"]["params_search"]["n_params"]) <= ids and doc["fronts"]["cost_search"]["macs"]
+
+
+def test_search_problem_evaluates_a_genome_as_the_search_trial_did(tiny_run):
+    """SearchProblem.evaluate is the search's trial: the same genome and seed on the run's data give
+    the stored trial's validation Dice and f2 (CPU training is deterministic)."""
+    from medseg_nas.nas.problem import SearchProblem
+    from medseg_nas.rundir import RunDir
+    from medseg_nas.space import Genome
+
+    from medseg_nas.search.objectives import compute_objectives
+
+    run = RunDir(tiny_run)
+    row = next(r for r in run.trial_rows() if r.status == "done" and r.f1 is not None)
+    problem = SearchProblem.build(run.config(), tiny_run)
+    genome = Genome.from_dict(row.genome)
+    assert problem.f2_of(genome) == pytest.approx(row.f2)
+    assert problem.f1_bounds == (problem.box[0][0], problem.box[1][0])
+    result = problem.evaluate(genome, trial_id=row.id, seed=row.seed)
+    assert result.ok and compute_objectives(result, problem.cfg.objectives)[0] == pytest.approx(row.f1, abs=1e-6)

@@ -1,4 +1,4 @@
-"""The search loop and the `medseg-nas search` stage.
+"""The search loop behind `medseg-nas search` (its command line: stages/search.py).
 
     strategy.ask → (dedupe against the store) → store row `running` → executor → TrialResult
     → objectives (f1, f2) → store row `done`/`failed` → strategy.tell → strategy_state.json
@@ -30,7 +30,6 @@ the same kind (a `SearchError` naming the error).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import math
@@ -43,11 +42,10 @@ from typing import Any, Callable
 
 import yaml
 
-from medseg_nas.config import Config, add_overrides_argument, config_from_dict, config_to_dict, load_config
+from medseg_nas.config import Config, config_from_dict, config_to_dict
 from medseg_nas.errors import SearchError
 from medseg_nas.nas.executors import Completed, Executor, TrialSpec, make_executor
 from medseg_nas.nas.front import Front, FrontArtefacts
-from medseg_nas.nas.genome_costs import GenomeCosts
 from medseg_nas.nas.halving import Halving
 from medseg_nas.nas.rungs import RungKeeper
 from medseg_nas.jsonio import atomic_write
@@ -57,12 +55,11 @@ from medseg_nas.nas.resume import check_resume_config
 from medseg_nas.nas.run_lock import run_dir_lock
 from medseg_nas.trial_store import TrialStore
 from medseg_nas.nas.strategy_state import ResumableStrategy
-from medseg_nas.nas.trial import SearchContext, prepare_data, train_trial
+from medseg_nas.nas.problem import SearchProblem
+from medseg_nas.nas.trial import train_trial
 from medseg_nas.results import FINISHED, TrialStatus
 from medseg_nas.search.driver import IDLE_ASKS_LIMIT
-from medseg_nas.search.objectives import reference_box
-from medseg_nas.search import STRATEGIES
-from medseg_nas.space.genome import Genome, SearchSpace
+from medseg_nas.space.genome import Genome
 from medseg_nas.rundir import RunDir
 
 
@@ -103,24 +100,16 @@ class _Search:
         self.log = SearchLog(run.search_log, progress)
         self.host = socket.gethostname()
 
-        if trial_fn is None or cfg.data.root:
-            self.ctx = prepare_data(cfg, run_dir)
-        else:  # an injected trial function that does not need data (tests, dry runs)
-            self.ctx = SearchContext()
-        self.space = SearchSpace.from_config(cfg.space)
         told = {r.key: float(r.f2) for r in self.store.rows(TrialStatus.DONE) if r.f2 is not None}
-        self.costs = GenomeCosts(cfg, self.ctx, told)
-        self.f2_of = self.costs.f2_of
-        self.box = reference_box(cfg, self.ctx.in_channels, self.ctx.n_classes, self.ctx.network_plan, self.f2_of)
+        # an injected trial function without data.root needs no data (tests, dry runs)
+        self.problem = problem = SearchProblem.build(cfg, run_dir, told, with_data=trial_fn is None or bool(cfg.data.root))
+        self.ctx, self.costs, self.box = problem.ctx, problem.costs, problem.box
 
         name = cfg.search.strategy if strategy is None or isinstance(strategy, str) else getattr(
             strategy, "name", type(strategy).__name__
         )
         if strategy is None or isinstance(strategy, str):
-            from medseg_nas.search import make_strategy
-
-            strategy = make_strategy(cfg.search.strategy, self.space, cfg.search, self.f2_of, cfg.search.seed,
-                                     f1_bounds=(self.box[0][0], self.box[1][0]))
+            strategy = problem.make_strategy()
         self.strategy = ResumableStrategy(strategy, name, run.strategy_state, resume, started=self.t0, warn=self.log)
         self.backlog: list[Genome] = self.strategy.pending()  # to (re)submit before asking again
         self.inflight: dict[str, TrialSpec] = {}
@@ -165,8 +154,7 @@ class _Search:
         log_dir = self.rundir.trial_log(tid)
         if running is not None and log_dir.exists():
             shutil.rmtree(log_dir, ignore_errors=True)
-        spec = TrialSpec(trial_id=tid, genome=genome.to_json(), seed=seed, run_dir=str(self.run_dir),
-                         config=config_to_dict(self.cfg), context=self.ctx.spec_context, log_dir=str(log_dir))
+        spec = self.problem.spec(tid, genome, seed, str(log_dir))
         if self.rungs:
             self.rungs.first_rung(spec)
         self.inflight[key] = spec
@@ -418,32 +406,3 @@ def _run_search_locked(cfg: Config, run_dir: Path, resume: bool, strategy, trial
         return search.run()
     finally:
         search.store.close()
-
-
-# -- CLI stage -------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML config of the run")
-    parser.add_argument("--run-dir", default=None, help="run directory (default: <run_root>/<name> of the config)")
-    parser.add_argument("--strategy", choices=STRATEGIES, default=None, help="override search.strategy")
-    parser.add_argument("--budget", type=int, default=None, metavar="N", help="override search.budget_trials")
-    parser.add_argument("--resume", action="store_true", help="continue the search saved in the run directory")
-    add_overrides_argument(parser, "train.epochs=5")
-
-
-def main(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.overrides)
-    from medseg_nas.preflight import preflight
-
-    cfg.search.strategy = args.strategy or cfg.search.strategy
-    cfg.search.budget_trials = cfg.search.budget_trials if args.budget is None else args.budget
-    preflight(cfg, ["search"], args.config)
-    summary = run_search(cfg, args.run_dir, resume=args.resume)  # --strategy / --budget are in cfg now
-    print(
-        f"{summary.n_trials} trials, front of {len(summary.front)} networks, hypervolume {summary.hypervolume:.4f};"
-        f" see {RunDir(summary.run_dir).front_json}"
-    )
-    if summary.stop_reason == "interrupted":
-        return 130
-    return 0
