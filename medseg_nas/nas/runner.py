@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import shutil
 import socket
 import time
@@ -58,7 +57,7 @@ from medseg_nas.nas.strategy_state import ResumableStrategy
 from medseg_nas.nas.problem import SearchProblem
 from medseg_nas.nas.trial import train_trial
 from medseg_nas.results import FINISHED, TrialStatus
-from medseg_nas.search.driver import IDLE_ASKS_LIMIT
+from medseg_nas.search.stop import StopRule
 from medseg_nas.space.genome import Genome
 from medseg_nas.rundir import RunDir
 
@@ -118,6 +117,7 @@ class _Search:
         self.n_new = self.n_new_failed = self.n_cached = 0
         self.failures = FailureStreak()
         self.stop_reason = ""
+        self.stop = StopRule.of(cfg.search)
         self.executor: Executor | None = executor
         self.trial_fn = trial_fn or train_trial
         self.artefacts = FrontArtefacts(run_dir, cfg, self.box, name, warn=self.log)
@@ -129,12 +129,10 @@ class _Search:
         return self.store.count(FINISHED)
 
     def remaining(self) -> float:
-        b = self.cfg.search.budget_trials
-        return math.inf if b <= 0 else b - self.finished() - len(self.inflight)
+        return self.stop.remaining(self.finished(), len(self.inflight))
 
     def time_up(self) -> bool:
-        h = self.cfg.search.budget_hours
-        return h > 0 and self.strategy.elapsed() >= h * 3600
+        return self.stop.time_up(self.strategy.elapsed())
 
     # -- asking ----------------------------------------------------------------------------------
     def answer_or_submit(self, genome: Genome) -> str:
@@ -202,9 +200,9 @@ class _Search:
                 return  # the strategy re-proposed a genome in training: wait for its result
             else:
                 idle_asks += 1  # every asked genome was answered from the store
-                if idle_asks >= IDLE_ASKS_LIMIT:
+                if self.stop.stuck(idle_asks):
                     self.stop_reason = "no new genomes"
-                    self.log(f"stopping: the strategy asked {IDLE_ASKS_LIMIT} times in a row only for genomes already evaluated")
+                    self.log(f"stopping: the strategy asked {idle_asks} times in a row only for genomes already evaluated")
                     return
 
     # -- results -----------------------------------------------------------------------------------

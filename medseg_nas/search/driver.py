@@ -11,11 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from medseg_nas.search.base import Objectives
+from medseg_nas.search.stop import IDLE_ASKS_LIMIT, StopRule
 from medseg_nas.space.genome import Genome
-
-# the one "stuck" rule of every ask/tell loop (this driver and nas/runner.py): this many asks in a
-# row answered only from what is already known, and the strategy has no new genome to offer
-IDLE_ASKS_LIMIT = 10000
 
 
 @dataclass
@@ -34,14 +31,16 @@ def drive(
     batch: int = 1,
     max_idle: int = IDLE_ASKS_LIMIT,
 ) -> Drive:
-    """Ask `batch` at a time and tell results until `budget` distinct genomes are evaluated."""
+    """Ask `batch` at a time and tell results until `budget` distinct genomes are evaluated (the
+    runner's StopRule: a trial budget and the stuck rule; no clock here)."""
     d = Drive()
     idle = 0
-    while len(d.order) < budget:
+    rule = StopRule(budget_trials=budget, idle_asks=max_idle)
+    while rule.remaining(len(d.order)) > 0:
         if getattr(strategy, "done", False):
             d.stop = "strategy done"
             break
-        if idle >= max_idle:
+        if rule.stuck(idle):
             d.stop = "no new genomes"
             break
         t = time.perf_counter()
