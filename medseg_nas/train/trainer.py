@@ -64,23 +64,12 @@ from medseg_nas.space.network import build_network
 from medseg_nas.results import TrialResult, TrialStatus
 from medseg_nas.train.checkpoint import TrainState, save_state, state_meta
 from medseg_nas.train.failures import FitPosition, TrialFailure, describe_failure, peak_rss_mb
+from medseg_nas.train.fit_state import Batches, FitState, plain as _plain, val_items as _val_items, write_scalars
 from medseg_nas.train.layout import swap_instance_norm
 from medseg_nas.train.precision import Precision, precision_for
 
 log = logging.getLogger(__name__)
 
-
-def _plain(x: Any) -> torch.Tensor:
-    """MetaTensor/numpy → plain torch.Tensor (MetaTensor dispatch costs time in the network)."""
-    if hasattr(x, "as_tensor"):
-        return x.as_tensor()
-    return torch.as_tensor(x)
-
-
-def _val_items(dataset) -> Any:
-    if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
-        return (dataset[i] for i in range(len(dataset)))
-    return iter(dataset)
 
 
 class Trainer:
@@ -233,13 +222,44 @@ class Trainer:
 
     def _fit(self, genome, seed: int, E: int, iters: int, patience: int, result: TrialResult, run: FitPosition,
              seconds: float | None = None, rung: tuple = (None, None, None)) -> None:
-        from monai.losses import DiceCELoss
-
+        """The loop, in named steps: setup → per epoch (train_epoch → validate_epoch → end_epoch) → finish."""
         until, resume, save_to = rung
         until = E if until is None else until
         start = resume.epochs_done if resume is not None else 0
         if not start < until <= E:
             raise TrialFailure(f"nothing to train: {start} epochs done, asked to train until epoch {until} of {E}")
+        f = self._setup(genome, seed, E, iters, seconds, start, resume, run)
+        writer = None
+        if self.log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir=str(self.log_dir))
+            writer.add_text("genome", genome.to_json() if hasattr(genome, "to_json") else str(genome))
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=None if seconds else (until - start) * iters, disable=not self.progress, leave=False, dynamic_ncols=True, unit="it",
+                   desc=f"trial {genome.key() if hasattr(genome, 'key') else ''}".strip())
+        try:
+            batches = Batches(self._loader(f.data_seed, (until - start) * iters * int(self.cfg.batch_size)))
+            for epoch in range(start + 1, until + 1):
+                row, last = self._train_epoch(f, batches, epoch, E, iters, epoch == until, run, bar)
+                mean_step = f.mean_step(run.timing["steps"])
+                if not last and f.out_of_time(2 * f.val_s + mean_step):
+                    last = True  # this validation, one more step and the final one would overrun
+                if epoch % max(int(self.cfg.val_every), 1) == 0 or last:
+                    self._validate_epoch(f, row, epoch, run)
+                self._end_epoch(f, row, epoch, E, run, writer, bar)
+                if last or (patience > 0 and f.e_max > 0 and epoch - f.e_max >= patience):
+                    break
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        self._finish(f, genome, seed, E, iters, run, result, save_to)
+
+    def _setup(self, genome, seed: int, E: int, iters: int, seconds: float | None, start: int, resume, run) -> FitState:
+        """Checks, seeds, the network, optimiser, schedule and scaler (restored from `resume`)."""
+        from monai.losses import DiceCELoss
 
         cfg, plan, dev = self.cfg, self.plan, self.device
         if E < 1 or iters < 1:
@@ -255,7 +275,6 @@ class Trainer:
                 f"patch {list(patch)} is not a multiple of {list(div)}, which a network with n_c={genome.n_c} "
                 f"and strides {[list(s) for s in plan.network_plan.strides[:genome.n_c]]} needs"
             )
-        n_classes = int(plan.n_classes)
         torch.manual_seed(seed)
         data_seed = seed + 7919 * start  # a continued trial draws fresh patches (train/checkpoint.py)
         if hasattr(self.bundle, "reseed"):
@@ -274,133 +293,123 @@ class Trainer:
                 return (step + 1) / warmup
             return max(0.0, 1.0 - (step - warmup) / max(1, total - warmup)) ** 0.9
 
-        def out_of_time(reserve: float) -> bool:
-            return seconds is not None and clock() - t_start + reserve >= seconds
-
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
         loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
         prec = self.precision or precision_for(dev, bool(cfg.amp))
-        use_amp, amp_dtype = prec.autocast, prec.dtype
         scaler = torch.amp.GradScaler(dev.type, enabled=prec.grad_scaler)
-        best, best_state, e_max = -math.inf, None, 0
+        f = FitState(net, opt, sched, scaler, loss_fn, prec.autocast, prec.dtype,
+                     torch.channels_last_3d if self.channels_last else torch.contiguous_format, int(plan.n_classes),
+                     patch, data_seed, clock, t_start, seconds)
         if resume is not None:
             net.load_state_dict(resume.network)
             opt.load_state_dict(resume.optimizer)
             sched.load_state_dict(resume.scheduler)
             scaler.load_state_dict(resume.scaler)
             run.history = list(resume.history)
-            best, best_state, e_max = resume.best, resume.best_state, resume.e_max
-        fmt = torch.channels_last_3d if self.channels_last else torch.contiguous_format
-        writer = None
-        if self.log_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
+            f.best, f.best_state, f.e_max = resume.best, resume.best_state, resume.e_max
+        return f
 
-            writer = SummaryWriter(log_dir=str(self.log_dir))
-            writer.add_text("genome", genome.to_json() if hasattr(genome, "to_json") else str(genome))
-        from tqdm.auto import tqdm
+    def train_step(self, f: FitState, batch) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """One optimisation step on one batch: (loss, logits, labels)."""
+        dev, n_classes = self.device, f.n_classes
+        x = _plain(batch["image"]).to(dev, non_blocking=True).float().contiguous(memory_format=f.memory_format)
+        y = _plain(batch["label"]).to(dev, non_blocking=True)
+        f.data_ready = time.perf_counter()
+        with torch.autocast(dev.type, dtype=f.amp_dtype, enabled=f.use_amp):
+            logits = f.net(x)
+        if logits.shape[2:] != y.shape[2:] or logits.shape[1] != n_classes:
+            raise TrialFailure(
+                f"network output {tuple(logits.shape)} does not match label {tuple(y.shape)} for {n_classes} classes"
+            )
+        loss = f.loss_fn(logits.float(), y)
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            raise TrialFailure(f"non-finite loss ({lv})")
+        f.opt.zero_grad(set_to_none=True)
+        f.scaler.scale(loss).backward()
+        f.scaler.unscale_(f.opt)
+        if self.cfg.grad_clip and self.cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(f.net.parameters(), float(self.cfg.grad_clip))
+        f.scaler.step(f.opt)
+        f.scaler.update()
+        f.sched.step()
+        return lv, logits, y
 
-        bar = tqdm(total=None if seconds else (until - start) * iters, disable=not self.progress, leave=False, dynamic_ncols=True, unit="it",
-                   desc=f"trial {genome.key() if hasattr(genome, 'key') else ''}".strip())
-        try:
-            loader = self._loader(data_seed, (until - start) * iters * int(cfg.batch_size))
-            it = iter(loader)
-            val_s = val_total = 0.0  # by `clock`: the last validation's seconds, kept in reserve for the final one
-            for epoch in range(start + 1, until + 1):
-                run.epoch, run.phase = epoch, "train"
-                t_ep = time.perf_counter()
-                net.train()
-                loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-                cm = torch.zeros(n_classes, n_classes, dtype=torch.long, device=dev)
-                steps, last = 0, epoch == until
-                for i in range(iters):
-                    if i > 0 and out_of_time(val_s):
-                        last = True
-                        break
-                    run.iteration = i + 1
-                    t_step = time.perf_counter()
-                    try:
-                        batch = next(it)
-                    except StopIteration:
-                        it = iter(loader)
-                        batch = next(it)
-                    x = _plain(batch["image"]).to(dev, non_blocking=True).float().contiguous(memory_format=fmt)
-                    y = _plain(batch["label"]).to(dev, non_blocking=True)
-                    t_data = time.perf_counter()
-                    run.timing["data_wait_s"] += t_data - t_step
-                    with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                        logits = net(x)
-                    if logits.shape[2:] != y.shape[2:] or logits.shape[1] != n_classes:
-                        raise TrialFailure(
-                            f"network output {tuple(logits.shape)} does not match label {tuple(y.shape)} "
-                            f"for {n_classes} classes"
-                        )
-                    loss = loss_fn(logits.float(), y)
-                    lv = float(loss.detach())
-                    if not math.isfinite(lv):
-                        raise TrialFailure(f"non-finite loss ({lv})")
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(opt)
-                    if cfg.grad_clip and cfg.grad_clip > 0:
-                        nn.utils.clip_grad_norm_(net.parameters(), float(cfg.grad_clip))
-                    scaler.step(opt)
-                    scaler.update()
-                    sched.step()
-                    loss_sum += lv
-                    steps += 1
-                    with torch.no_grad():
-                        cm += confusion_counts(logits.detach().argmax(1), y[:, 0], n_classes)
-                    run.timing["train_s"] += time.perf_counter() - t_step
-                    run.timing["steps"] += 1
-                    bar.update(1)
-                    bar.set_postfix(epoch=f"{epoch}/{E}", loss=f"{lv:.3f}", refresh=False)
-                train_dice = dice_from_confusion(cm)
-                row = {
-                    "epoch": epoch,
-                    "loss": float(loss_sum) / steps,
-                    "train_dice": float(sum(train_dice) / max(len(train_dice), 1)),
-                    "train_dice_per_class": {str(c + 1): d for c, d in enumerate(train_dice)},
-                    "val_dice": None,
-                    "val_dice_per_class": None,
-                    "lr": float(opt.param_groups[0]["lr"]),
-                }
-                mean_step = (clock() - t_start - val_total) / max(run.timing["steps"], 1) if seconds else 0.0
-                if not last and out_of_time(2 * val_s + mean_step):
-                    last = True  # this validation, one more step and the final one would overrun
-                if epoch % max(int(cfg.val_every), 1) == 0 or last:
-                    run.phase = "val"
-                    t_val, c_val = time.perf_counter(), clock()
-                    per_class = self._validate(net, patch, n_classes, use_amp, amp_dtype)
-                    run.timing["val_s"] += time.perf_counter() - t_val
-                    val_s = clock() - c_val
-                    val_total += val_s
-                    row["val_dice_per_class"] = {str(c + 1): d for c, d in enumerate(per_class)}
-                    row["val_dice"] = float(sum(per_class) / max(len(per_class), 1))
-                    if row["val_dice"] > best:
-                        best, e_max = row["val_dice"], epoch
-                        best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.state_dict().items()}
-                row["seconds"] = round(time.perf_counter() - t_ep, 3)
-                run.history.append(row)
-                if self.on_epoch is not None:
-                    self.on_epoch(row)
-                if writer is not None:
-                    self._log_scalars(writer, row)
-                bar.set_postfix(epoch=f"{epoch}/{E}", loss=f"{row['loss']:.3f}", val=f"{best:.3f}")
-                if last or (patience > 0 and e_max > 0 and epoch - e_max >= patience):
-                    break
-        finally:
-            bar.close()
-            if writer is not None:
-                writer.close()
+    def _train_epoch(self, f: FitState, batches, epoch: int, E: int, iters: int, last: bool, run, bar) -> tuple[dict, bool]:
+        """Up to `iters` steps (fewer when the clock runs out): the epoch's history row, and whether
+        it is the last epoch."""
+        run.epoch, run.phase = epoch, "train"
+        f.t_epoch = time.perf_counter()
+        f.net.train()
+        n_classes = f.n_classes
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        cm = torch.zeros(n_classes, n_classes, dtype=torch.long, device=self.device)
+        steps = 0
+        for i in range(iters):
+            if i > 0 and f.out_of_time(f.val_s):
+                last = True
+                break
+            run.iteration = i + 1
+            t_step = time.perf_counter()
+            batch = batches.next()
+            lv, logits, y = self.train_step(f, batch)
+            run.timing["data_wait_s"] += f.data_ready - t_step
+            loss_sum += lv
+            steps += 1
+            with torch.no_grad():
+                cm += confusion_counts(logits.detach().argmax(1), y[:, 0], n_classes)
+            run.timing["train_s"] += time.perf_counter() - t_step
+            run.timing["steps"] += 1
+            bar.update(1)
+            bar.set_postfix(epoch=f"{epoch}/{E}", loss=f"{lv:.3f}", refresh=False)
+        train_dice = dice_from_confusion(cm)
+        row = {
+            "epoch": epoch,
+            "loss": float(loss_sum) / steps,
+            "train_dice": float(sum(train_dice) / max(len(train_dice), 1)),
+            "train_dice_per_class": {str(c + 1): d for c, d in enumerate(train_dice)},
+            "val_dice": None,
+            "val_dice_per_class": None,
+            "lr": float(f.opt.param_groups[0]["lr"]),
+        }
+        return row, last
+
+    def _validate_epoch(self, f: FitState, row: dict, epoch: int, run) -> None:
+        """Validate, put the Dice into the epoch's row, keep the weights when they are the best."""
+        run.phase = "val"
+        t_val, c_val = time.perf_counter(), f.clock()
+        per_class = self._validate(f.net, f.patch, f.n_classes, f.use_amp, f.amp_dtype)
+        run.timing["val_s"] += time.perf_counter() - t_val
+        f.val_s = f.clock() - c_val
+        f.val_total += f.val_s
+        row["val_dice_per_class"] = {str(c + 1): d for c, d in enumerate(per_class)}
+        row["val_dice"] = float(sum(per_class) / max(len(per_class), 1))
+        if row["val_dice"] > f.best:
+            f.best, f.e_max = row["val_dice"], epoch
+            f.best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in f.net.state_dict().items()}
+
+    def _end_epoch(self, f: FitState, row: dict, epoch: int, E: int, run, writer, bar) -> None:
+        """The row goes into the history, to `on_epoch`, TensorBoard and the progress bar."""
+        row["seconds"] = round(time.perf_counter() - f.t_epoch, 3)
+        run.history.append(row)
+        if self.on_epoch is not None:
+            self.on_epoch(row)
+        if writer is not None:
+            write_scalars(writer, row)
+        bar.set_postfix(epoch=f"{epoch}/{E}", loss=f"{row['loss']:.3f}", val=f"{f.best:.3f}")
+
+    def _finish(self, f: FitState, genome, seed: int, E: int, iters: int, run, result: TrialResult, save_to) -> None:
+        """Save the state for the next rung (successive halving) and fill the result from the best epoch."""
         if save_to is not None:
-            save_state(TrainState(net.state_dict(), opt.state_dict(), sched.state_dict(), scaler.state_dict(), run.history,
-                                  best, e_max, best_state, run.n_params, state_meta(genome, seed, E, iters)), save_to)
-        at = run.history[e_max - 1]
-        result.e_max = e_max
-        result.val_dice = float(best)
+            save_state(TrainState(f.net.state_dict(), f.opt.state_dict(), f.sched.state_dict(), f.scaler.state_dict(),
+                                  run.history, f.best, f.e_max, f.best_state, run.n_params, state_meta(genome, seed, E, iters)),
+                       save_to)
+        at = run.history[f.e_max - 1]
+        result.e_max = f.e_max
+        result.val_dice = float(f.best)
         result.val_dice_per_class = dict(at["val_dice_per_class"])
         result.train_dice = float(at["train_dice"])
-        result.state_dict = best_state
+        result.state_dict = f.best_state
 
     @torch.inference_mode()
     def _validate(self, net: nn.Module, patch, n_classes: int, use_amp: bool, amp_dtype) -> list[float]:
@@ -426,15 +435,3 @@ class Trainer:
         if n == 0:
             raise TrialFailure("the bundle has no validation volumes")
         return [s / n for s in sums]
-
-    @staticmethod
-    def _log_scalars(writer, row: dict) -> None:
-        e = row["epoch"]
-        writer.add_scalar("loss/train", row["loss"], e)
-        writer.add_scalar("dice/train", row["train_dice"], e)
-        writer.add_scalar("lr", row["lr"], e)
-        if row["val_dice"] is not None:
-            writer.add_scalar("dice/val", row["val_dice"], e)
-            for c, d in row["val_dice_per_class"].items():
-                writer.add_scalar(f"dice/val_class_{c}", d, e)
-        writer.flush()
