@@ -22,9 +22,10 @@ split of the same `make_split`:
                    `--dice-tol` (1 point) of the front's best.
 
 Each network is trained with its own learning rate: the genome's for EMONAS/NAS networks,
-`--peer-lr` (default 1e-3, a common AdamW rate; not tuned) for the MONAI peers. Test metrics (Dice, HD95 mm per class) are computed on the preprocessed test
-volumes in the plan's grid (`target_spacing`), by sliding-window inference exactly like the
-Trainer's validation; inference ms/volume is that sliding-window pass on this machine.
+`--peer-lr` (default 1e-3, a common AdamW rate; not tuned) for the MONAI peers. Test metrics (Dice, HD95 mm per class) are computed as `medseg-nas evaluate`
+computes them (medseg_nas.bench.scoring: back on each test file's original grid, in its own
+spacing; records before 2026-12-03 scored on the plan's grid); inference ms/volume is one test
+file's read, preprocessing, sliding window and inversion on this machine.
 
     python scripts/bench_peers.py --dataset mni152 --data-root /tmp/bench/mni152 \
         --spacing 4 4 4 --patch 32 32 32 --epochs 8 --iters 12 --out benchmarks/results/peers_mni152_cpu.json

@@ -8,7 +8,7 @@ then non-front trials spread evenly over f1, so good and bad proxies are both in
 exactly as `retrain` does (the run's config and training cases: train + validation minus the
 monitor slice, same seed) for `--epochs` x `--iters` steps — the final retrain's budget or a
 shorter one, stored in the output — and scores it on the run's test split (Dice per class,
-sliding window on the plan's grid, as scripts/whole_job_peers.py does).
+scored as `medseg-nas evaluate` scores, medseg_nas.bench.scoring, as scripts/whole_job_peers.py does).
 
 Reports Kendall tau between the trial's proxy and the retrained test Dice, for two proxies: -f1
 (f1 is the search's expected Dice *error*, so higher -f1 should mean higher Dice) and the trial's

@@ -10,7 +10,7 @@ the patch, the augmentation, the network's width or depth — and trains the rec
 the retrain's recipe (the config's train/retrain sections, training cases = train + validation
 minus the monitor slice, best epoch on the monitor slice) for **the same seconds** as the run's
 retrain (`Trainer.fit(seconds=...)`, the schedule that follows the clock), then scores it on the
-run's own test split with the peers' function (scripts/bench_peers.py `evaluate_test`). So a
+run's own test split as `medseg-nas evaluate` scores (medseg_nas.bench.scoring). So a
 variant that costs more per step pays for it in steps, as it would inside the 2-hour job.
 Variants named `*_40x50` train the retrain's step budget instead (for when this machine is not
 as fast as the one that ran the record). `base` is the control: the run's recipe on this machine,

@@ -22,9 +22,9 @@ it existed (the hippocampus record's) set their epochs from short calibration fi
 missed the seconds by -22% to +20%; their `calibration` entry says how they were set.
 
 Resumable: each (network, seed) result is written to `--out` as soon as it finishes and a
-rerun skips the ones already there. Test metrics: sliding-window inference on the preprocessed
-test volumes (the plan's grid), Dice and HD95 (mm) per class — the same function for every row,
-the run's own model included.
+rerun skips the ones already there. Test metrics: as `medseg-nas evaluate` computes them (back on
+each test file's original grid; medseg_nas.bench.scoring), Dice and HD95 (mm) per class — the
+same function for every row, the run's own model included.
 """
 
 from __future__ import annotations

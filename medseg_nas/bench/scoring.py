@@ -1,50 +1,62 @@
-"""Train one network for one seed and score it on the test split (preprocessed grid, the
-Trainer's sliding window): the one scoring path of the peer, ablation and proxy benchmarks."""
+"""Train one network for one seed and score it on the test split the way `medseg-nas evaluate`
+does (stages.evaluate.evaluate_cases: the predictor's preprocessing and sliding window, back to
+each case's original grid, metrics in its own spacing): one scoring path for the product and
+every peer, ablation and proxy benchmark."""
 
 from __future__ import annotations
 
-import time
+import tempfile
+from pathlib import Path
 
 import numpy as np
-import torch
 
 from medseg_nas.results import TrialStatus
 from medseg_nas.train import Trainer
 
+SCORED_ON = "original grid (stages.evaluate.evaluate_cases)"
+
+
+def inference_model(trainer: Trainer, spec, state_dict, plan):
+    """The trained network as a LoadedModel (what `evaluate` loads from best/model.pt): the plain
+    network (the Predictor applies its own CPU layout), the trainer's data plan and labels."""
+    from medseg_nas.model_io import LoadedModel
+    from medseg_nas.space import Genome
+    from medseg_nas.space.network import build_network
+
+    genome = spec if isinstance(spec, Genome) else None
+    if trainer.network_fn is not None:
+        net = trainer.network_fn(spec)
+    else:
+        net = build_network(spec, int(plan.in_channels), int(plan.n_classes), plan.network_plan, trainer.cell)
+    net.load_state_dict(state_dict)
+    return LoadedModel(network=net.eval(), genome=genome, in_channels=int(plan.in_channels), n_classes=int(plan.n_classes),
+                       network_plan=plan.network_plan, data_plan=plan, labels=dict(plan.labels),
+                       extra={"n_params": int(sum(p.numel() for p in net.parameters()))}, cell=trainer.cell)
+
 
 def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
-    from medseg_nas.metrics import case_metrics
-    from medseg_nas.sliding_window import sliding_window
+    """Per-class Dice / HD95 (means and sds over the test cases), the mean foreground Dice, per-case
+    Dice for paired comparisons, and ms per test file (read, preprocess, infer, invert)."""
+    from medseg_nas.stages.evaluate import evaluate_cases
 
-    net = trainer.build(spec)
-    net.load_state_dict(state_dict)
-    net.eval()
-    fg = [k for k in sorted(plan.labels) if k != 0]
-    per_class = {plan.labels[k]: {"dice": [], "hd95": []} for k in fg}
-    ms = []
-    cases: dict[str, dict[str, float]] = {}  # per-case Dice, for paired comparisons
-    with torch.inference_mode():
-        for i in range(len(bundle.test)):
-            item = bundle.test[i]
-            image = item["image"]
-            label = np.asarray(torch.as_tensor(item["label"]).reshape(item["label"].shape[-3:]).cpu()).astype(np.int16)
-            t0 = time.perf_counter()
-            logits = sliding_window(net, image, plan.patch_size, int(trainer.cfg.sw_batch_size),
-                                    float(trainer.cfg.sw_overlap), trainer.device)
-            pred = logits.argmax(0).cpu().numpy().astype(np.int16)
-            ms.append(1000 * (time.perf_counter() - t0))
-            m = case_metrics(pred, label, plan.target_spacing, fg)
-            for k in fg:
-                per_class[plan.labels[k]]["dice"].append(m[k]["dice"])
-                per_class[plan.labels[k]]["hd95"].append(m[k]["hd95"])
-            case = {plan.labels[k]: round(float(m[k]["dice"]), 4) for k in fg}
-            cases[str(bundle.ids["test"][i])] = {**case, "mean": round(float(np.mean(list(case.values()))), 4)}
-    out = {name: {"dice": round(float(np.mean(v["dice"])), 4), "dice_std": round(float(np.std(v["dice"])), 4),
-                  "hd95_mm": round(float(np.mean(v["hd95"])), 2), "hd95_std": round(float(np.std(v["hd95"])), 2)}
-           for name, v in per_class.items()}
+    cases = list(bundle.test.data)  # {"id", "image", "label"}: the test split's original files
+    model = inference_model(trainer, spec, state_dict, plan)
+    with tempfile.TemporaryDirectory(prefix="medseg_bench_eval_") as tmp:
+        summary = evaluate_cases(model, cases, Path(tmp), device=str(trainer.device), save_predictions=False,
+                                 log=lambda *_: None)
+    names = [plan.labels[k] for k in sorted(plan.labels) if k != 0]
+    per_case = {str(c["id"]): {**{n: round(c["classes"][n]["dice"], 4) for n in names}, "mean": round(c["mean_dice"], 4)}
+                for c in summary["cases"]}
+    out = {}
+    for n in names:
+        dice = [c["classes"][n]["dice"] for c in summary["cases"]]
+        hd95 = [c["classes"][n]["hd95"] for c in summary["cases"]]
+        out[n] = {"dice": round(float(np.mean(dice)), 4), "dice_std": round(float(np.std(dice)), 4),
+                  "hd95_mm": round(float(np.mean(hd95)), 2), "hd95_std": round(float(np.std(hd95)), 2)}
     return {"test": out, "test_mean_dice": round(float(np.mean([v["dice"] for v in out.values()])), 4),
             "test_mean_hd95_mm": round(float(np.mean([v["hd95_mm"] for v in out.values()])), 2),
-            "infer_ms_per_volume": round(float(np.mean(ms)), 1), "n_test": len(ms), "per_case_dice": cases}
+            "infer_ms_per_volume": summary["costs"]["predict_ms_per_volume"], "n_test": len(cases),
+            "per_case_dice": per_case, "scored_on": SCORED_ON}
 
 
 def fit_and_score(trainer, spec, seed: int, plan, bundle, **budget):

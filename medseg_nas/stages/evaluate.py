@@ -27,7 +27,8 @@ from medseg_nas.errors import DataError, MedsegError
 
 def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = False, device: str = "auto",
                    save_predictions: bool = True, log=print) -> dict:
-    """Segment and score `cases` ({"id", "image", "label"}); write metrics.csv + summary.json.
+    """Segment and score `cases` ({"id", "image", "label"}) with `model_path` (a model file or a
+    LoadedModel); write metrics.csv + summary.json.
 
     Metrics, CSV columns and the per-class summary are medseg_nas.metrics's (finite conventions
     for empty structures); the summary adds mean_dice, the per-case list (with prediction paths),
@@ -39,11 +40,12 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
     from medseg_nas.inference import Predictor
     from medseg_nas.metrics import METRICS, case_metrics_detail, metric_rows, summarise, write_case_csv
     from medseg_nas.niftiio import save_label_nifti
-    from medseg_nas.model_io import load_model
+    from medseg_nas.model_io import LoadedModel, load_model
 
     if not cases:
         raise DataError("no cases to evaluate (the test split is empty)")
-    model = load_model(model_path, "cpu")
+    # a LoadedModel in memory (the benchmarks score a network just trained) or a model file
+    model = model_path if isinstance(model_path, LoadedModel) else load_model(model_path, "cpu")
     predictor = Predictor(model, device=device, tta=tta)
     fg = {k: v for k, v in sorted(model.labels.items()) if k != 0}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,7 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
     write_case_csv(rows, out_dir / "metrics.csv")
     summary = summarise(rows)
     summary.update({
-        "model": str(model_path),
+        "model": "in memory" if model is model_path else str(model_path),
         "tta": tta,
         "mean_dice": float(summary["mean"]["dice"]),
         "cases": per_case,
