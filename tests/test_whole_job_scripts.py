@@ -32,6 +32,13 @@ def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
     nas = doc["results"]["nas_pick"]
     assert [r["seed"] for r in nas["runs"]] == [0, 1] and nas["n_seeds"] == 2
     assert nas["runs"][0]["source"].endswith("model.pt")  # seed 0 is the run's own model, not retrained
+    # one scoring path: the benchmark scores the run's own model exactly as `medseg-nas evaluate` did
+    evaluated = json.loads((tiny_run / "best" / "summary.json").read_text())
+    assert evaluated["tta"] is False and nas["runs"][0]["scored_on"].startswith("original grid")
+    assert nas["runs"][0]["test_mean_dice"] == pytest.approx(evaluated["mean_dice"], abs=1e-4)
+    assert nas["runs"][0]["per_case_dice"] == {str(c["id"]): pytest.approx({**{n: v["dice"] for n, v in c["classes"].items()},
+                                                                            "mean": c["mean_dice"]}, abs=1e-4)
+                                               for c in evaluated["cases"]}
     target = doc["run_model_seconds"]
     for run in [nas["runs"][1], doc["results"]["smallest"]["runs"][0], doc["results"]["monai_unet"]["runs"][0]]:
         # every retrained row follows the clock to the retrain's seconds, not an epoch count
