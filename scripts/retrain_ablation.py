@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from medseg_nas.bench.scoring import fit_and_score
+from medseg_nas.bench.stats import paired_against
 from medseg_nas.config import load_config
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.space import Genome
@@ -154,11 +155,18 @@ def main(argv=None) -> int:
             continue
         row = run_variant(args.config, record, name, args.seed, Path(args.work), args.device, args.seconds)
         doc["rows"].append(row)
+        doc["paired_vs_base"] = paired_against(doc["rows"], "base")
         atomic_write(out, json.dumps(doc, indent=2, default=str))
         print(f"{name:14s} seed {args.seed} {row['status']:6s} {(row.get('n_params') or 0) / 1e6:6.3f}M "
               f"patch {row['patch_size']} epochs {row['epochs_run']} train {row['train_s']} s "
               f"test {row.get('test_mean_dice', float('nan')):.4f} "
               f"hd95 {row.get('test_mean_hd95_mm', float('nan')):.2f} mm", flush=True)
+    if not names and out.is_file():  # --variants "": only recompute the paired comparison of the rows there
+        doc["paired_vs_base"] = paired_against(doc["rows"], "base")
+        atomic_write(out, json.dumps(doc, indent=2, default=str))
+    for name, iv in doc.get("paired_vs_base", {}).items():
+        print(f"{name} - base: mean Dice {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] over {iv['n_cases']} cases, "
+              f"seeds {iv['seeds']}", flush=True)
     return 0
 
 

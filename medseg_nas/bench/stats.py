@@ -105,3 +105,24 @@ def mean_dice_ci(cases: list[dict], level: float = 0.95) -> dict:
     return {"level": level, "low": round(float(res.confidence_interval.low), 4),
             "high": round(float(res.confidence_interval.high), 4), "per_case_std": round(float(per_case.std(ddof=1)), 4),
             "n_cases": int(len(per_case)), "method": "percentile bootstrap over cases, 10,000 resamples"}
+
+
+def paired_against(rows: list[dict], control: str, group: str = "variant") -> dict:
+    """Per group: the paired per-case difference (group - control) of the mean foreground Dice,
+    over the seeds both have (each case's difference averaged over those seeds), with its
+    percentile-bootstrap interval over cases. Rows need `per_case_dice` ({case: {"mean": ...}})."""
+    by: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r.get("per_case_dice"):
+            by.setdefault(r[group], {})[r["seed"]] = r["per_case_dice"]
+    if control not in by:
+        return {}
+    out = {}
+    for name, seeds in by.items():
+        common = sorted(set(seeds) & set(by[control]))
+        if name == control or not common:
+            continue
+        cases = sorted(set.intersection(*(set(seeds[s]) & set(by[control][s]) for s in common)))
+        diff = np.array([np.mean([seeds[s][c]["mean"] - by[control][s][c]["mean"] for s in common]) for c in cases])
+        out[name] = {**paired_interval(diff), "seeds": common}
+    return out

@@ -277,6 +277,10 @@ def retrain_ablation(doc: dict) -> str:
                          f"over {len(values)} seeds.")
     lines.append(f"\nThe record's own retrain: test Dice {doc['record_test_mean_dice']:.4f}; seconds budget "
                  f"{doc['seconds']:.0f} s.")
+    for name, iv in (doc.get("paired_vs_base") or {}).items():
+        lines.append(f"\n{name} − base, paired per case (seeds {', '.join(map(str, iv['seeds']))}): mean Dice "
+                     f"{iv['mean']:+.4f}, {iv['level']:.0%} bootstrap interval [{iv['low']:+.4f}, {iv['high']:+.4f}] "
+                     f"over {iv['n_cases']} cases.")
     return "\n".join(lines)
 
 
