@@ -8,8 +8,7 @@ the three `PUBLISHED_GENOMES` at 2^n_f first-level filters (`--n-f`, default 3 =
 CPU budget of the other benchmarks; published: 32) — rows `<genome>_<cell>[_lr<lr>]`.
 
 Learning rate (`--genome-lr`, comma list): default 1e-3, the peers' rate, because the published
-3e-4 / 4e-4 are tuned for hundreds of epochs and barely move in ~100 steps (BENCHMARKS.md,
-section 1); `published` trains each genome at its own rate. Both cells always get the same rate.
+3e-4 / 4e-4 are tuned for hundreds of epochs and barely move in ~100 steps (docs/studies/peers.md); `published` trains each genome at its own rate. Both cells always get the same rate.
 
 The comparison pairs the two cells on each (genome, lr, seed) and reports per genome the test
 Dice mean ± std over seeds for each cell, the mean paired difference (emonas − residual), and

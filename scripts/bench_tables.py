@@ -1,4 +1,4 @@
-"""Markdown tables for docs/BENCHMARKS.md from benchmarks/results/*.json (no numbers typed by hand).
+"""Markdown tables for docs/studies/*.md (summarised in docs/BENCHMARKS.md) from benchmarks/results/*.json (no numbers typed by hand).
 
     python scripts/bench_tables.py benchmarks/results/peers_mni152_cpu.json benchmarks/results/search_train_cpu.json ...
 """

@@ -1,5 +1,5 @@
 """Smoke tests of the benchmark scripts in their tiny modes (seconds): they run, write what
-docs/BENCHMARKS.md reads, and the search benchmark's training cache answers a repeat run.
+docs/studies/*.md read, and the search benchmark's training cache answers a repeat run.
 The benchmarks themselves (minutes to hours) are not run by CI."""
 
 import json
