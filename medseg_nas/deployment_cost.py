@@ -150,14 +150,11 @@ def network_cost(build, in_channels: int, patch: Sequence[int], volume_shape: Se
     return cost
 
 
-def genome_cost(genome, in_channels: int, n_classes: int, network_plan, cell: str, patch: Sequence[int],
-                volume_shape: Sequence[int] | None = None, latency_runs: int = 5) -> DeploymentCost:
-    """`network_cost` of the search-space network of `genome` (the trial worker's and the
-    runner's one way to cost a genome)."""
-    from medseg_nas.space.network import build_network
-
-    return network_cost(lambda: build_network(genome, in_channels, n_classes, network_plan, cell), in_channels, patch,
-                        volume_shape, latency_runs)
+def genome_cost(genome, network, patch: Sequence[int], volume_shape: Sequence[int] | None = None,
+                latency_runs: int = 5) -> DeploymentCost:
+    """`network_cost` of the search-space network of `genome` under `network` (a space.NetworkSpec):
+    the trial worker's and the runner's one way to cost a genome."""
+    return network_cost(lambda: network.build(genome), network.in_channels, patch, volume_shape, latency_runs)
 
 
 __all__ = ["genome_cost", "COSTS", "DeploymentCost", "count_macs", "measure_latency", "network_cost",

@@ -116,12 +116,13 @@ def chosen_costs(run: RunDir, runs: int = 5) -> dict:
     from medseg_nas.data import DataPlan
     from medseg_nas.deployment_cost import genome_cost
     from medseg_nas.space import Genome
+    from medseg_nas.space.network import NetworkSpec
 
     cfg = run.config()
     info = json.loads(run.retrain_json.read_text())
     plan = DataPlan.from_dict(json.loads(run.plan_json.read_text()))
-    cost = genome_cost(Genome.from_dict(info["genome"]), plan.in_channels, plan.n_classes, plan.network_plan,
-                       cfg.space.cell, plan.patch_size, plan.median_shape, runs)
+    cost = genome_cost(Genome.from_dict(info["genome"]), NetworkSpec.of(plan, cfg.space.cell), plan.patch_size,
+                       plan.median_shape, runs)
     return {**cost.to_dict(), "patch": list(plan.patch_size), "measured_here": True}
 
 

@@ -312,3 +312,20 @@ def test_run_dirs_from_before_space_cell_stay_residual(tmp_path):
     cfg = config_from_dict(TINY_CONFIG, overrides=["space.cell=emonas"])
     with pytest.raises(SearchError, match="space.cell: 'residual' -> 'emonas'"):
         run_search(cfg, tmp_path, resume=True, budget=4, trial_fn=analytic_trial, progress=False)
+
+
+def test_network_spec_builds_and_counts_as_the_four_arguments_do():
+    """NetworkSpec bundles in_channels, n_classes, the stride plan and the cell: the same network."""
+    from medseg_nas.space import NetworkSpec
+
+    g = PUBLISHED_GENOMES["hippocampus"].with_value("n_f", 3)
+    plan = NetworkPlan([(2, 2, 1), (2, 2, 1), (2, 2, 2), (2, 2, 1)])
+    for cell in ("residual", "emonas"):
+        spec = NetworkSpec(2, 4, plan, cell)
+        assert spec.n_params(g) == count_parameters(g, 2, 4, plan, cell)
+        assert sum(p.numel() for p in spec.build(g).parameters()) == spec.n_params(g)
+
+    class _DataPlan:
+        in_channels, n_classes, network_plan = 2, 4, plan
+
+    assert NetworkSpec.of(_DataPlan(), "emonas") == NetworkSpec(2, 4, plan, "emonas")

@@ -21,13 +21,13 @@ def inference_model(trainer: Trainer, spec, state_dict, plan):
     network (the Predictor applies its own CPU layout), the trainer's data plan and labels."""
     from medseg_nas.model_io import LoadedModel
     from medseg_nas.space import Genome
-    from medseg_nas.space.network import build_network
+    from medseg_nas.space.network import NetworkSpec
 
     genome = spec if isinstance(spec, Genome) else None
     if trainer.network_fn is not None:
         net = trainer.network_fn(spec)
     else:
-        net = build_network(spec, int(plan.in_channels), int(plan.n_classes), plan.network_plan, trainer.cell)
+        net = NetworkSpec.of(plan, trainer.cell).build(spec)
     net.load_state_dict(state_dict)
     return LoadedModel(network=net.eval(), genome=genome, in_channels=int(plan.in_channels), n_classes=int(plan.n_classes),
                        network_plan=plan.network_plan, data_plan=plan, labels=dict(plan.labels),

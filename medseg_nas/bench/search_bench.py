@@ -177,13 +177,11 @@ class TrainProblem:
         }
 
     def f2_of(self, g) -> float:
-        from medseg_nas.space import count_parameters
+        from medseg_nas.space.network import NetworkSpec
 
         k = g.key()
         if k not in self._f2:
-            p = self.plan
-            self._f2[k] = math.log(count_parameters(g, int(p.in_channels), int(p.n_classes), p.network_plan,
-                                                    self.cfg.space.cell))
+            self._f2[k] = math.log(NetworkSpec.of(self.plan, self.cfg.space.cell).n_params(g))
         return self._f2[k]
 
     def evaluate(self, g) -> dict:

@@ -14,7 +14,7 @@ import math
 from medseg_nas.errors import SearchError
 from medseg_nas.results import TrialResult
 from medseg_nas.space.genome import Genome
-from medseg_nas.space.network import count_parameters
+from medseg_nas.space.network import NetworkSpec
 
 
 class GenomeCosts:
@@ -26,17 +26,18 @@ class GenomeCosts:
             raise SearchError(f"objectives.cost={self.kind} needs the data plan (patch, median volume); "
                               "this search has no data (data.root is empty)")
         self._f2: dict[str, float] = dict(told)
+        self.network = NetworkSpec(ctx.in_channels, ctx.n_classes, ctx.network_plan, cfg.space.cell)
 
     def n_params(self, genome: Genome) -> int:
-        return count_parameters(genome, self.ctx.in_channels, self.ctx.n_classes, self.ctx.network_plan, self.cfg.space.cell)
+        return self.network.n_params(genome)
 
     def measure(self, genome: Genome, latency: bool):
         """The genome's DeploymentCost in this process (MACs and memory; the CPU latency if asked)."""
         from medseg_nas.deployment_cost import genome_cost
 
         plan = self.ctx.plan
-        return genome_cost(genome, self.ctx.in_channels, self.ctx.n_classes, self.ctx.network_plan, self.cfg.space.cell,
-                           plan.patch_size, plan.median_shape if latency else None, self.cfg.objectives.latency_runs)
+        return genome_cost(genome, self.network, plan.patch_size, plan.median_shape if latency else None,
+                           self.cfg.objectives.latency_runs)
 
     def f2_of(self, genome: Genome) -> float:
         key = genome.key()

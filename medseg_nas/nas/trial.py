@@ -176,11 +176,12 @@ def record_costs(result: TrialResult, genome, ctx: WorkerContext) -> None:
     (a Ray trial measures latency on its own node). A measurement that fails leaves the costs
     empty with a note in `result.error`; the trial then fails only if f2 needs that cost."""
     from medseg_nas.deployment_cost import genome_cost
+    from medseg_nas.space.network import NetworkSpec
 
     plan, obj = ctx.plan, ctx.cfg.objectives
     try:
-        cost = genome_cost(genome, int(plan.in_channels), int(plan.n_classes), plan.network_plan, ctx.cfg.space.cell,
-                           plan.patch_size, plan.median_shape or None, obj.latency_runs)
+        cost = genome_cost(genome, NetworkSpec.of(plan, ctx.cfg.space.cell), plan.patch_size, plan.median_shape or None,
+                           obj.latency_runs)
     except Exception as exc:  # noqa: BLE001 - the trained network stays judged on what was measured
         result.error = f"deployment cost not measured: {type(exc).__name__}: {exc}"
         return

@@ -18,6 +18,8 @@ so anisotropic data keep their thick axis. Skips are concatenated, then the deco
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
@@ -92,3 +94,25 @@ def count_parameters(
     with torch.device("meta"):
         net = build_network(genome, in_channels, n_classes, plan, cell)
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Everything besides the genome that decides the network: input channels, classes, the stride
+    plan and the cell. One value instead of four arguments through every build and count."""
+
+    in_channels: int = 1
+    n_classes: int = 2
+    plan: NetworkPlan = field(default_factory=NetworkPlan)
+    cell: str = "residual"
+
+    @classmethod
+    def of(cls, data_plan, cell: str = "residual") -> NetworkSpec:
+        """The spec of a data plan (`.in_channels`, `.n_classes`, `.network_plan`) and a cell."""
+        return cls(int(data_plan.in_channels), int(data_plan.n_classes), data_plan.network_plan, cell)
+
+    def build(self, genome: Genome) -> nn.Module:
+        return build_network(genome, self.in_channels, self.n_classes, self.plan, self.cell)
+
+    def n_params(self, genome: Genome) -> int:
+        return count_parameters(genome, self.in_channels, self.n_classes, self.plan, self.cell)

@@ -60,7 +60,7 @@ from torch import nn
 from medseg_nas.device import resolve_device
 from medseg_nas.metrics import confusion_counts, dice_from_confusion
 from medseg_nas.sliding_window import sliding_window
-from medseg_nas.space.network import build_network
+from medseg_nas.space.network import NetworkSpec
 from medseg_nas.results import TrialResult, TrialStatus
 from medseg_nas.train.checkpoint import TrainState, save_state, state_meta
 from medseg_nas.train.failures import FitPosition, TrialFailure, describe_failure, peak_rss_mb
@@ -198,7 +198,7 @@ class Trainer:
         if self.network_fn is not None:
             net = self.network_fn(genome)
         else:
-            net = build_network(genome, int(plan.in_channels), int(plan.n_classes), plan.network_plan, self.cell)
+            net = NetworkSpec.of(plan, self.cell).build(genome)
         if self.channels_last:
             swap_instance_norm(net)
             net = net.to(memory_format=torch.channels_last_3d)
