@@ -140,7 +140,9 @@ def test_bench_cells_tiny(tmp_path):
     assert c["n_pairs"] == 1 and c["better"] in ("emonas", "residual", "tie")
     d = c["per_genome"]["cardiac_lr0.001"]
     assert d["diff_mean"] == round(d["emonas"]["mean"] - d["residual"]["mean"], 4)
-    table = _load("bench_tables").cells(doc)
+    from medseg_nas.bench.tables import cells
+
+    table = cells(doc)
     assert "`cardiac_lr0.001`" in table and "better: **" in table
 
 

@@ -88,7 +88,7 @@ def test_oom_is_a_failed_trial(bundle, monkeypatch):
         def forward(self, x):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(trainer_mod, "build_network", lambda *a, **k: Boom())
+    monkeypatch.setattr(trainer_mod.NetworkSpec, "build", lambda *a, **k: Boom())
     t = Trainer(cfg(), bundle, bundle.plan, device="cpu", progress=False)
     r = t.fit(GENOME, seed=0)
     assert r.status == "failed" and r.error.startswith("CUDA out of memory") and "epoch 1" in r.error
@@ -106,7 +106,7 @@ def test_any_exception_is_a_failed_trial(bundle, monkeypatch):
     def broken(*a, **k):
         raise KeyError("weird")
 
-    monkeypatch.setattr(trainer_mod, "build_network", broken)
+    monkeypatch.setattr(trainer_mod.NetworkSpec, "build", broken)
     r = Trainer(cfg(), bundle, bundle.plan, device="cpu", progress=False).fit(GENOME, seed=0)
     assert r.status == "failed" and "KeyError" in r.error and "setup" in r.error
 

@@ -220,7 +220,7 @@ def test_retrain_ablation_equal_seconds_checks_split_and_resumes(tiny_run, tmp_p
 
 def test_ablation_table_compares_each_seed_with_its_own_base():
     """A retrained network's seeds differ: `vs base` pairs seeds, and repeated variants get mean ± std."""
-    tables = load_script("bench_tables")
+    from medseg_nas.bench import tables
     genome = {"n_c": 2}
 
     def row(variant, seed, dice):
