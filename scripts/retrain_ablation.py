@@ -39,7 +39,7 @@ from medseg_nas.bench.scoring import fit_and_score
 from medseg_nas.bench.stats import paired_against
 from medseg_nas.config import load_config
 from medseg_nas.jsonio import atomic_write
-from medseg_nas.space import Genome
+from medseg_nas.space import OPS, Genome
 from medseg_nas.stages.retrain import retrain_augment, retrain_data
 from medseg_nas.train import Trainer
 
@@ -75,14 +75,14 @@ VARIANTS: dict[str, tuple] = {
 
 
 def swap_ops(ops: list[str], kind: str, k: int | None = None) -> list[str]:
-    """Each op as `kind` with its own kernel size (or k; 3D capped at 5, the space's largest);
-    identity and 1x1x1 ops stay as they are."""
+    """Each op as `kind` with its own kernel size (or k), capped at the largest kernel the space has
+    for `kind` (3D: 5); identity and 1x1x1 ops stay as they are."""
+    largest = max(int(o.partition("_")[2]) for o in OPS if o.startswith(f"{kind}_"))
     out = []
     for op in ops:
         base, _, size = op.partition("_")
         keep = base == "identity" or size in ("", "1")
-        size = int(k or size or 0)
-        out.append(op if keep else f"{kind}_{min(size, 5) if kind == 'conv3d' else size}")
+        out.append(op if keep else f"{kind}_{min(int(k or size), largest)}")
     return out
 
 
@@ -155,13 +155,12 @@ def main(argv=None) -> int:
             continue
         row = run_variant(args.config, record, name, args.seed, Path(args.work), args.device, args.seconds)
         doc["rows"].append(row)
-        doc["paired_vs_base"] = paired_against(doc["rows"], "base")
         atomic_write(out, json.dumps(doc, indent=2, default=str))
         print(f"{name:14s} seed {args.seed} {row['status']:6s} {(row.get('n_params') or 0) / 1e6:6.3f}M "
               f"patch {row['patch_size']} epochs {row['epochs_run']} train {row['train_s']} s "
               f"test {row.get('test_mean_dice', float('nan')):.4f} "
               f"hd95 {row.get('test_mean_hd95_mm', float('nan')):.2f} mm", flush=True)
-    if not names and out.is_file():  # --variants "": only recompute the paired comparison of the rows there
+    if doc["rows"]:  # the paired comparison of every row there (with --variants "": nothing new trained)
         doc["paired_vs_base"] = paired_against(doc["rows"], "base")
         atomic_write(out, json.dumps(doc, indent=2, default=str))
     for name, iv in doc.get("paired_vs_base", {}).items():

@@ -201,7 +201,7 @@ def test_runner_f2_uses_the_configured_cell(tmp_path):
     s = _Search(cfg, tmp_path, False, None, analytic_trial, None, False)  # the session the strategies see
     try:
         assert s.strategy.strategy.f2_of(IDENTITY) == math.log(count_parameters(IDENTITY, 1, 2, cell="emonas"))
-        assert s.costs.n_params(IDENTITY) != count_parameters(IDENTITY, 1, 2, cell="residual")
+        assert s.problem.costs.n_params(IDENTITY) != count_parameters(IDENTITY, 1, 2, cell="residual")
     finally:
         s.store.close()
 

@@ -39,3 +39,13 @@ def test_driver_stops_stuck_after_the_rules_idle_asks():
     g = Genome.smallest(FULL_SPACE)
     d = drive(_Repeats(g), lambda x: (1.0, 1.0), budget=5, max_idle=7)
     assert d.stop == "no new genomes" and len(d.order) == 1
+
+
+def test_driver_with_no_budget_evaluates_nothing():
+    """The driver's budget is a count of genomes to evaluate: 0 means none (StopRule reads a
+    trial budget <= 0 as "no limit", which the driver must not inherit)."""
+    from medseg_nas.space import FULL_SPACE, Genome
+
+    calls = []
+    d = drive(_Repeats(Genome.smallest(FULL_SPACE)), lambda g: calls.append(g) or (1.0, 1.0), budget=0)
+    assert d.order == [] and calls == [] and d.stop == "budget"

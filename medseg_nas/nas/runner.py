@@ -102,7 +102,6 @@ class _Search:
         told = {r.key: float(r.f2) for r in self.store.rows(TrialStatus.DONE) if r.f2 is not None}
         # an injected trial function without data.root needs no data (tests, dry runs)
         self.problem = problem = SearchProblem.build(cfg, run_dir, told, with_data=trial_fn is None or bool(cfg.data.root))
-        self.ctx, self.costs, self.box = problem.ctx, problem.costs, problem.box
 
         name = cfg.search.strategy if strategy is None or isinstance(strategy, str) else getattr(
             strategy, "name", type(strategy).__name__
@@ -113,14 +112,14 @@ class _Search:
         self.backlog: list[Genome] = self.strategy.pending()  # to (re)submit before asking again
         self.inflight: dict[str, TrialSpec] = {}
         halving = Halving.of(cfg)  # successive halving: the rungs in the store and in flight
-        self.rungs = RungKeeper(halving, cfg, self.store, run_dir, self.ctx.spec_context, self.log) if halving else None
+        self.rungs = RungKeeper(halving, cfg, self.store, run_dir, problem.ctx.spec_context, self.log) if halving else None
         self.n_new = self.n_new_failed = self.n_cached = 0
         self.failures = FailureStreak()
         self.stop_reason = ""
         self.stop = StopRule.of(cfg.search)
         self.executor: Executor | None = executor
         self.trial_fn = trial_fn or train_trial
-        self.artefacts = FrontArtefacts(run_dir, cfg, self.box, name, warn=self.log)
+        self.artefacts = FrontArtefacts(run_dir, cfg, problem.box, name, warn=self.log)
         if not self.strategy.resumed:
             self.strategy.save()
 
@@ -216,7 +215,7 @@ class _Search:
             return
         genome = Genome.from_json(spec.genome)
         key = genome.key()
-        self.costs.complete(result, genome)
+        self.problem.costs.complete(result, genome)
         status, error, f1, f2 = judge(result, self.cfg.objectives)
         self.store.finish(
             spec.trial_id,
@@ -232,7 +231,7 @@ class _Search:
             costs={"macs": result.macs, "act_mem_mb": result.act_mem_mb, "latency_ms": result.latency_ms},
         )
         if status == TrialStatus.DONE:
-            self.costs.told(genome, f2)
+            self.problem.costs.told(genome, f2)
         if self.rungs:
             self.rungs.first_rung_done(spec, status, f1, result, error)
         del self.inflight[key]
@@ -244,7 +243,7 @@ class _Search:
         total = self.cfg.search.budget_trials if self.cfg.search.budget_trials > 0 else "?"
         if status == TrialStatus.DONE:
             self.log(
-                f"trial {k}/{total} #{spec.trial_id} done f1={f1:.4f} {self.costs.describe(result)}"
+                f"trial {k}/{total} #{spec.trial_id} done f1={f1:.4f} {self.problem.costs.describe(result)}"
                 f" val_dice={result.val_dice:.3f}"
                 f" ({result.seconds or 0:.1f} s) {genome.describe()}"
             )
@@ -266,7 +265,7 @@ class _Search:
     def show_progress(self) -> None:
         if self.log.bar is None:
             return
-        front = Front.of(self.store.rows(TrialStatus.DONE), self.box)
+        front = Front.of(self.store.rows(TrialStatus.DONE), self.problem.box)
         hours = self.cfg.search.budget_hours
         left = max(0.0, hours * 3600 - self.strategy.elapsed()) / 3600 if hours > 0 else None
         self.log.show(self.finished(), len(front.indices), front.hypervolume, self.strategy.surrogate_tau(), left)

@@ -31,12 +31,12 @@ def drive(
     batch: int = 1,
     max_idle: int = IDLE_ASKS_LIMIT,
 ) -> Drive:
-    """Ask `batch` at a time and tell results until `budget` distinct genomes are evaluated (the
-    runner's StopRule: a trial budget and the stuck rule; no clock here)."""
+    """Ask `batch` at a time and tell results until `budget` distinct genomes are evaluated, or the
+    runner's stuck rule (StopRule.stuck) stops it; no clock here."""
     d = Drive()
     idle = 0
-    rule = StopRule(budget_trials=budget, idle_asks=max_idle)
-    while rule.remaining(len(d.order)) > 0:
+    rule = StopRule(idle_asks=max_idle)
+    while len(d.order) < budget:  # not rule.remaining: a budget <= 0 evaluates nothing here, not "no limit"
         if getattr(strategy, "done", False):
             d.stop = "strategy done"
             break
