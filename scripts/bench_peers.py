@@ -37,59 +37,18 @@ file's read, preprocessing, sliding window and inversion on this machine.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import platform
 import sys
 from pathlib import Path
 
-
 import torch
 
-from medseg_nas.bench.peers import PeerSpec, monai_unet, dynunet_plan, monai_dynunet, nas_picks
-from medseg_nas.bench.data import build_data, tiny_data, add_data_and_budget_args
+from medseg_nas.bench.data import add_data_and_budget_args, build_data, tiny_data
+from medseg_nas.bench.peers import add_dynunet_claims, networks
 from medseg_nas.bench.scoring import fit_and_score, seed_means
 from medseg_nas.config import TrainConfig
-from medseg_nas.space import PUBLISHED_GENOMES
 from medseg_nas.train import Trainer
-
-
-# -- networks -------------------------------------------------------------------------------------
-
-
-# -- data -----------------------------------------------------------------------------------------
-
-
-# -- evaluation -----------------------------------------------------------------------------------
-
-
-# -- main -----------------------------------------------------------------------------------------
-
-
-def networks(args, plan, info) -> list[tuple[str, object, object, dict]]:
-    """(name, spec for Trainer.fit, network_fn or None, extra info) per network to train."""
-    in_ch, n_cls, strides = int(plan.in_channels), int(plan.n_classes), plan.network_plan.strides
-    wanted = [w for w in args.nets.split(",") if w] or None
-    rows = []
-    dyn = dynunet_plan(plan.target_spacing, strides)
-    n_dyn = len(dyn["strides"]) - 1
-    rows.append(("monai_unet", PeerSpec("monai_unet", args.peer_lr, 4), lambda s: monai_unet(in_ch, n_cls, strides),
-                 {"config": "UNet(channels=16-32-64-128-256, strides=plan, num_res_units=2, instance norm)"}))
-    rows.append(("monai_dynunet", PeerSpec("monai_dynunet", args.peer_lr, n_dyn), lambda s: monai_dynunet(in_ch, n_cls, dyn),
-                 {"config": {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in dyn.items()}}))
-    for name, g in PUBLISHED_GENOMES.items():
-        g = g.with_value("n_f", args.n_f)
-        tag = ""
-        if args.genome_lr:  # the published lr is tuned for hundreds of epochs; compare at the peers' lr too
-            g = g.with_value("lr", args.genome_lr)
-            tag = f"_lr{args.genome_lr:g}"
-        if args.n_f != 3:
-            tag += f"_nf{args.n_f}"
-        rows.append((f"emonas_{name}{tag}", g, None, {"genome": g.to_dict(), "describe": g.describe()}))
-    if args.run_dir:
-        for name, (g, extra) in nas_picks(Path(args.run_dir), args.dice_tol).items():
-            rows.append((name, g, None, extra))
-    return [r for r in rows if wanted is None or any(fnmatch.fnmatchcase(r[0], w) for w in wanted)]
 
 
 def main(argv=None) -> int:
@@ -116,7 +75,7 @@ def main(argv=None) -> int:
     plan, bundle, info = build_data(args)
     tcfg = TrainConfig(epochs=args.epochs, iters_per_epoch=args.iters, batch_size=args.batch_size, val_every=1,
                        patience=0, device=args.device)
-    nets = networks(args, plan, info)
+    nets = networks(args, plan)
     seeds = [int(s) for s in args.seeds.split(",")]
     doc = {"benchmark": "bench_peers", "dataset": args.dataset, "device": args.device,
            "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
@@ -148,13 +107,7 @@ def main(argv=None) -> int:
         doc["results"][name] = summary
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(doc, indent=2))  # after every network: partial results survive
-    ref = doc["results"].get("monai_dynunet", {})
-    if ref.get("test_mean_dice") is not None:
-        for name, s in doc["results"].items():
-            if s.get("test_mean_dice") is not None and s.get("n_params"):
-                s["dice_minus_dynunet"] = round(s["test_mean_dice"] - ref["test_mean_dice"], 4)
-                s["param_ratio_dynunet"] = round(ref["n_params"] / s["n_params"], 2)
-                s["claim_holds"] = bool(s["dice_minus_dynunet"] >= 0 and s["param_ratio_dynunet"] >= 10)
+    add_dynunet_claims(doc["results"])
     out_path.write_text(json.dumps(doc, indent=2))
     print(f"wrote {out_path}")
     return 0

@@ -47,7 +47,6 @@ is written as `<work-dir>/<mode>/<label>_s<seed>/front.json` (the runner's schem
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import sys
@@ -55,26 +54,18 @@ import time
 from pathlib import Path
 
 from medseg_nas.bench.search_bench import (DEFAULT_VARIANTS, AnalyticProblem, TrainProblem, Variant, parse_seeds,
-                                            parse_variants, plot, run_one, summarise, variant_search_config)
+                                            parse_variants, plot, run_one, search_code_provenance, summarise,
+                                            variant_search_config)
 from medseg_nas.bench.tables import search as search_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(out: Path, args, seeds, variants: list[Variant], problem, runs, total: float) -> dict:
-    import subprocess
-
     import torch
 
     summary = summarise(runs, args.budget, args.target)
-    commit = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", "medseg_nas/search"],
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "medseg_nas/search"],
-                           capture_output=True, text=True).stdout.strip()
-    h = hashlib.sha1()
-    for f in sorted((ROOT / "medseg_nas" / "search").glob("*.py")):
-        h.update(f.name.encode() + f.read_bytes())
-    provenance = {"commit": commit or None, "uncommitted_changes": bool(dirty), "sources_sha1": h.hexdigest()[:12]}
+    provenance = search_code_provenance(ROOT)
     doc = {"benchmark": "bench_search", "mode": args.mode, "budget_trials": args.budget, "seeds": seeds,
            "strategies": [v.label for v in variants],
            "variants": [{"label": v.label, "strategy": v.strategy, "overrides": list(v.overrides)} for v in variants],

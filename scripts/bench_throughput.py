@@ -25,56 +25,13 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-import numpy as np
-
-from medseg_nas.space import Genome, SearchSpace
-
-
-class FixedList:
-    """A 'strategy' that asks for a fixed list of genomes, in order (both executors get the same)."""
-
-    name = "fixed"
-
-    def __init__(self, genomes: list[Genome]) -> None:
-        self.genomes = list(genomes)
-        self.i = 0
-        self.told = 0
-
-    def ask(self, n: int) -> list[Genome]:
-        out = self.genomes[self.i:self.i + n]
-        self.i += len(out)
-        return out
-
-    def tell(self, genome, objectives) -> None:
-        self.told += 1
-
-    @property
-    def done(self) -> bool:
-        return self.i >= len(self.genomes)
-
-    def state_dict(self) -> dict:
-        return {"i": self.i, "told": self.told}
-
-    def load_state_dict(self, d: dict) -> None:
-        self.i, self.told = int(d["i"]), int(d["told"])
-
-
-def run(cfg, genomes, run_dir: Path, executor=None) -> dict:
-    from medseg_nas.nas.runner import run_search
-
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    t0 = time.perf_counter()
-    s = run_search(cfg, run_dir, strategy=FixedList(genomes), budget=len(genomes), executor=executor, progress=False)
-    wall = time.perf_counter() - t0
-    return {"seconds": round(wall, 1), "trials": s.n_new, "failed": s.n_failed,
-            "trials_per_hour": round(s.n_new / wall * 3600, 1), "runner_trials_per_hour": round(s.trials_per_hour, 1)}
+from medseg_nas.bench.throughput import distinct_genomes, timed_search
+from medseg_nas.space import SearchSpace
 
 
 def main(argv=None) -> int:
@@ -109,14 +66,7 @@ def main(argv=None) -> int:
     from medseg_nas.data import ensure_dataset
 
     ensure_dataset(cfg.data, verify_stamp=False)  # --tiny points data.root at its own dataset
-    space = SearchSpace.from_config(cfg.space)
-    rng = np.random.default_rng(args.seed)
-    genomes, seen = [], set()
-    while len(genomes) < args.trials:
-        g = Genome.random(rng, space)
-        if g.key() not in seen:
-            seen.add(g.key())
-            genomes.append(g)
+    genomes = distinct_genomes(SearchSpace.from_config(cfg.space), args.trials, args.seed)
     work = Path(args.work_dir)
     doc = {"benchmark": "bench_throughput", "config": args.config, "overrides": overrides, "trials": args.trials,
            "budget": {"epochs": cfg.train.epochs, "iters_per_epoch": cfg.train.iters_per_epoch,
@@ -128,7 +78,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    local = run(cfg, genomes, work / "local")
+    local = timed_search(cfg, genomes, work / "local")
     doc["results"]["local"] = local
     print(f"local: {local}", flush=True)
     out.write_text(json.dumps(doc, indent=2))
@@ -146,7 +96,7 @@ def main(argv=None) -> int:
         startup = time.perf_counter() - t0
         try:
             rcfg = load_config(args.config, overrides + ["executor.kind=ray", f"executor.workers={args.ray_workers}"])
-            res = run(rcfg, genomes, work / "ray", executor=ex)
+            res = timed_search(rcfg, genomes, work / "ray", executor=ex)
         finally:
             ex.shutdown()
             ray.shutdown()

@@ -12,7 +12,7 @@ differs is how long: each network trains for the **same CPU seconds** as the run
 - `nas_pick`      the run's chosen genome; seed 0 is the run's own model (not retrained), seeds
                   1, 2 are retrained for the retrain's seconds;
 - `monai_dynunet` DynUNet as nnU-Net's 3d_fullres planner would configure it for this spacing and
-                  patch (scripts/bench_peers.py `dynunet_plan`), seeds 0, 1, 2;
+                  patch (medseg_nas.bench.peers `dynunet_plan`), seeds 0, 1, 2;
 - `monai_unet`    MONAI UNet, the tutorials' 16-32-64-128-256 configuration, seed 0;
 - `smallest`      `Genome.smallest` of the run's space (the trivial end of every front), seed 0.
 
@@ -36,20 +36,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from medseg_nas.bench.peers import PeerSpec, dynunet_plan, monai_dynunet, monai_unet
-from medseg_nas.bench.scoring import evaluate_test, fit_and_score, seed_means
+from medseg_nas.bench.peers import network_specs
+from medseg_nas.bench.scoring import EPOCH_CAP, fit_and_score, own_model_row, seed_summary
 from medseg_nas.jsonio import atomic_write
-from medseg_nas.results import TrialStatus
 from medseg_nas.rundir import RunDir
-from medseg_nas.space import Genome, SearchSpace
 from medseg_nas.stages.retrain import retrain_data
 from medseg_nas.train import Trainer
 
 DEFAULT_PLAN = "nas_pick:0,1,2;monai_dynunet:0,1,2;monai_unet:0;smallest:0"
-EPOCH_CAP = 100_000  # the clock ends every fit long before
 
 
 def parse_plan(text: str) -> list[tuple[str, int]]:
@@ -59,44 +55,6 @@ def parse_plan(text: str) -> list[tuple[str, int]]:
         name, _, seeds = part.partition(":")
         out += [(name.strip(), int(s)) for s in (seeds or "0").split(",")]
     return out
-
-
-def network_specs(cfg, plan, info: dict, peer_lr: float) -> dict[str, tuple[object, object, dict]]:
-    """name -> (spec for Trainer.fit, network_fn or None, description)."""
-    in_ch, n_cls, strides = int(plan.in_channels), int(plan.n_classes), plan.network_plan.strides
-    dyn = dynunet_plan(plan.target_spacing, strides)
-    chosen = Genome.from_dict(info["genome"])
-    small = Genome.smallest(SearchSpace.from_config(cfg.space))
-    return {
-        "nas_pick": (chosen, None, {"genome": chosen.to_dict(), "describe": chosen.describe(),
-                                    "trial_id": info["trial_id"]}),
-        "monai_dynunet": (PeerSpec("monai_dynunet", peer_lr, len(dyn["strides"]) - 1),
-                          lambda s: monai_dynunet(in_ch, n_cls, dyn),
-                          {"config": {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in dyn.items()}}),
-        "monai_unet": (PeerSpec("monai_unet", peer_lr, 4), lambda s: monai_unet(in_ch, n_cls, strides),
-                       {"config": "UNet(channels=16-32-64-128-256, strides=plan, num_res_units=2, instance norm)"}),
-        "smallest": (small, None, {"genome": small.to_dict(), "describe": small.describe()}),
-    }
-
-
-def own_model_row(run: RunDir, trainer: Trainer, spec, plan, bundle, info: dict) -> dict:
-    """Seed 0 of the chosen network is the run's own retrained model, scored like every other row."""
-    from medseg_nas.model_io import load_model
-
-    state = load_model(run.model_pt).network.state_dict()
-    row = {"seed": int(info.get("seed", 0)), "status": TrialStatus.DONE, "source": str(run.model_pt),
-           "n_params": info.get("n_params"), "epochs": info.get("epochs_run"), "e_max": info.get("e_max"),
-           "train_s": info.get("seconds"), "val_dice": info.get("val_dice")}
-    row.update(evaluate_test(trainer, spec, state, plan, bundle))
-    return row
-
-
-def summarise(rows: list[dict]) -> dict:
-    """bench_peers' means over seeds, plus how many seeds trained and their Dice spread."""
-    done = [r["test_mean_dice"] for r in rows if r["status"] == TrialStatus.DONE]
-    if not done:
-        return {}
-    return {"n_seeds": len(done), **seed_means(rows), "test_mean_dice_std": round(float(np.std(done)), 4)}
 
 
 def main(argv=None) -> int:
@@ -148,7 +106,7 @@ def main(argv=None) -> int:
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         entry["runs"].append(row)
         entry["n_params"] = row.get("n_params") or entry.get("n_params")
-        entry.update(summarise(entry["runs"]))
+        entry.update(seed_summary(entry["runs"]))
         atomic_write(out_path, json.dumps(doc, indent=2, default=str))
         print(f"{name:14s} seed {seed} {row['status']:6s} {(row.get('n_params') or 0) / 1e6:6.3f}M "
               f"epochs {row.get('epochs')}  train {row.get('train_s')} s (target {seconds:.0f})  "

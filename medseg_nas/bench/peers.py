@@ -4,12 +4,13 @@ nnU-Net plans it) and the search's own picks from a front: the rows every peer b
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 from pathlib import Path
 
 import torch
 
-from medseg_nas.space import Genome
+from medseg_nas.space import PUBLISHED_GENOMES, Genome, SearchSpace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,3 +77,60 @@ def nas_picks(run_dir: Path, tol: float) -> dict[str, tuple[Genome, dict]]:
         info[k] = (g, {"trial_id": e["id"], "search_val_dice": e["val_dice"], "f1": e["f1"], "f2": e["f2"],
                        "search_n_params": e["n_params"], "genome": g.to_dict(), "describe": g.describe()})
     return info
+
+
+def network_specs(cfg, plan, info: dict, peer_lr: float) -> dict[str, tuple[object, object, dict]]:
+    """A whole-job run's peers (scripts/whole_job_peers.py), on the run's config and plan:
+    name -> (spec for Trainer.fit, network_fn or None, description)."""
+    in_ch, n_cls, strides = int(plan.in_channels), int(plan.n_classes), plan.network_plan.strides
+    dyn = dynunet_plan(plan.target_spacing, strides)
+    chosen = Genome.from_dict(info["genome"])
+    small = Genome.smallest(SearchSpace.from_config(cfg.space))
+    return {
+        "nas_pick": (chosen, None, {"genome": chosen.to_dict(), "describe": chosen.describe(),
+                                    "trial_id": info["trial_id"]}),
+        "monai_dynunet": (PeerSpec("monai_dynunet", peer_lr, len(dyn["strides"]) - 1),
+                          lambda s: monai_dynunet(in_ch, n_cls, dyn),
+                          {"config": {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in dyn.items()}}),
+        "monai_unet": (PeerSpec("monai_unet", peer_lr, 4), lambda s: monai_unet(in_ch, n_cls, strides),
+                       {"config": "UNet(channels=16-32-64-128-256, strides=plan, num_res_units=2, instance norm)"}),
+        "smallest": (small, None, {"genome": small.to_dict(), "describe": small.describe()}),
+    }
+
+
+def networks(args, plan) -> list[tuple[str, object, object, dict]]:
+    """bench_peers' rows (scripts/bench_peers.py's options): (name, spec for Trainer.fit, network_fn
+    or None, extra info) per network to train."""
+    in_ch, n_cls, strides = int(plan.in_channels), int(plan.n_classes), plan.network_plan.strides
+    wanted = [w for w in args.nets.split(",") if w] or None
+    rows = []
+    dyn = dynunet_plan(plan.target_spacing, strides)
+    n_dyn = len(dyn["strides"]) - 1
+    rows.append(("monai_unet", PeerSpec("monai_unet", args.peer_lr, 4), lambda s: monai_unet(in_ch, n_cls, strides),
+                 {"config": "UNet(channels=16-32-64-128-256, strides=plan, num_res_units=2, instance norm)"}))
+    rows.append(("monai_dynunet", PeerSpec("monai_dynunet", args.peer_lr, n_dyn), lambda s: monai_dynunet(in_ch, n_cls, dyn),
+                 {"config": {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in dyn.items()}}))
+    for name, g in PUBLISHED_GENOMES.items():
+        g = g.with_value("n_f", args.n_f)
+        tag = ""
+        if args.genome_lr:  # the published lr is tuned for hundreds of epochs; compare at the peers' lr too
+            g = g.with_value("lr", args.genome_lr)
+            tag = f"_lr{args.genome_lr:g}"
+        if args.n_f != 3:
+            tag += f"_nf{args.n_f}"
+        rows.append((f"emonas_{name}{tag}", g, None, {"genome": g.to_dict(), "describe": g.describe()}))
+    if args.run_dir:
+        for name, (g, extra) in nas_picks(Path(args.run_dir), args.dice_tol).items():
+            rows.append((name, g, None, extra))
+    return [r for r in rows if wanted is None or any(fnmatch.fnmatchcase(r[0], w) for w in wanted)]
+
+
+def add_dynunet_claims(results: dict) -> None:
+    """Each row against DynUNet (the issue's claim: its Dice with >= 10x fewer parameters), in place."""
+    ref = results.get("monai_dynunet", {})
+    if ref.get("test_mean_dice") is not None:
+        for name, s in results.items():
+            if s.get("test_mean_dice") is not None and s.get("n_params"):
+                s["dice_minus_dynunet"] = round(s["test_mean_dice"] - ref["test_mean_dice"], 4)
+                s["param_ratio_dynunet"] = round(ref["n_params"] / s["n_params"], 2)
+                s["claim_holds"] = bool(s["dice_minus_dynunet"] >= 0 and s["param_ratio_dynunet"] >= 10)

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medseg_nas.results import TrialStatus
 from medseg_nas.train import Trainer
 
+if TYPE_CHECKING:
+    from medseg_nas.rundir import RunDir
+
 SCORED_ON = "original grid (stages.evaluate.evaluate_cases)"
+EPOCH_CAP = 100_000  # an epoch budget for fits on the clock (`seconds=`): the clock ends every fit long before
 
 
 def inference_model(trainer: Trainer, spec, state_dict, plan):
@@ -71,6 +76,18 @@ def fit_and_score(trainer, spec, seed: int, plan, bundle, **budget):
     return r, row
 
 
+def own_model_row(run: RunDir, trainer: Trainer, spec, plan, bundle, info: dict) -> dict:
+    """Seed 0 of the chosen network is the run's own retrained model, scored like every other row."""
+    from medseg_nas.model_io import load_model
+
+    state = load_model(run.model_pt).network.state_dict()
+    row = {"seed": int(info.get("seed", 0)), "status": TrialStatus.DONE, "source": str(run.model_pt),
+           "n_params": info.get("n_params"), "epochs": info.get("epochs_run"), "e_max": info.get("e_max"),
+           "train_s": info.get("seconds"), "val_dice": info.get("val_dice")}
+    row.update(evaluate_test(trainer, spec, state, plan, bundle))
+    return row
+
+
 def seed_means(runs: list[dict]) -> dict:
     """Means over the trained seeds' rows: test Dice, HD95, train seconds, inference ms, per class
     ({} when none trained)."""
@@ -82,3 +99,11 @@ def seed_means(runs: list[dict]) -> dict:
             "train_s": mean("train_s", 1), "infer_ms_per_volume": mean("infer_ms_per_volume", 1),
             "test": {c: {m: round(float(np.mean([x["test"][c][m] for x in done])), 4 if m == "dice" else 2)
                          for m in ("dice", "hd95_mm")} for c in done[0]["test"]}}
+
+
+def seed_summary(rows: list[dict]) -> dict:
+    """`seed_means` (bench_peers' means over seeds), plus how many seeds trained and their Dice spread."""
+    done = [r["test_mean_dice"] for r in rows if r["status"] == TrialStatus.DONE]
+    if not done:
+        return {}
+    return {"n_seeds": len(done), **seed_means(rows), "test_mean_dice_std": round(float(np.std(done)), 4)}

@@ -208,6 +208,21 @@ class TrainProblem:
         pass
 
 
+def search_code_provenance(root: Path) -> dict:
+    """Which search code a record measured: the last commit touching medseg_nas/search, whether it
+    had uncommitted changes, and a hash of its sources (a record outlives the code it ran)."""
+    import subprocess
+
+    commit = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h", "--", "medseg_nas/search"],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "medseg_nas/search"],
+                           capture_output=True, text=True).stdout.strip()
+    h = hashlib.sha1()
+    for f in sorted((root / "medseg_nas" / "search").glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    return {"commit": commit or None, "uncommitted_changes": bool(dirty), "sources_sha1": h.hexdigest()[:12]}
+
+
 def variant_search_config(variant: Variant, cfg):
     """The problem's search config with the variant's overrides applied (validated like a config)."""
     from medseg_nas.config import config_from_dict, config_to_dict
