@@ -1,7 +1,7 @@
 """The run directory: where every stage's files live, and whether a stage's output is current.
 
     config.yaml  split.json  fingerprint.json  plan.json    search: config, data chain (data.load_data)
-    trials.sqlite  strategy_state.json  search.log          search: trials, strategy state, log
+    trials.sqlite  strategy_state.json  search.log          search: trials + ask log, strategy state, log
     front.json  front.png  hypervolume.png  tensorboard/    search: front artefacts, curves
     best/model.pt  genome.json  history.json  retrain.json  retrain
     best/metrics.csv  summary.json  predictions/            evaluate
@@ -127,18 +127,15 @@ class RunDir:
 
         if not self.trials_db.is_file() or not self.front_json.is_file():
             return False
+        from medseg_nas.ask_log import AskLog
+
         with TrialStore(self.trials_db) as store:
             finished = store.count(FINISHED)
             running = store.count(TrialStatus.RUNNING)
+            pending = AskLog(store).n_pending()
         budget = cfg.search.budget_trials
-        if running or budget < 1:
+        if running or pending or budget < 1:
             return False
-        if self.strategy_state.is_file():
-            try:
-                if json.loads(self.strategy_state.read_text()).get("pending"):
-                    return False
-            except (OSError, json.JSONDecodeError):
-                return False
         return finished >= budget
 
     def retrain_outputs_complete(self) -> bool:

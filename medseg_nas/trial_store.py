@@ -15,6 +15,7 @@ With successive halving (nas/halving.py) a trial is trained in rungs: the `rungs
 row per (trial, rung) — epochs trained by then, status, f1 and val Dice at that rung, seconds —
 and the trial's own row carries the result of the highest rung it finished (`rung`, its index;
 NULL without halving), so the front, the retrain pick and the report read one row per genome.
+The `asks` table (ask_log.py) logs what the strategy asked and was told.
 """
 
 from __future__ import annotations
@@ -259,6 +260,14 @@ class TrialStore:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        """One committed statement (retried while another process holds the lock): for the tables
+        kept beside `trials` (ask_log.py)."""
+        return self._write(sql, args)
+
+    def read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        return [tuple(r) for r in self._db.execute(sql, args).fetchall()]
 
     # -- writes --------------------------------------------------------------------------------
     def start(self, key: str, genome_json: str, seed: int, host: str | None = None, trial_id: int | None = None) -> int:

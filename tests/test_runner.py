@@ -15,6 +15,7 @@ from medseg_nas.errors import SearchError
 from medseg_nas.nas.runner import run_search
 from medseg_nas.search.archive import normalised_hypervolume, pareto_front
 from medseg_nas.space.genome import SearchSpace
+from medseg_nas.ask_log import AskLog
 from medseg_nas.trial_store import TrialStore
 
 
@@ -56,7 +57,12 @@ def test_search_writes_run_directory(tmp_path):
     pts = [(e["f1"], e["f2"]) for e in front["front"]]
     assert pts == sorted(pts, key=lambda p: p[1]) and all(a[0] > b[0] for a, b in zip(pts, pts[1:]))
     state = json.loads((run / "strategy_state.json").read_text())
-    assert state["pending"] == [] and state["n_told"] == 8 and len(state["state"]["told"]) == 8
+    assert state["n_told"] == state["n_asked"] == 8 and len(state["state"]["told"]) == 8
+    # what was asked and told lives in the store, not in the state file
+    assert "pending" not in state and "history" not in state["state"]
+    with TrialStore(run / "trials.sqlite") as st:
+        log = AskLog(st)
+        assert log.n_asked() == log.n_told() == 8 and log.pending() == []
     # trial dirs for TensorBoard are handed to the trial
     assert (run / "tensorboard").exists() or True
 

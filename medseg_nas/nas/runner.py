@@ -8,8 +8,9 @@ a trial runs is the executor's, what a trial does is trial.py's. It owns the ord
 
 - Every trial is written as `running` before it starts and as `done`/`failed` when it ends
   (`TrialStore`, sqlite in WAL mode, one commit per write; the verdict is outcome.py's).
-- After every tell the strategy's state is saved with the genomes asked but not yet told
-  (strategy_state.py); front.json and the plots follow every trial (front.py).
+- Every ask and tell goes into the store's ask log and, after every tell, the strategy's own
+  state into strategy_state.json (strategy_state.py); front.json and the plots follow every
+  trial (front.py).
 - A genome whose key is already finished in the store is told from the store (never trained
   twice); one asked while an identical genome is in flight waits for that trial.
 - `resume=True` checks the config (resume.py), reloads the strategy state, resubmits the
@@ -108,7 +109,8 @@ class _Search:
         )
         if strategy is None or isinstance(strategy, str):
             strategy = problem.make_strategy()
-        self.strategy = ResumableStrategy(strategy, name, run.strategy_state, resume, started=self.t0, warn=self.log)
+        self.strategy = ResumableStrategy(strategy, name, run.strategy_state, self.store, resume, started=self.t0,
+                                          warn=self.log)
         self.backlog: list[Genome] = self.strategy.pending()  # to (re)submit before asking again
         self.inflight: dict[str, TrialSpec] = {}
         halving = Halving.of(cfg)  # successive halving: the rungs in the store and in flight

@@ -1,10 +1,14 @@
 """The strategy as a search session drives it, and strategy_state.json, which lets a killed or
 stopped search carry on where it was.
 
-After every tell the strategy's `state_dict()` is written atomically, with the genomes asked
-but not yet told ("pending"), the number of tells and the time spent over all sessions. The
-saved state is always one taken right after a tell: asks made after it are repeated
-(deterministically) on resume, so no strategy has to serialise a half-finished ask.
+What was asked, told and is pending lives in the store (trials.sqlite's ask log, ask_log.py).
+After every tell, strategy_state.json is written atomically with only what the store cannot
+give: the strategy's `state_dict()` less the fields the log holds (`history`, `pending`), the
+point of the log it was taken at (`n_asked`, `n_told`) and the time spent over all sessions. The
+saved state is always one taken right after a tell: on resume the log is rewound to that point
+and asks made after it are repeated (deterministically), so no strategy has to serialise a
+half-finished ask. States written before the ask log existed (format 1: history and pending in
+the file) are read and their log is written from them.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ import math
 import time
 from pathlib import Path
 
+from medseg_nas.ask_log import AskLog
 from medseg_nas.errors import SearchError
 from medseg_nas.jsonio import atomic_write, json_default
 from medseg_nas.space.genome import Genome
+from medseg_nas.trial_store import TrialStore
 
-STATE_FORMAT = "medseg-nas/strategy-state/1"
+STATE_FORMAT = "medseg-nas/strategy-state/2"
+FROM_STORE = ("history", "pending")  # state_dict fields the ask log holds: not written to the file
 
 
 def _read_state(path: Path, warn) -> dict | None:
@@ -47,18 +54,19 @@ def _read_state(path: Path, warn) -> dict | None:
 
 
 class ResumableStrategy:
-    """Asks and tells a strategy, keeping strategy_state.json current.
+    """Asks and tells a strategy, logging both in the store and keeping strategy_state.json current.
 
     `resume`: load the state saved at `path` (refused when another strategy wrote it, or when
-    it is malformed: plain JSON only, never half-loaded); `pending()` are then the genomes the
-    killed session had asked and not told, to submit again before asking anew.
+    it is malformed: plain JSON only, never half-loaded) with its history and pending genomes
+    from the store; `pending()` are then the genomes the killed session had asked and not told,
+    to submit again before asking anew. Without a saved state the log starts empty.
     """
 
-    def __init__(self, strategy, name: str, path: Path, resume: bool, started: float, warn=None) -> None:
+    def __init__(self, strategy, name: str, path: Path, store: TrialStore, resume: bool, started: float,
+                 warn=None) -> None:
         self.strategy, self.name, self.path, self.started = strategy, name, path, started
+        self.log = AskLog(store)
         self.elapsed_before = 0.0
-        self.n_told = 0
-        pending: list[str] = []
         state = _read_state(path, warn or (lambda msg: None)) if resume and path.exists() else None
         self.resumed = state is not None
         if self.resumed:
@@ -66,18 +74,43 @@ class ResumableStrategy:
                 raise SearchError(
                     f"cannot resume {path.parent} with strategy {name!r}: it was searched with {state.get('strategy')!r}"
                 )
+            saved = self._restore_log(state)
             try:
-                strategy.load_state_dict(state["state"])
+                strategy.load_state_dict(saved)
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 why = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
                 raise SearchError(f"cannot resume from {path}: bad strategy state ({why})") from None
-            pending = state.get("pending", [])
-            self.n_told = int(state.get("n_told", 0))
             self.elapsed_before = float(state.get("elapsed_s", 0.0))
-        self.outstanding: list[Genome] = [Genome.from_json(s) for s in pending]  # asked, not yet told
+        else:
+            self.log.clear()
+        # asked, not yet told: (ask number in the log, genome)
+        self._asks: list[tuple[int, Genome]] = [(seq, Genome.from_json(js)) for seq, js in self.log.pending()]
+        if getattr(self, "_rewrite", False):
+            self.save()
+
+    def _restore_log(self, state: dict) -> dict:
+        """The strategy's saved state with the fields the log holds filled in from it, the log
+        rewound to the point the state was taken at (or written, for a format-1 state)."""
+        saved = state.get("state")
+        if not isinstance(saved, dict):
+            raise SearchError(f"cannot resume from {self.path}: bad strategy state (no 'state' object)")
+        if "n_asked" not in state:  # format 1: the file holds the history and the pending asks
+            self.log.fill(saved.get("history", []), list(state.get("pending", [])))
+            self._rewrite = True  # in format 2, once loaded
+            return saved
+        try:
+            self.log.rewind(int(state["n_asked"]), int(state["n_told"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SearchError(f"cannot resume from {self.path}: bad strategy state ({exc})") from None
+        fields = {"history": self.log.history, "pending": lambda: [js for _, js in self.log.pending()]}
+        return {**saved, **{k: fields[k]() for k in state.get("from_store", []) if k in fields}}
 
     def pending(self) -> list[Genome]:
-        return list(self.outstanding)
+        return [g for _, g in self._asks]
+
+    @property
+    def outstanding(self) -> list[Genome]:
+        return self.pending()
 
     @property
     def done(self) -> bool:
@@ -105,43 +138,50 @@ class ResumableStrategy:
 
     def ask(self, n: int) -> list[Genome]:
         asked = list(self.strategy.ask(n))
-        self.outstanding.extend(asked)
+        self._asks.extend((self.log.ask(g.to_json()), g) for g in asked)
         return asked
 
     def tell(self, genome: Genome, objectives: tuple[float, float] | None) -> None:
         self.strategy.tell(genome, objectives)
-        for i, g in enumerate(self.outstanding):
-            if g is genome:
-                del self.outstanding[i]
-                break
-        self.n_told += 1
+        i = next((i for i, (_, g) in enumerate(self._asks) if g is genome), None)
+        seq = self._asks.pop(i)[0] if i is not None else self.log.ask(genome.to_json())
+        self.log.tell(seq, objectives)
         self.save()
 
     def tell_all(self, key: str, objectives: tuple[float, float] | None) -> None:
         """Tell every outstanding ask of genome `key` (a trial answers all its twins)."""
-        for g in [g for g in self.outstanding if g.key() == key]:
+        for g in [g for _, g in self._asks if g.key() == key]:
             self.tell(g, objectives)
+
+    @property
+    def n_told(self) -> int:
+        return self.log.n_told()
 
     def elapsed(self) -> float:
         """Seconds spent on this search, summed over its sessions."""
         return self.elapsed_before + (time.time() - self.started)
 
     def save(self) -> None:
+        full = self.strategy.state_dict()
         state = {
             "format": STATE_FORMAT,
             "strategy": self.name,
-            "state": self.strategy.state_dict(),
-            "pending": [g.to_json() for g in self.outstanding],
-            "n_told": self.n_told,
+            "state": {k: v for k, v in full.items() if k not in FROM_STORE},
+            "from_store": [k for k in FROM_STORE if k in full],
+            "n_asked": self.log.n_asked(),
+            "n_told": self.log.n_told(),
             "elapsed_s": round(self.elapsed(), 3),
         }
         atomic_write(self.path, json.dumps(state, default=json_default))
 
     def save_elapsed(self) -> None:
-        """Record the time spent without saving a strategy caught between an ask and its tell."""
-        if not self.outstanding or not self.path.exists():
+        """At the end of a session: record the time spent without saving a strategy caught between
+        an ask and its tell, and rewind the log to the saved state (its later asks are repeated
+        on resume), so that the store's pending asks are the saved state's."""
+        if not self._asks or not self.path.exists():
             self.save()
             return
         state = json.loads(self.path.read_text())
         state["elapsed_s"] = round(self.elapsed(), 3)
         atomic_write(self.path, json.dumps(state, default=json_default))
+        self.log.rewind(int(state["n_asked"]), int(state["n_told"]))

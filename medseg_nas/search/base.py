@@ -2,7 +2,9 @@
 
 The runner saves `state_dict()` right after every `tell` and, on resume, repeats the asks made
 after it; so a strategy must be a deterministic function of (seed, state, tells) and its
-state must capture everything — including genomes asked but not yet told (`pending`).
+state must capture everything — including genomes asked but not yet told (`pending`). The runner
+keeps `history` and `pending` in the store's ask log and writes only the rest of the state to
+strategy_state.json (nas/strategy_state.py).
 """
 
 from __future__ import annotations
