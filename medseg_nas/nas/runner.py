@@ -294,7 +294,7 @@ class _Search:
             + (f"{budget} trials" if budget > 0 else "unlimited trials")
             + (f" / {self.cfg.search.budget_hours} h" if self.cfg.search.budget_hours > 0 else "")
             + f", executor {self.executor.describe()}, run dir {self.run_dir}"
-            + (f" (resumed: {self.finished()} finished, {len(self.strategy.outstanding)} pending)" if self.resume else "")
+            + (f" (resumed: {self.finished()} finished, {len(self.strategy.pending())} pending)" if self.resume else "")
         )
         if self.log.progress:
             self.log.open_bar(budget if budget > 0 else None, self.finished())

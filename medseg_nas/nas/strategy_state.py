@@ -85,8 +85,8 @@ class ResumableStrategy:
             self.log.clear()
         # asked, not yet told: (ask number in the log, genome)
         self._asks: list[tuple[int, Genome]] = [(seq, Genome.from_json(js)) for seq, js in self.log.pending()]
-        if getattr(self, "_rewrite", False):
-            self.save()
+        if self.resumed and "n_asked" not in state:
+            self.save()  # a format-1 state, loaded: rewritten in format 2
 
     def _restore_log(self, state: dict) -> dict:
         """The strategy's saved state with the fields the log holds filled in from it, the log
@@ -96,7 +96,6 @@ class ResumableStrategy:
             raise SearchError(f"cannot resume from {self.path}: bad strategy state (no 'state' object)")
         if "n_asked" not in state:  # format 1: the file holds the history and the pending asks
             self.log.fill(saved.get("history", []), list(state.get("pending", [])))
-            self._rewrite = True  # in format 2, once loaded
             return saved
         try:
             self.log.rewind(int(state["n_asked"]), int(state["n_told"]))
@@ -107,10 +106,6 @@ class ResumableStrategy:
 
     def pending(self) -> list[Genome]:
         return [g for _, g in self._asks]
-
-    @property
-    def outstanding(self) -> list[Genome]:
-        return self.pending()
 
     @property
     def done(self) -> bool:
