@@ -56,6 +56,7 @@ from pathlib import Path
 from medseg_nas.bench.search_bench import (DEFAULT_VARIANTS, AnalyticProblem, TrainProblem, Variant, parse_seeds,
                                             parse_variants, plot, run_one, search_code_provenance, summarise,
                                             variant_search_config)
+from medseg_nas.bench.stated_tests import StatedTests, check_plan
 from medseg_nas.bench.tables import search as search_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def write(out: Path, args, seeds, variants: list[Variant], problem, runs, total: float) -> dict:
     import torch
 
-    summary = summarise(runs, args.budget, args.target)
+    summary = summarise(runs, args.budget, args.target, args.plan)
     provenance = search_code_provenance(ROOT)
     doc = {"benchmark": "bench_search", "mode": args.mode, "budget_trials": args.budget, "seeds": seeds,
            "strategies": [v.label for v in variants],
@@ -96,10 +97,13 @@ def main(argv=None) -> int:
                     help="config override for every variant, e.g. search.nsga2.pop_size=6 or search.seed_smallest=false")
     ap.add_argument("--data-root", default="data/mni152_tissue")
     ap.add_argument("--cases", type=int, default=24, help="cases to generate if --data-root is missing")
-    ap.add_argument("--spacing", type=float, nargs=3, default=[6.0, 6.0, 6.0])
-    ap.add_argument("--patch", type=int, nargs=3, default=[16, 16, 16])
+    ap.add_argument("--spacing", nargs="+", default=["6", "6", "6"], help="3 values, or auto (the data plan's)")
+    ap.add_argument("--patch", nargs="+", default=["16", "16", "16"], help="3 values, or auto (the data plan's)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--iters", type=int, default=4)
+    ap.add_argument("--until", type=int, default=0, help="stop each trial after this epoch of --epochs (a halving rung)")
+    ap.add_argument("--control", default="random", help="the stated tests' control variant (one-sided, Holm)")
+    ap.add_argument("--alpha", type=float, default=0.05, help="the stated tests' family-wise level")
     ap.add_argument("--train-seed", type=int, default=0)
     ap.add_argument("--work-dir", default="runs/bench_search", help="cache and per-run front.json")
     ap.add_argument("--out", default="")
@@ -112,6 +116,8 @@ def main(argv=None) -> int:
     for v in variants:  # bad overrides fail before anything is trained
         variant_search_config(v, problem.cfg)
     work = Path(args.work_dir) / args.mode
+    args.plan = StatedTests(control=args.control, alpha=args.alpha)
+    check_plan(work, args.plan)  # the tests are stated before the first run of this work directory
     t0 = time.perf_counter()
     runs: list[dict] = []
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -133,10 +139,8 @@ def main(argv=None) -> int:
               f"  tau {s['surrogate_tau_mean']}  train {s['train_s_mean']:.0f}s  overhead {s['overhead_s_mean']:.2f}s")
     for pair, t in summary["mann_whitney_u"].items():
         print(f"  MWU {pair}: U={t['U']} p={t['p']}")
-    tt = summary.get("trials_to_target")
-    if tt:
-        print(f"  trials to reach {tt['target']} ({tt['target_hv']:.4f}): "
-              + ", ".join(f"{n} {d['mean_trials_if_reached']} ({d['reached']}/{d['n']})" for n, d in tt["per_strategy"].items()))
+    for n, t in summary.get("stated_tests", {}).get("per_variant", {}).items():
+        print(f"  stated: {n} > {args.control}: p={t['p']} Holm p={t['p_adjusted']} reject={t['reject']} power={t['power']}")
     print(f"wrote {out}, {out.with_suffix('.md')} and {png} ({total:.1f} s)")
     return 0
 

@@ -50,11 +50,20 @@ def test_bench_search_analytic(tmp_path):
         got = tt["per_strategy"][label]
         assert got["trials_to_target"] == hits and got["n"] == len(runs) == 2
         assert got["reached"] == sum(h is not None for h in hits)
+        assert got["mean_trials_all_seeds"] == pytest.approx(np.mean([10 if h is None else h for h in hits]), abs=0.05)
+    st = doc["summary"]["stated_tests"]  # each variant against random, one-sided, Holm (issue 27)
+    assert st["plan"]["control"] == "random" and st["plan"]["correction"] == "holm"
+    assert set(st["per_variant"]) == set(labels) - {"random"}
+    assert json.loads((tmp_path / "w" / "analytic" / "stated_tests.json").read_text()) == st["plan"]
     md = out.with_suffix(".md").read_text()
     assert "| dmls_linear (`dmls`, `search.dmls.neighbour_order=linear`) |" in md and "trials to dmls's HV" in md
+    assert "Stated before the run: one-sided Mann–Whitney U" in md and "| samea | 2 |" in md
     assert out.with_suffix(".png").stat().st_size > 1000
     front = json.loads((tmp_path / "w" / "analytic" / "dmls_s0" / "front.json").read_text())
     assert front["front"] and front["knee"] in {e["id"] for e in front["front"]}
+    with pytest.raises(SystemExit, match="tests were stated"):  # a plan cannot change after a run
+        bs.main(["--mode", "analytic", "--seeds", "0", "--budget", "3", "--work-dir", str(tmp_path / "w"),
+                 "--alpha", "0.01", "--out", str(tmp_path / "other.json")])
 
 
 @pytest.mark.parametrize("variants,message", [
@@ -91,6 +100,14 @@ def test_bench_search_train_cache_and_peers_with_run_dir(tmp_path, synthetic_roo
     b = json.loads((tmp_path / "b.json").read_text())
     assert b["trained_this_invocation"] == 0
     assert [r["final_hv"] for r in b["runs"]] == [r["final_hv"] for r in a["runs"]]
+    # --until K trains the first K epochs of the schedule (a halving rung), in a cache of its own
+    rung = argv[:argv.index("--epochs")] + ["--epochs", "2", "--iters", "1", "--until", "1"] + argv[argv.index("--set"):]
+    assert bs.main([a if a != str(tmp_path / "w") else str(tmp_path / "r") for a in rung]
+                   + ["--out", str(tmp_path / "c.json")]) == 0
+    c = json.loads((tmp_path / "c.json").read_text())
+    assert c["problem"]["until_epoch"] == 1 and c["problem"]["budget_hash"] != a["problem"]["budget_hash"]
+    cache = [json.loads(x) for x in (tmp_path / "r" / "cache.jsonl").read_text().splitlines()]
+    assert cache and all(e["epochs_run"] == 1 for e in cache if e["status"] == "done")
 
     bp = _load("bench_peers")
     out = tmp_path / "peers.json"

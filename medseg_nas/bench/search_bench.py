@@ -134,10 +134,13 @@ class TrainProblem:
             f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}", "train.patience=0",
             f"train.seed={args.train_seed}", "train.device=cpu",
         ]
-        if args.spacing:
+        if args.spacing and list(args.spacing) != ["auto"]:  # "auto": the data plan's own
             overrides.append(f"data.target_spacing=[{','.join(str(s) for s in args.spacing)}]")
-        if args.patch:
+        if args.patch and list(args.patch) != ["auto"]:
             overrides.append(f"data.patch_size=[{','.join(str(p) for p in args.patch)}]")
+        # --until K: a trial stops after epoch K of the --epochs schedule, as a halving rung-K trial
+        # does (the proxy whose ranking scripts/proxy_budget.py measures as EPOCHSxITERS@K)
+        self.until = int(getattr(args, "until", 0) or 0) or None
         cfg = load_config(args.config, overrides)
         self.cfg = cfg
         root = Path(cfg.data.root)
@@ -155,6 +158,8 @@ class TrainProblem:
                       "objectives": dataclasses.asdict(cfg.objectives), "augment": cfg.data.augment}
         if cfg.space.cell != "residual":  # keeps the hash (and caches) of runs from before space.cell
             budget_key["cell"] = cfg.space.cell
+        if self.until is not None and self.until < cfg.train.epochs:  # keeps the hash of full-schedule runs
+            budget_key["until"] = self.until
         self.budget_hash = hashlib.sha1(json.dumps(budget_key, sort_keys=True).encode()).hexdigest()[:12]
         self.cache_path = Path(args.work_dir) / "cache.jsonl"
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,10 +173,10 @@ class TrainProblem:
         self.n_trained = 0
         self._f2: dict[str, float] = {}
         self.description = {
-            "problem": "Trainer.fit on the MNI152-derived tissue set", "data_root": str(root),
+            "problem": f"Trainer.fit on {root.name}", "data_root": str(root),
             "n_train": len(split.train), "n_val": len(split.val), "patch_size": list(self.plan.patch_size),
             "target_spacing": list(self.plan.target_spacing), "epochs": cfg.train.epochs,
-            "iters_per_epoch": cfg.train.iters_per_epoch, "batch_size": cfg.train.batch_size,
+            "iters_per_epoch": cfg.train.iters_per_epoch, "until_epoch": self.until, "batch_size": cfg.train.batch_size,
             "train_seed": cfg.train.seed, "space": dataclasses.asdict(cfg.space), "budget_hash": self.budget_hash,
             "cache_entries_at_start": len(self.cache),
         }
@@ -192,10 +197,10 @@ class TrainProblem:
         if k in self.cache:
             return {**self.cache[k], "cached": True}
         trainer = Trainer(self.cfg.train, self.bundle, self.plan, device="cpu", progress=False, cell=self.cfg.space.cell)
-        r = trainer.fit(g, seed=int(self.cfg.train.seed))
+        r = trainer.fit(g, seed=int(self.cfg.train.seed), until=self.until)
         d = {"key": k, "budget": self.budget_hash, "genome": g.to_json(), "status": r.status, "error": r.error,
              "seconds": round(r.seconds, 2), "n_params": r.n_params, "val_dice": r.val_dice,
-             "train_dice": r.train_dice, "e_max": r.e_max}
+             "train_dice": r.train_dice, "e_max": r.e_max, "epochs_run": r.epochs_run}
         if r.status == TrialStatus.DONE:
             d["f1"], d["f2"] = compute_objectives(r, self.cfg.objectives)
         self.n_trained += 1
@@ -300,9 +305,12 @@ def first_reaching(curve: list[float], target: float) -> int | None:
     return None
 
 
-def summarise(runs: list[dict], budget: int, target: str = "dmls") -> dict:
-    """Per variant: final HV, τ, costs; pairwise Mann–Whitney U; trials to reach `target`'s HV."""
+def summarise(runs: list[dict], budget: int, target: str = "dmls", plan=None) -> dict:
+    """Per variant: final HV, τ, costs; pairwise Mann–Whitney U (descriptive); the tests stated
+    before the run (`plan`, each variant against the control); trials to reach `target`'s HV."""
     from scipy.stats import mannwhitneyu
+
+    from medseg_nas.bench.stated_tests import StatedTests, trials_to_target, versus_control
 
     by: dict[str, list[dict]] = {}
     for r in runs:
@@ -323,6 +331,9 @@ def summarise(runs: list[dict], budget: int, target: str = "dmls") -> dict:
             "surrogate_tau_mean": round(float(np.mean(taus)), 3) if taus else None,
             "surrogate_tau_std": round(float(np.std(taus, ddof=1)), 3) if len(taus) > 1 else None,
             "surrogate_tau_n": len(taus),
+            # every predict-before-train pair of a run pooled (issue 27), per run with its n
+            "surrogate_tau_pooled": [r["stats"].get("surrogate_tau_pooled") for r in rs],
+            "surrogate_pairs": [r["stats"].get("surrogate_pairs") for r in rs],
         }
         rej = [r["stats"].get("surrogate_rejected") for r in rs if r["stats"].get("surrogate_rejected") is not None]
         scr = [r["stats"].get("surrogate_screened") for r in rs if r["stats"].get("surrogate_screened") is not None]
@@ -347,12 +358,14 @@ def summarise(runs: list[dict], budget: int, target: str = "dmls") -> dict:
         goal = float(np.mean([r["final_hv"] for r in by[target]]))
         need = {}
         for name in names:
-            hits = [first_reaching(r["hv"], goal) for r in by[name]]
-            reached = [h for h in hits if h]
-            need[name] = {"trials_to_target": hits, "reached": len(reached), "n": len(hits),
-                          "mean_trials_if_reached": round(float(np.mean(reached)), 1) if reached else None}
+            t = trials_to_target([r["hv"] for r in by[name]], goal, budget)
+            reached = [h for h in t["trials_to_target"] if h]
+            need[name] = {**t, "mean_trials_if_reached": round(float(np.mean(reached)), 1) if reached else None}
         out["trials_to_target"] = {"variant": target, "target_hv": round(goal, 5),
                                    "target": f"mean final hypervolume of {target}", "per_strategy": need}
+    plan = plan or StatedTests()
+    if plan.control in by:
+        out["stated_tests"] = versus_control({n: [r["final_hv"] for r in by[n]] for n in names}, plan)
     return out
 
 
