@@ -14,7 +14,12 @@ differs is how long: each network trains for the **same CPU seconds** as the run
 - `monai_dynunet` DynUNet as nnU-Net's 3d_fullres planner would configure it for this spacing and
                   patch (medseg_nas.bench.peers `dynunet_plan`), seeds 0, 1, 2;
 - `monai_unet`    MONAI UNet, the tutorials' 16-32-64-128-256 configuration, seed 0;
-- `smallest`      `Genome.smallest` of the run's space (the trivial end of every front), seed 0.
+- `smallest`      `Genome.smallest` of the run's space (the trivial end of every front), seed 0;
+- `small_unet`, `small_dynunet`, `small_segresnet` (not in the default plan; issue 27's controls):
+                  MONAI UNet, DynUNet (nnU-Net's plan, fewer filters) and SegResNet, each at the
+                  width whose parameter count is nearest the chosen network's
+                  (medseg_nas.bench.peers `small_standard_networks`), e.g.
+                  `--plan "small_unet:0,1,2;small_dynunet:0,1,2;small_segresnet:0,1,2"`.
 
 Equal seconds: `Trainer.fit(seconds=...)`, whose poly schedule follows the clock and which stops
 when the time left would not cover the final validation (train/trainer.py). Rows written before

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from medseg_nas.space import PUBLISHED_GENOMES, Genome, SearchSpace
+from medseg_nas.space.network import NetworkSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,14 +26,43 @@ class PeerSpec:
         return self.name
 
 
-def monai_unet(in_ch: int, n_cls: int, strides) -> torch.nn.Module:
+def monai_unet(in_ch: int, n_cls: int, strides, base: int = 16) -> torch.nn.Module:
+    """MONAI UNet as the tutorials configure it (base 16: 16-32-64-128-256); `base` scales the width."""
     from monai.networks.nets import UNet
 
-    return UNet(3, in_ch, n_cls, channels=(16, 32, 64, 128, 256), strides=tuple(tuple(s) for s in strides[:4]),
+    return UNet(3, in_ch, n_cls, channels=tuple(base * 2**i for i in range(5)), strides=tuple(tuple(s) for s in strides[:4]),
                 num_res_units=2, norm=("instance", {"affine": True}))
 
 
-def dynunet_plan(spacing, strides) -> dict:
+def monai_segresnet(in_ch: int, n_cls: int, init_filters: int) -> torch.nn.Module:
+    """MONAI SegResNet (Auto3DSeg's default family) at MONAI's default depth, instance norm as the
+    other peers (its default group norm needs widths divisible by 8, too coarse to size it)."""
+    from monai.networks.nets import SegResNet
+
+    return SegResNet(3, init_filters, in_ch, n_cls, norm=("instance", {"affine": True}))
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def sized_width(build, target: int, widths=range(2, 65)) -> tuple[int, int]:
+    """(width, parameters) of the width whose network is nearest `target` parameters in log ratio:
+    a standard network scaled to the search pick's size (issue 27's "standard small network")."""
+    import math
+
+    best = None
+    for w in widths:
+        n = n_params(build(w))
+        gap = abs(math.log(n / target))
+        if best is None or gap < best[2]:
+            best = (w, n, gap)
+        if n > 2 * target:  # parameters grow with the width: nothing wider is nearer
+            break
+    return best[0], best[1]
+
+
+def dynunet_plan(spacing, strides, base: int = 32) -> dict:
     """nnU-Net 3d_fullres-style kernels/strides/filters for the plan's spacing and strides."""
     sp = [float(s) for s in spacing]
     kernels, all_strides = [], [(1, 1, 1)] + [tuple(s) for s in strides]
@@ -44,7 +74,7 @@ def dynunet_plan(spacing, strides) -> dict:
     while len(all_strides) > 2 and all_strides[-1] == (1, 1, 1):
         all_strides.pop()
         kernels.pop()
-    filters = [min(32 * 2**i, 320) for i in range(len(all_strides))]
+    filters = [min(base * 2**i, 10 * base) for i in range(len(all_strides))]  # base 32: nnU-Net's 32..320
     return {"kernel_size": kernels, "strides": all_strides, "upsample_kernel_size": all_strides[1:], "filters": filters}
 
 
@@ -95,7 +125,32 @@ def network_specs(cfg, plan, info: dict, peer_lr: float) -> dict[str, tuple[obje
         "monai_unet": (PeerSpec("monai_unet", peer_lr, 4), lambda s: monai_unet(in_ch, n_cls, strides),
                        {"config": "UNet(channels=16-32-64-128-256, strides=plan, num_res_units=2, instance norm)"}),
         "smallest": (small, None, {"genome": small.to_dict(), "describe": small.describe()}),
+        **small_standard_networks(in_ch, n_cls, plan, NetworkSpec.of(plan, cfg.space.cell).n_params(chosen), peer_lr),
     }
+
+
+def small_standard_networks(in_ch: int, n_cls: int, plan, target: int, peer_lr: float) -> dict:
+    """MONAI UNet, DynUNet (nnU-Net's plan, fewer filters) and SegResNet, each at the width whose
+    parameter count is nearest `target` (the pick's): the controls that could beat a search pick of
+    that size (issue 27). Same entry shape as network_specs'."""
+    strides = plan.network_plan.strides
+    out = {}
+    base, n = sized_width(lambda w: monai_unet(in_ch, n_cls, strides, w), target)
+    out["small_unet"] = (PeerSpec("small_unet", peer_lr, 4), lambda s, b=base: monai_unet(in_ch, n_cls, strides, b),
+                         {"config": f"UNet(channels={base}x(1,2,4,8,16), num_res_units=2, instance norm)",
+                          "width": base, "sized_to": target, "n_params": n})
+    dyn_of = lambda w: dynunet_plan(plan.target_spacing, strides, w)  # noqa: E731
+    base, n = sized_width(lambda w: monai_dynunet(in_ch, n_cls, dyn_of(w)), target)
+    dyn = dyn_of(base)
+    out["small_dynunet"] = (PeerSpec("small_dynunet", peer_lr, len(dyn["strides"]) - 1),
+                            lambda s, d=dyn: monai_dynunet(in_ch, n_cls, d),
+                            {"config": {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in dyn.items()},
+                             "width": base, "sized_to": target, "n_params": n})
+    base, n = sized_width(lambda w: monai_segresnet(in_ch, n_cls, w), target)
+    out["small_segresnet"] = (PeerSpec("small_segresnet", peer_lr, 3), lambda s, b=base: monai_segresnet(in_ch, n_cls, b),
+                              {"config": f"SegResNet(init_filters={base}, blocks_down=(1,2,2,4), instance norm)",
+                               "width": base, "sized_to": target, "n_params": n})
+    return out
 
 
 def networks(args, plan) -> list[tuple[str, object, object, dict]]:
