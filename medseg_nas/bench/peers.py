@@ -78,6 +78,11 @@ def dynunet_plan(spacing, strides, base: int = 32) -> dict:
     return {"kernel_size": kernels, "strides": all_strides, "upsample_kernel_size": all_strides[1:], "filters": filters}
 
 
+def _plain(dyn: dict) -> dict:
+    """A dynunet_plan as JSON-able lists, for a record's "config"."""
+    return {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in dyn.items()}
+
+
 def monai_dynunet(in_ch: int, n_cls: int, p: dict) -> torch.nn.Module:
     from monai.networks.nets import DynUNet
 
@@ -121,7 +126,7 @@ def network_specs(cfg, plan, info: dict, peer_lr: float) -> dict[str, tuple[obje
                                     "trial_id": info["trial_id"]}),
         "monai_dynunet": (PeerSpec("monai_dynunet", peer_lr, len(dyn["strides"]) - 1),
                           lambda s: monai_dynunet(in_ch, n_cls, dyn),
-                          {"config": {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in dyn.items()}}),
+                          {"config": _plain(dyn)}),
         "monai_unet": (PeerSpec("monai_unet", peer_lr, 4), lambda s: monai_unet(in_ch, n_cls, strides),
                        {"config": "UNet(channels=16-32-64-128-256, strides=plan, num_res_units=2, instance norm)"}),
         "smallest": (small, None, {"genome": small.to_dict(), "describe": small.describe()}),
@@ -144,7 +149,7 @@ def small_standard_networks(in_ch: int, n_cls: int, plan, target: int, peer_lr: 
     dyn = dyn_of(base)
     out["small_dynunet"] = (PeerSpec("small_dynunet", peer_lr, len(dyn["strides"]) - 1),
                             lambda s, d=dyn: monai_dynunet(in_ch, n_cls, d),
-                            {"config": {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in dyn.items()},
+                            {"config": _plain(dyn),
                              "width": base, "sized_to": target, "n_params": n})
     base, n = sized_width(lambda w: monai_segresnet(in_ch, n_cls, w), target)
     out["small_segresnet"] = (PeerSpec("small_segresnet", peer_lr, 3), lambda s, b=base: monai_segresnet(in_ch, n_cls, b),
@@ -164,7 +169,7 @@ def networks(args, plan) -> list[tuple[str, object, object, dict]]:
     rows.append(("monai_unet", PeerSpec("monai_unet", args.peer_lr, 4), lambda s: monai_unet(in_ch, n_cls, strides),
                  {"config": "UNet(channels=16-32-64-128-256, strides=plan, num_res_units=2, instance norm)"}))
     rows.append(("monai_dynunet", PeerSpec("monai_dynunet", args.peer_lr, n_dyn), lambda s: monai_dynunet(in_ch, n_cls, dyn),
-                 {"config": {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in dyn.items()}}))
+                 {"config": _plain(dyn)}))
     for name, g in PUBLISHED_GENOMES.items():
         g = g.with_value("n_f", args.n_f)
         tag = ""
