@@ -67,15 +67,15 @@ def compare(runs: dict[str, dict[int, dict]], against: str = "full") -> dict:
             continue
         diff = seed_mean(space) - base
         out[f"{space}-{against}"] = {k: paired_interval(diff[:, j]) for j, k in enumerate(classes)}
-        out[f"{space}-{against}"]["verdict"] = verdict(out[f"{space}-{against}"]["mean"])
+        out[f"{space}-{against}"]["verdict"] = verdict(out[f"{space}-{against}"]["mean"], against)
     return out
 
 
-def verdict(iv: dict) -> str:
+def verdict(iv: dict, against: str = "full") -> str:
     if iv["high"] < 0:
-        return "lower than full: the interval excludes 0"
+        return f"lower than {against}: the interval excludes 0"
     if iv["low"] > 0:
-        return "higher than full: the interval excludes 0"
+        return f"higher than {against}: the interval excludes 0"
     return "no difference shown: the interval contains 0"
 
 
