@@ -32,13 +32,12 @@ def _per_seed(entry: dict | None) -> dict[int, dict]:
     return {int(r["seed"]): r["per_case_dice"] for r in (entry or {}).get("runs", []) if r.get("per_case_dice")}
 
 
-def arms(search_doc: dict, random_doc: dict) -> dict[str, dict[int, dict]]:
-    """The study's arms from two whole_job_peers records: the searched run's (pick and small
-    networks) and the random-search run's (its pick)."""
-    res, rnd = search_doc.get("results", {}), random_doc.get("results", {})
-    out = {PICK: _per_seed(res.get("nas_pick")), RANDOM: _per_seed(rnd.get("nas_pick"))}
-    out.update({name: _per_seed(res.get(name)) for name in SMALL})
-    return out
+def _entries(search_doc: dict, random_doc: dict) -> dict[str, dict | None]:
+    """Each arm's whole_job_peers result: the searched run's record holds the pick and the small
+    networks, the random-search run's record its pick."""
+    res = search_doc.get("results", {})
+    return {PICK: res.get("nas_pick"), RANDOM: random_doc.get("results", {}).get("nas_pick"),
+            **{name: res.get(name) for name in SMALL}}
 
 
 def _arm_row(entry: dict | None, seeds: dict[int, dict]) -> dict:
@@ -51,10 +50,8 @@ def _arm_row(entry: dict | None, seeds: dict[int, dict]) -> dict:
 
 def study(search_doc: dict, random_doc: dict) -> dict:
     """Per arm: parameters, seeds, test Dice; paired pick - control intervals; the stated verdict."""
-    by = arms(search_doc, random_doc)
-    entries = {PICK: search_doc.get("results", {}).get("nas_pick"),
-               RANDOM: random_doc.get("results", {}).get("nas_pick"),
-               **{n: search_doc.get("results", {}).get(n) for n in SMALL}}
+    entries = _entries(search_doc, random_doc)
+    by = {name: _per_seed(entry) for name, entry in entries.items()}
     table = {name: _arm_row(entries[name], seeds) for name, seeds in by.items()}
     paired = {}
     if by[PICK]:
@@ -73,5 +70,4 @@ def study(search_doc: dict, random_doc: dict) -> dict:
     else:
         verdict = "not shown: the search's pick does not beat " + " or ".join(n for n in needed if not beats[n])
     return {"rule": RULE, "arms": table, "best_small": best_small, "paired_vs": paired, "beats": beats,
-            "verdict": verdict, "provisional": bool(short),
-            "seeds_short": short}
+            "verdict": verdict, "provisional": bool(short), "seeds_short": short}
