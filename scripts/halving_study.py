@@ -10,7 +10,10 @@ Per search: genomes examined, trials that reached each rung, genomes per search-
 and the hypervolume in one box (the first run's front.json box; every run here shares the space
 and objectives, so the box is the same) over (a) every trial at the highest rung it reached, as
 the runner's front does (a lower rung's f1 is of a less trained network, so this is conservative)
-and (b) the top-rung trials only. `--record NAME=FILE@SECONDS` adds a whole-job record's search
+and (b) the top-rung trials only. Each search also keeps its trials (genome, objectives, rung) and the
+pick its config's retrain would make (`stages.retrain.pick_trial`), so the record, not the run
+directory, is what a later session retrains from (the run directories of the first runs were lost
+with their machine). `--record NAME=FILE@SECONDS` adds a whole-job record's search
 cut at SECONDS of summed trial time (its trials in id order; an older run's control). `--rungs-tau`
 copies proxy_budget's Kendall tau per budget (the first rung's ranking).
 """
@@ -27,6 +30,7 @@ from medseg_nas.jsonio import atomic_write
 from medseg_nas.trial_store import TrialStore
 from medseg_nas.rundir import RunDir
 from medseg_nas.search.archive import normalised_hypervolume
+from medseg_nas.stages.retrain import cost_caps, pick_trial, trial_params
 
 
 def run_row(path: Path, box) -> dict:
@@ -41,13 +45,19 @@ def run_row(path: Path, box) -> dict:
     top = [r for r in done if r.rung is None or r.rung == n_rungs - 1]
     seconds = sum(r.seconds or 0 for r in rows)  # trial seconds, every rung of every trial
     log = (run.path / "search.log").read_text() if (run.path / "search.log").is_file() else ""
+    cfg = run.config()
+    pick, why = pick_trial(rows, cfg.retrain.pick, cost_caps(cfg.retrain))
     return {"genomes": len(rows), "done": len(done), "failed": sum(r.status == "failed" for r in rows),
             "trials_per_rung": fid.get("trials_per_rung") or [len(done)], "rungs": fid.get("rungs"),
             "top_rung": len(top), "trial_seconds": round(seconds, 1),
             "genomes_per_hour": round(len(rows) / seconds * 3600, 1) if seconds else None,
             "hv_highest_rung": round(normalised_hypervolume([r.objectives for r in done], *box), 4),
             "hv_top_rung_only": round(normalised_hypervolume([r.objectives for r in top], *box), 4),
-            "promotions_done": sum(r.rung > 0 for r in rungs), "stopped": log.strip().splitlines()[-1:] or None}
+            "promotions_done": sum(r.rung > 0 for r in rungs), "stopped": log.strip().splitlines()[-1:] or None,
+            "pick": {"trial_id": pick.id, "genome": pick.genome, "f1": pick.f1, "rung": pick.rung,
+                     "n_params": trial_params(pick), "why": why, "retrain_pick": cfg.retrain.pick},
+            "trials": [{"id": r.id, "status": str(r.status), "genome": r.genome, "f1": r.f1, "f2": r.f2,
+                        "rung": r.rung, "seconds": r.seconds} for r in rows]}
 
 
 def record_row(path: Path, cut: float, box) -> dict:

@@ -26,6 +26,12 @@ when the time left would not cover the final validation (train/trainer.py). Rows
 it existed (the hippocampus record's) set their epochs from short calibration fits instead and
 missed the seconds by -22% to +20%; their `calibration` entry says how they were set.
 
+Across machines: `--rebuild CONFIG` rebuilds a run directory that is not here (a fresh checkout)
+from the `--out` record and the config the run was made with: config, split and plan, and
+best/retrain.json (genome, seconds). The rebuilt split must name the record's test cases and its
+numbers of trained and monitor cases, or it stops (medseg_nas.bench.rebuilt_run). Seed 0, the run's
+own model, stays the record's row.
+
 Resumable: each (network, seed) result is written to `--out` as soon as it finishes and a
 rerun skips the ones already there. Test metrics: as `medseg-nas evaluate` computes them (back on
 each test file's original grid; medseg_nas.bench.scoring), Dice and HD95 (mm) per class — the
@@ -44,6 +50,7 @@ from pathlib import Path
 import torch
 
 from medseg_nas.bench.peers import network_specs
+from medseg_nas.bench.rebuilt_run import rebuild_run_dir
 from medseg_nas.bench.scoring import EPOCH_CAP, fit_and_score, own_model_row, seed_summary
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.rundir import RunDir
@@ -68,14 +75,21 @@ def main(argv=None) -> int:
     ap.add_argument("--plan", default=DEFAULT_PLAN, help=f"networks and seeds, in order (default {DEFAULT_PLAN!r})")
     ap.add_argument("--peer-lr", type=float, default=1e-3, help="AdamW learning rate of the MONAI peers")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--rebuild", metavar="CONFIG",
+                    help="run_dir is not here: rebuild it from the --out record and CONFIG (the run's config)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
+    out_path = Path(args.out)
+    if args.rebuild and not RunDir(args.run_dir).config_yaml.is_file():
+        if not out_path.is_file():
+            raise SystemExit(f"--rebuild needs the record {out_path} to rebuild {args.run_dir} from")
+        rebuild_run_dir(out_path, args.rebuild, args.run_dir)
+        print(f"rebuilt {args.run_dir} from {out_path} and {args.rebuild} (split checked against the record)", flush=True)
     run = RunDir(args.run_dir)
     cfg = run.config()
     info = json.loads(run.retrain_json.read_text())
     seconds = float(info["seconds"])
-    out_path = Path(args.out)
     doc = json.loads(out_path.read_text()) if out_path.is_file() else {}
     if doc and doc.get("run_model_seconds") != seconds:
         raise SystemExit(f"{out_path} belongs to another retrain ({doc.get('run_model_seconds')} s, not {seconds} s)")
@@ -101,6 +115,8 @@ def main(argv=None) -> int:
                           cell=cfg.space.cell)
         t0 = time.perf_counter()
         if name == "nas_pick" and seed == int(info.get("seed", 0)):
+            if info.get("rebuilt_from"):
+                raise SystemExit(f"nas_pick seed {seed} is the run's own model, which a rebuilt run directory does not hold")
             row = own_model_row(run, trainer, spec, plan, bundle, info)
         else:
             r, row = fit_and_score(trainer, spec, seed, plan, bundle, epochs=EPOCH_CAP,

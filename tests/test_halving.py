@@ -239,6 +239,14 @@ def test_halving_study_compares_searches_in_one_box(tmp_path):
     assert h["promotions_done"] == sum(h["trials_per_rung"][1:])
     assert 0 < h["hv_top_rung_only"] <= h["hv_highest_rung"]
     assert p["genomes"] == p["top_rung"] == 4 and p["hv_top_rung_only"] == p["hv_highest_rung"]
+    from medseg_nas.stages.retrain import pick_trial
+
+    for run, d in ((h, "h"), (p, "p")):  # the record keeps what a retrain needs: every trial and its pick
+        assert len(run["trials"]) == run["genomes"] and all(t["genome"] for t in run["trials"])
+        with TrialStore(tmp_path / d / "trials.sqlite") as st:
+            chosen, _ = pick_trial(st.rows(), run["pick"]["retrain_pick"])  # what `medseg-nas retrain` picks
+        assert run["pick"]["trial_id"] == chosen.id and run["pick"]["genome"] == chosen.genome
+        assert run["pick"]["rung"] == next(t["rung"] for t in run["trials"] if t["id"] == chosen.id)
     assert rec["genomes"] == 2 and rec["trial_seconds"] == 20.0  # cut at 25 s of 10 s trials
     assert rec["hv_highest_rung"] <= p["hv_highest_rung"] + 1e-12  # two of the plain search's four trials
 

@@ -280,3 +280,35 @@ def test_search_problem_evaluates_a_genome_as_the_search_trial_did(tiny_run):
     assert problem.f1_bounds == (problem.box[0][0], problem.box[1][0])
     result = problem.evaluate(genome, trial_id=row.id, seed=row.seed)
     assert result.ok and compute_objectives(result, problem.cfg.objectives)[0] == pytest.approx(row.f1, abs=1e-6)
+
+
+def test_peers_rebuild_a_run_dir_from_its_record_and_refuse_a_different_split(tiny_run, tmp_path, capsys):
+    """Seeds span sessions, run directories do not: --rebuild makes the run's split and retrain.json
+    again from the record and stops when the config would split the data differently."""
+    from medseg_nas.bench.rebuilt_run import rebuild_run_dir
+    from medseg_nas.errors import MedsegError
+
+    peers = load_script("whole_job_peers")
+    out, config = tmp_path / "peers.json", tiny_run.parent.parent / "tiny.yaml"
+    assert peers.main([str(tiny_run), "--plan", "nas_pick:0", "--out", str(out)]) == 0
+    rebuilt = tmp_path / "rebuilt"
+    assert peers.main([str(rebuilt), "--rebuild", str(config), "--plan", "nas_pick:0,1", "--out", str(out)]) == 0
+    assert (rebuilt / "split.json").read_bytes() == (tiny_run / "split.json").read_bytes()
+    info = json.loads((rebuilt / "best" / "retrain.json").read_text())
+    original = json.loads((tiny_run / "best" / "retrain.json").read_text())
+    assert info["genome"] == original["genome"] and info["seconds"] == original["seconds"]
+    doc = json.loads(out.read_text())
+    assert [r["seed"] for r in doc["results"]["nas_pick"]["runs"]] == [0, 1]  # seed 0 kept, not rescored
+    other = yaml.safe_load(config.read_text())
+    other["data"]["split_seed"] = int(other["data"].get("split_seed", 0)) + 7
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
+    with pytest.raises(MedsegError, match="does not rebuild the split"):
+        rebuild_run_dir(out, tmp_path / "other.yaml", tmp_path / "wrong")
+    assert not (tmp_path / "wrong" / "config.yaml").exists()
+    with pytest.raises(MedsegError, match="already holds a run"):
+        rebuild_run_dir(out, config, tiny_run)
+    doc["results"]["nas_pick"]["runs"] = doc["results"]["nas_pick"]["runs"][1:]
+    out.write_text(json.dumps(doc))
+    with pytest.raises(SystemExit, match="own model"):  # the rebuilt directory has no model.pt to score
+        peers.main([str(rebuilt), "--plan", "nas_pick:0", "--out", str(out)])
+

@@ -1,0 +1,59 @@
+"""A whole-job run directory rebuilt from a controls record (scripts/whole_job_peers.py --rebuild).
+
+Issue 27's controls need 3 training seeds per arm, ~25 CPU-minutes each, so they span sessions;
+a run directory does not travel with the repository, the record does. Retraining a seed needs only
+the run's config, its split and data plan, and best/retrain.json (genome, seconds, seed): the
+split is a deterministic function of the dataset and `data.split_seed`, so it is rebuilt, then
+checked against the record: the same test cases and the same numbers of trained and monitor cases,
+or the rebuild stops. The run's own model (seed 0) is not rebuilt; the record already holds its row.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from medseg_nas.config import load_config, save_config
+from medseg_nas.errors import MedsegError
+from medseg_nas.jsonio import atomic_write
+from medseg_nas.rundir import RunDir
+
+
+def own_model_entry(doc: dict) -> dict:
+    """The record's row for the run's own retrained model (the one with a `source`)."""
+    rows = [r for r in doc.get("results", {}).get("nas_pick", {}).get("runs", []) if r.get("source")]
+    if not rows or not rows[0].get("per_case_dice"):
+        raise MedsegError("the record has no nas_pick row of the run's own model with per-case Dice; "
+                          "nothing to check a rebuilt split against")
+    return rows[0]
+
+
+def rebuild_run_dir(record: str | Path, config: str | Path, run_dir: str | Path) -> RunDir:
+    """Write config.yaml, split/fingerprint/plan and best/retrain.json into `run_dir` from `record`
+    (a whole_job_peers record) and `config` (the config the run was made with)."""
+    from medseg_nas.data.loaded import load_data
+    from medseg_nas.stages.retrain import monitor_split
+
+    record, run = Path(record), RunDir(run_dir)
+    if run.config_yaml.is_file():
+        raise MedsegError(f"{run.path} already holds a run (config.yaml); rebuild only into a new directory")
+    doc = json.loads(record.read_text())
+    pick, own = doc["results"]["nas_pick"], own_model_entry(doc)
+    cfg = load_config(config)
+    (run.path / "best").mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run.config_yaml)
+    split = load_data(cfg.data.root, cfg.data, files=run.data_files(), build=False).split
+    train, monitor, _ = monitor_split(split.train, split.val, cfg.retrain.include_val, cfg.retrain.monitor_fraction)
+    got = {"test": sorted(split.test), "n_trained_cases": len(train), "n_monitor": len(monitor)}
+    want = {"test": sorted(own["per_case_dice"]), "n_trained_cases": doc.get("n_trained_cases"),
+            "n_monitor": doc.get("n_monitor")}
+    if got != want:
+        bad = [k for k in got if got[k] != want[k]]
+        for p in (run.config_yaml, run.split_json, run.fingerprint_json, run.plan_json):
+            p.unlink(missing_ok=True)
+        raise MedsegError(f"{config} with the data in {cfg.data.root} does not rebuild the split of {record} "
+                          f"({', '.join(bad)} differ); use the config and dataset the run was made with")
+    info = {"seconds": doc["run_model_seconds"], "seed": int(own["seed"]), "genome": pick["genome"],
+            "trial_id": pick.get("trial_id"), "rebuilt_from": str(record)}
+    atomic_write(run.retrain_json, json.dumps(info, indent=2))
+    return run
