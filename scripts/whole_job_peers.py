@@ -30,7 +30,8 @@ Across machines: `--rebuild CONFIG` rebuilds a run directory that is not here (a
 from the `--out` record and the config the run was made with: config, split and plan, and
 best/retrain.json (genome, seconds). The rebuilt split must name the record's test cases and its
 numbers of trained and monitor cases, or it stops (medseg_nas.bench.rebuilt_run). Seed 0, the run's
-own model, stays the record's row.
+own model, stays the record's row. `--rebuild-from SUMMARY` rebuilds from the run's whole-job summary
+instead (a run whose peers were never measured; its own model is then only in the summary).
 
 Resumable: each (network, seed) result is written to `--out` as soon as it finishes and a
 rerun skips the ones already there. Test metrics: as `medseg-nas evaluate` computes them (back on
@@ -77,15 +78,19 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--rebuild", metavar="CONFIG",
                     help="run_dir is not here: rebuild it from the --out record and CONFIG (the run's config)")
+    ap.add_argument("--rebuild-from", metavar="RECORD",
+                    help="with --rebuild: the record to rebuild from when it is not --out (e.g. the run's "
+                         "whole-job summary, for a run whose peers were never measured)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
     out_path = Path(args.out)
     if args.rebuild and not RunDir(args.run_dir).config_yaml.is_file():
-        if not out_path.is_file():
-            raise SystemExit(f"--rebuild needs the record {out_path} to rebuild {args.run_dir} from")
-        rebuild_run_dir(out_path, args.rebuild, args.run_dir)
-        print(f"rebuilt {args.run_dir} from {out_path} and {args.rebuild} (split checked against the record)", flush=True)
+        source = Path(args.rebuild_from or out_path)
+        if not source.is_file():
+            raise SystemExit(f"--rebuild needs the record {source} to rebuild {args.run_dir} from")
+        rebuild_run_dir(source, args.rebuild, args.run_dir)
+        print(f"rebuilt {args.run_dir} from {source} and {args.rebuild} (split checked against the record)", flush=True)
     run = RunDir(args.run_dir)
     cfg = run.config()
     info = json.loads(run.retrain_json.read_text())

@@ -305,6 +305,13 @@ def test_peers_rebuild_a_run_dir_from_its_record_and_refuse_a_different_split(ti
     with pytest.raises(MedsegError, match="does not rebuild the split"):
         rebuild_run_dir(out, tmp_path / "other.yaml", tmp_path / "wrong")
     assert not (tmp_path / "wrong" / "config.yaml").exists()
+    (tmp_path / "empty_root").mkdir()  # a data root without the dataset: load_data fails after config.yaml
+    other["data"]["split_seed"] -= 7
+    other["data"]["root"] = str(tmp_path / "empty_root")
+    (tmp_path / "noroot.yaml").write_text(yaml.safe_dump(other))
+    with pytest.raises(MedsegError):
+        rebuild_run_dir(out, tmp_path / "noroot.yaml", tmp_path / "noroot")
+    assert not (tmp_path / "noroot").exists()  # nothing left that a retry would refuse
     with pytest.raises(MedsegError, match="already holds a run"):
         rebuild_run_dir(out, config, tiny_run)
     doc["results"]["nas_pick"]["runs"] = doc["results"]["nas_pick"]["runs"][1:]
@@ -312,3 +319,24 @@ def test_peers_rebuild_a_run_dir_from_its_record_and_refuse_a_different_split(ti
     with pytest.raises(SystemExit, match="own model"):  # the rebuilt directory has no model.pt to score
         peers.main([str(rebuilt), "--plan", "nas_pick:0", "--out", str(out)])
 
+
+
+def test_peers_rebuild_from_a_whole_job_summary(tiny_run, tmp_path):
+    """A run whose peers were never measured (ACDC) is rebuilt from its whole-job summary: the same
+    split, genome and seconds; a summary naming other test cases stops it and leaves nothing behind."""
+    from medseg_nas.bench.rebuilt_run import rebuild_run_dir
+    from medseg_nas.errors import MedsegError
+
+    record, config = tmp_path / "whole.json", tiny_run.parent.parent / "tiny.yaml"
+    assert load_script("whole_job_summary").main([str(tiny_run), "--out", str(record)]) == 0
+    rebuilt = rebuild_run_dir(record, config, tmp_path / "rebuilt")
+    assert (rebuilt.path / "split.json").read_bytes() == (tiny_run / "split.json").read_bytes()
+    info = json.loads(rebuilt.retrain_json.read_text())
+    original = json.loads((tiny_run / "best" / "retrain.json").read_text())
+    assert info["genome"] == original["genome"] and info["seconds"] == pytest.approx(original["seconds"], abs=0.1)
+    doc = json.loads(record.read_text())
+    doc["data"]["test_ids"] = doc["data"]["test_ids"][1:]
+    record.write_text(json.dumps(doc))
+    with pytest.raises(MedsegError, match="test differ"):
+        rebuild_run_dir(record, config, tmp_path / "other")
+    assert not (tmp_path / "other").exists()
