@@ -113,6 +113,7 @@ def test_pick_under_a_parameter_cap(run):
 
 
 def test_retrain_evaluate_export_report(run, capsys):
+    from medseg_nas.postprocess import keep_largest_component
     from medseg_nas.stages.evaluate import evaluate_run
     from medseg_nas.stages.export import export_all
     from medseg_nas.model_io import load_model
@@ -148,6 +149,16 @@ def test_retrain_evaluate_export_report(run, capsys):
             p, g = pred == k, lab == k
             dice = 2 * (p & g).sum() / max(p.sum() + g.sum(), 1) if (p.sum() + g.sum()) else 1.0
             assert abs(dice - float(r["dice"])) < 1e-4
+        # the largest-component figures are of the same prediction, each class reduced to its largest piece
+        entry = next(c for c in summary["cases"] if c["id"] == case["id"])
+        kept = keep_largest_component(pred, [1, 2, 3])
+        for name, v in entry["largest_component"]["classes"].items():
+            k = next(int(r["label"]) for r in rows if r["name"] == name)
+            p, g = kept == k, lab == k
+            dice = 2 * (p & g).sum() / max(p.sum() + g.sum(), 1) if (p.sum() + g.sum()) else 1.0
+            assert abs(dice - v["dice"]) < 1e-4
+    lcc = summary["largest_component"]
+    assert set(lcc["classes"]) == set(summary["classes"]) and 0 <= lcc["mean_dice"] <= 1
 
     # --model/--data: every case of an MSD folder, outputs where asked
     root = cfg.data.root

@@ -37,7 +37,9 @@ def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
     assert evaluated["tta"] is False and nas["runs"][0]["scored_on"].startswith("original grid")
     assert nas["runs"][0]["test_mean_dice"] == pytest.approx(evaluated["mean_dice"], abs=1e-4)
     assert nas["runs"][0]["per_case_dice"] == {str(c["id"]): pytest.approx({**{n: v["dice"] for n, v in c["classes"].items()},
-                                                                            "mean": c["mean_dice"]}, abs=1e-4)
+                                                                            "mean": c["mean_dice"],
+                                                                            "mean_largest_component":
+                                                                                c["largest_component"]["mean_dice"]}, abs=1e-4)
                                                for c in evaluated["cases"]}
     target = doc["run_model_seconds"]
     for run in [nas["runs"][1], doc["results"]["smallest"]["runs"][0], doc["results"]["monai_unet"]["runs"][0]]:
@@ -70,6 +72,11 @@ def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
     assert whole["targets"]["params_le_0.5M"]["met"] is True and whole["targets"]["whole_job_le_2h"]["met"] is True
     assert "dynunet_dice_at_10x_fewer_params" not in whole["targets"]  # no DynUNet row in this plan
     assert whole["peers"]["monai_unet"]["n_seeds"] == 1
+    assert sorted(whole["test"]["per_case_dice"]) == sorted(whole["data"]["test_ids"])
+    assert set(whole["test"]["largest_component"]["classes"]) == set(whole["test"]["classes"])
+    row = json.loads(out.read_text())["results"]["monai_unet"]["runs"][0]
+    assert set(row["test_largest_component"]) == set(row["test"]) | {"mean_dice", "mean_hd95_mm"}
+    assert all("mean_largest_component" in v for v in row["per_case_dice"].values())
 
     capsys.readouterr()
     assert load_script("bench_tables").main([str(dst), str(out)]) == 0

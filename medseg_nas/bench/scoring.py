@@ -50,7 +50,8 @@ def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
         summary = evaluate_cases(model, cases, Path(tmp), device=str(trainer.device), save_predictions=False,
                                  log=lambda *_: None)
     names = [plan.labels[k] for k in sorted(plan.labels) if k != 0]
-    per_case = {str(c["id"]): {**{n: round(c["classes"][n]["dice"], 4) for n in names}, "mean": round(c["mean_dice"], 4)}
+    per_case = {str(c["id"]): {**{n: round(c["classes"][n]["dice"], 4) for n in names}, "mean": round(c["mean_dice"], 4),
+                               "mean_largest_component": round(c["largest_component"]["mean_dice"], 4)}
                 for c in summary["cases"]}
     out = {}
     for n in names:
@@ -58,7 +59,11 @@ def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
         hd95 = [c["classes"][n]["hd95"] for c in summary["cases"]]
         out[n] = {"dice": round(float(np.mean(dice)), 4), "dice_std": round(float(np.std(dice)), 4),
                   "hd95_mm": round(float(np.mean(hd95)), 2), "hd95_std": round(float(np.std(hd95)), 2)}
+    lcc = summary["largest_component"]
     return {"test": out, "test_mean_dice": round(float(np.mean([v["dice"] for v in out.values()])), 4),
+            "test_largest_component": {"mean_dice": round(lcc["mean_dice"], 4), "mean_hd95_mm": round(lcc["mean_hd95"], 2),
+                                       **{n: {"dice": round(c["dice"]["mean"], 4), "hd95_mm": round(c["hd95"]["mean"], 2)}
+                                          for n, c in lcc["classes"].items()}},
             "test_mean_hd95_mm": round(float(np.mean([v["hd95_mm"] for v in out.values()])), 2),
             "infer_ms_per_volume": summary["costs"]["predict_ms_per_volume"], "n_test": len(cases),
             "per_case_dice": per_case, "scored_on": SCORED_ON}

@@ -71,7 +71,10 @@ def summarise(run: RunDir, target_dice: float = TARGET_DICE) -> dict:
                     "curve": retrain_curve(history)},
         "test": {"n_cases": summary["n_cases"], "tta": summary.get("tta"), "classes": classes,
                  "mean_dice": round(summary["mean_dice"], 4), "mean_hd95_mm": round(summary["mean"]["hd95"], 2),
-                 "mean_dice_ci": mean_dice_ci(summary.get("cases") or [])},
+                 "mean_dice_ci": mean_dice_ci(summary.get("cases") or []),
+                 # per case, so a later comparison can pair against this run's own model
+                 "per_case_dice": {str(c["id"]): round(c["mean_dice"], 4) for c in summary.get("cases") or []},
+                 "largest_component": summary.get("largest_component")},
         "stage_seconds": stage_seconds, "total_s": total, "stage_time_runs": times,
         "machine": {"python": platform.python_version(), "cpu_count": times[0].get("cpu_count") if times else None},
     }

@@ -259,6 +259,11 @@ def metrics_table(summary: dict) -> str:
         )
     body.append(f"<tr><th>mean foreground</th><th>{_fmt(summary['mean_dice'])}</th><td colspan=3>{summary['n_cases']} test cases"
                 f"{' (mirror TTA)' if summary.get('tta') else ''}</td></tr>")
+    lcc = summary.get("largest_component")
+    if lcc:  # measured on the same predictions, not applied to them
+        body.append(f"<tr><td>largest component per class</td><td>{_fmt(lcc['mean_dice'])}</td>"
+                    f"<td>{_fmt(lcc['mean_hd95'], 2)}</td><td colspan=2>each class kept to its largest connected "
+                    "component (nnU-Net's post-processing), measured, not applied</td></tr>")
     note = html.escape(summary.get("conventions", ""))
     return f"<table>{head}{''.join(body)}</table><p class='note'>{note}</p>"
 
