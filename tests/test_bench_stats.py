@@ -21,3 +21,15 @@ def test_paired_against_averages_seeds_per_case_and_bounds_the_difference():
     same = out["one_seed"]  # only seed 1 is shared, and it is identical to base's seed 1
     assert same["seeds"] == [1] and same["mean"] == 0 and same["low"] == same["high"] == 0
     assert paired_against(rows, "absent") == {}
+
+
+def test_compare_pairs_only_the_figures_every_row_has():
+    """Rows scored before a figure existed (mean_largest_component) pair with newer rows on the
+    figures they share, instead of failing on the missing key."""
+    from medseg_nas.bench.stats import compare
+
+    old = {f"c{i}": {"a": 0.8, "mean": 0.8} for i in range(6)}
+    new = {f"c{i}": {"a": 0.9, "mean": 0.9, "mean_largest_component": 0.95} for i in range(6)}
+    out = compare({"full": {0: old}, "3d": {0: new, 1: new}})
+    assert set(out["3d-full"]) == {"a", "mean", "verdict"}
+    assert out["3d-full"]["mean"]["mean"] == pytest.approx(0.1)

@@ -55,7 +55,8 @@ def compare(runs: dict[str, dict[int, dict]], against: str = "full") -> dict:
         return {}
     case_sets = [set(d) for seeds in runs.values() for d in seeds.values()]
     cases = sorted(set.intersection(*case_sets))
-    classes = sorted({k for seeds in runs.values() for d in seeds.values() for c in d.values() for k in c})
+    # the figures every row has: rows scored before a figure existed (e.g. mean_largest_component) lack it
+    classes = sorted(set.intersection(*[set(c) for seeds in runs.values() for d in seeds.values() for c in d.values()]))
 
     def seed_mean(space: str) -> np.ndarray:  # cases x classes
         return np.mean([[[d[c][k] for k in classes] for c in cases] for d in runs[space].values()], axis=0)
