@@ -68,14 +68,11 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
         rows += case_rows
         pred_path = save_label_nifti(pred, ref, pred_dir / f"{case['id']}_seg.nii.gz") if save_predictions else None
         entry = {"id": case["id"], "image": str(case["image"]), "label": str(case["label"]),
-                 "prediction": str(pred_path) if pred_path else None,
-                 "classes": {r["name"]: {m: float(r[m]) for m in METRICS} for r in case_rows}}
-        entry["mean_dice"] = float(np.mean([c["dice"] for c in entry["classes"].values()]))
+                 "prediction": str(pred_path) if pred_path else None, **case_scores(case_rows)}
         # the same prediction with only each class's largest component kept: measured, not applied
         lcc = metric_rows(str(case["id"]), case_metrics_detail(keep_largest_component(pred, fg), label, spacing, list(fg)), fg)
         lcc_rows += lcc
-        entry["largest_component"] = {"classes": {r["name"]: {m: float(r[m]) for m in METRICS} for r in lcc},
-                                      "mean_dice": float(np.mean([float(r["dice"]) for r in lcc]))}
+        entry["largest_component"] = case_scores(lcc)
         per_case.append(entry)
         log(f"[{n}/{len(cases)}] {case['id']}: " + "  ".join(f"{name} {v['dice']:.3f}" for name, v in entry["classes"].items())
             + f"  ({time.time() - t:.1f}s)")
@@ -101,6 +98,14 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
     })
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def case_scores(case_rows: list[dict]) -> dict:
+    """One case's metrics per class name and its mean foreground Dice, from its `metric_rows`."""
+    from medseg_nas.metrics import METRICS
+
+    classes = {r["name"]: {m: float(r[m]) for m in METRICS} for r in case_rows}
+    return {"classes": classes, "mean_dice": float(np.mean([c["dice"] for c in classes.values()]))}
 
 
 def largest_component_summary(lcc: dict) -> dict:
