@@ -22,6 +22,7 @@ import yaml
 from data_prep import CONVERTERS, GENERATORS
 from medseg_nas.errors import ConfigError
 from medseg_nas.yaml_io import _quote, add_overrides_argument, apply_overrides, read_yaml_file  # noqa: F401 - re-exported
+from medseg_nas.postprocess import POSTPROCESS_MODES
 from medseg_nas.results import COSTS
 from medseg_nas.search import STRATEGIES
 from medseg_nas.space.genome import OPS
@@ -212,6 +213,9 @@ class ExportConfig:
 @dataclass
 class PredictConfig:
     tta: bool = False  # mirror test-time augmentation
+    # largest-connected-component post-processing: "auto" decides per class on the retrain's held-out
+    # monitor cases (nnU-Net's rule, medseg_nas.postprocess); "none" never; "largest_component" always
+    postprocess: str = "auto"
 
 
 @dataclass
@@ -390,6 +394,9 @@ def validate(cfg: Config, source: str) -> None:
             raise ConfigError(f"key 'retrain.{key}' in {source} must be >= 0 (0: no cap), got {_quote(value)}")
     if cfg.objectives.latency_runs < 1:
         raise ConfigError(f"key 'objectives.latency_runs' in {source} must be >= 1")
+    if cfg.predict.postprocess not in POSTPROCESS_MODES:
+        raise ConfigError(f"key 'predict.postprocess' in {source}: unknown mode {_quote(cfg.predict.postprocess)}; "
+                          f"expected one of {', '.join(POSTPROCESS_MODES)}")
     for fmt in cfg.export.formats:
         if fmt not in EXPORT_FORMATS:
             raise ConfigError(f"key 'export.formats' in {source}: unknown format '{fmt}'")

@@ -62,6 +62,7 @@ class LoadedModel:
             "network_plan": self.network_plan.to_dict(),
             "data_plan": self.data_plan.to_dict(),
             "labels": {str(k): v for k, v in self.labels.items()},
+            "postprocess": self.extra.get("postprocess"),
         }
 
 
@@ -109,6 +110,18 @@ def save_model(
         "state_dict": state,
         "extra": json.loads(json.dumps(extra or {})),
     }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+    return path
+
+
+def set_model_extra(path: str | Path, key: str, value: Any) -> Path:
+    """Record `value` under extra[key] of the checkpoint at `path` (atomically), e.g. the
+    post-processing decided after the retrain: it travels with the weights it was decided for."""
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    ckpt["extra"] = {**(ckpt.get("extra") or {}), key: json.loads(json.dumps(value))}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(ckpt, tmp)
     tmp.replace(path)
@@ -221,6 +234,7 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> Lo
             network_plan=network_plan,
             data_plan=DataPlan.from_model_file(meta["data_plan"], in_channels, n_classes, network_plan, labels),
             labels=labels,
+            extra={"postprocess": meta["postprocess"]} if meta.get("postprocess") else {},
             path=path,
             cell=_cell(meta, path),
         )

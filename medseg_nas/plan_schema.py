@@ -197,6 +197,16 @@ def validate_data_plan(dp: Any, source: str | Path, field: str = "data_plan") ->
         raise ModelFileError(f"{source}: refusing model metadata, {exc}") from None
 
 
+def _postprocess(v: Any, field: str, hi: int) -> None:
+    """A post-processing decision names foreground classes of this model, and nothing else is read."""
+    if v is None:
+        return
+    if not isinstance(v, dict) or not isinstance(v.get("largest_component", []), list):
+        raise _Bad(field, f"must be a decision with a list 'largest_component', got {_show(v)}")
+    for c in v.get("largest_component", []):
+        _int(c, f"{field}.largest_component", 1, max(hi, 1))
+
+
 def validate_metadata(meta: Any, source: str | Path) -> dict:
     """The fields a checkpoint or TorchScript extra file shares (genome, sizes, plans, labels)."""
     from medseg_nas.space import Genome
@@ -216,6 +226,9 @@ def validate_metadata(meta: Any, source: str | Path) -> dict:
             _network_plan(meta["network_plan"], "network_plan")
         if meta.get("labels"):
             _names_by_index(meta["labels"], "labels", MAX_CLASSES - 1)
+        for field, decision in (("postprocess", meta.get("postprocess")),
+                                ("extra.postprocess", meta["extra"].get("postprocess") if isinstance(meta.get("extra"), dict) else None)):
+            _postprocess(decision, field, int(meta["n_classes"]) - 1)
     except _Bad as exc:
         raise ModelFileError(f"{source}: refusing model metadata, {exc}") from None
     return meta

@@ -203,14 +203,17 @@ class RunDir:
         """The files made from best/model.pt by evaluate and export (stale once it is replaced)."""
         return [self.metrics_csv, self.summary_json, self.model_ts, self.model_onnx, self.export_json]
 
-    def evaluation_current(self, tta: bool) -> bool:
-        """metrics.csv and summary.json are newer than best/model.pt and were made with `tta`."""
+    def evaluation_current(self, tta: bool, postprocess: str | None = None) -> bool:
+        """metrics.csv and summary.json are newer than best/model.pt and were made with `tta` (and,
+        if given, under that `predict.postprocess` mode)."""
         if not self.newer_than_model([self.metrics_csv, self.summary_json]) or not self.model_pt.is_file():
             return False
         try:
-            return bool(json.loads(self.summary_json.read_text()).get("tta")) == bool(tta)
+            summary = json.loads(self.summary_json.read_text())
         except (OSError, json.JSONDecodeError):
             return False
+        mode = (summary.get("postprocess") or {}).get("mode")
+        return bool(summary.get("tta")) == bool(tta) and (postprocess is None or mode == postprocess)
 
     def exports_current(self, formats) -> bool:
         """Every file of `formats` (and export.json) exists and is newer than best/model.pt."""

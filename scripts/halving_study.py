@@ -16,6 +16,14 @@ directory, is what a later session retrains from (the run directories of the fir
 with their machine). `--record NAME=FILE@SECONDS` adds a whole-job record's search
 cut at SECONDS of summed trial time (its trials in id order; an older run's control). `--rungs-tau`
 copies proxy_budget's Kendall tau per budget (the first rung's ranking).
+
+Rule (3), the retrained picks: `--arm NAME=RECORD[,RECORD...]` names `scripts/whole_job_peers.py`
+records whose `nas_pick` runs make up one arm (several records: one search each, e.g. the eta-9
+searches of seeds 0-2; one record with seeds 0-2: one search retrained three times). `--against NAME`
+is the plain arm. Per test case each arm's Dice is averaged over its runs, and the paired difference
+arm - plain gets a 95 % percentile bootstrap over cases (medseg_nas.bench.stats.compare); an arm
+passes rule (3) if that interval contains 0 or lies above it (docs/studies/halving.md, stated before
+the runs).
 """
 
 from __future__ import annotations
@@ -76,11 +84,43 @@ def record_row(path: Path, cut: float, box) -> dict:
             "hv_top_rung_only": hv, "cut_seconds": cut, "record": str(path)}
 
 
+def arm_runs(records: list[str]) -> dict[str, dict]:
+    """{"record:seed": per-case Dice} of every finished `nas_pick` run in the records."""
+    runs = {}
+    for path in records:
+        for r in json.loads(Path(path).read_text()).get("results", {}).get("nas_pick", {}).get("runs", []):
+            if r.get("per_case_dice"):
+                runs[f"{path}:{r['seed']}"] = r["per_case_dice"]
+    return runs
+
+
+def picks_study(arms: dict[str, list[str]], against: str) -> dict:
+    """Rule (3): each arm's retrained picks against the plain arm's, paired per test case."""
+    from medseg_nas.bench.stats import compare
+
+    runs = {name: arm_runs(recs) for name, recs in arms.items()}
+    table = {}
+    for name, rs in runs.items():
+        dice = [float(sum(c["mean"] for c in r.values()) / len(r)) for r in rs.values()]
+        table[name] = {"records": arms[name], "runs": len(rs), "test_mean_dice_per_run": [round(d, 4) for d in dice],
+                       "test_mean_dice": round(sum(dice) / len(dice), 4) if dice else None}
+    paired = compare({k: dict(enumerate(rs.values())) for k, rs in runs.items()}, against=against)
+    for iv in paired.values():  # contains 0 or lies above it: its upper end is not below 0
+        iv["passes_rule_3"] = bool(iv["mean"]["high"] >= 0)
+    return {"against": against, "arms": table, "paired": paired,
+            "rule": "per test case each arm's Dice averaged over its runs; paired difference arm - plain, 95 % "
+                    "percentile bootstrap over cases; passes if the interval contains 0 or lies above it "
+                    "(stated in docs/studies/halving.md before the eta-9 runs)"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", action="append", default=[], metavar="NAME=RUN_DIR")
     ap.add_argument("--record", action="append", default=[], metavar="NAME=FILE@SECONDS")
     ap.add_argument("--rungs-tau", default="")
+    ap.add_argument("--arm", action="append", default=[], metavar="NAME=RECORD[,RECORD...]",
+                    help="whole_job_peers records whose nas_pick runs form one arm of rule (3)")
+    ap.add_argument("--against", default="", help="the plain arm's NAME (with --arm)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if not args.run:
@@ -95,6 +135,11 @@ def main(argv=None) -> int:
         doc["searches"][name] = record_row(Path(path), float(cut), box)
     if args.rungs_tau:
         doc["rungs_tau"] = {k: v["kendall"] for k, v in json.loads(Path(args.rungs_tau).read_text())["budgets"].items()}
+    if args.arm:
+        arms = {n: recs.split(",") for n, _, recs in (a.partition("=") for a in args.arm)}
+        if args.against not in arms:
+            raise SystemExit(f"--against must name one of the --arm arms ({', '.join(arms)})")
+        doc["picks"] = picks_study(arms, args.against)
     atomic_write(Path(args.out), json.dumps(doc, indent=2, default=str))
     print(json.dumps(doc, indent=2, default=str))
     return 0

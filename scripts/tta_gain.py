@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     for name, tta in (("plain", False), ("mirror_tta", True)):
         t0 = time.perf_counter()
         summary = evaluate_cases(run.model_pt, cases, run.path / "tta_study" / name, tta=tta, device=args.device,
-                                 save_predictions=False, log=lambda *_: None)
+                                 save_predictions=False, postprocess=False, log=lambda *_: None)
         doc[name] = {**score(summary), "seconds_per_case": round((time.perf_counter() - t0) / len(cases), 2)}
         print(f"{name}: mean Dice {doc[name]['mean_dice']:.4f} ({doc[name]['seconds_per_case']} s/case)", flush=True)
     doc["gain"] = {"mean_dice": round(doc["mirror_tta"]["mean_dice"] - doc["plain"]["mean_dice"], 4),

@@ -260,3 +260,29 @@ def test_every_strategy_searches_with_halving(tmp_path, strategy):
     with TrialStore(tmp_path / "r" / "trials.sqlite") as st:
         done = st.rung_rows("done")
     assert sum(r.rung == 0 for r in done) == 10 and any(r.rung == 2 for r in done)  # rungs [1, 2, 4]
+
+
+def test_halving_study_picks_arm_pairs_cases_and_applies_rule_3(tmp_path):
+    """Rule (3): arms of retrained picks, paired per case against the plain arm; an arm well below
+    fails, one level with it passes, and runs of several records pool into one arm."""
+    from script_loader import load_script
+
+    study = load_script("halving_study")
+    cases = [f"c{i}" for i in range(12)]
+    rng = __import__("numpy").random.default_rng(0)
+    base = {c: 0.85 + 0.05 * rng.random() for c in cases}
+
+    def record(path, seeds_shift):
+        runs = [{"seed": s, "per_case_dice": {c: {"A": base[c] + d, "mean": base[c] + d} for c in cases}}
+                for s, d in seeds_shift]
+        path.write_text(json.dumps({"results": {"nas_pick": {"runs": runs}}}))
+        return str(path)
+
+    plain = record(tmp_path / "plain.json", [(0, 0.0), (1, 0.002), (2, -0.002)])
+    level = [record(tmp_path / f"h{s}.json", [(0, d)]) for s, d in ((0, 0.001), (1, -0.001), (2, 0.0))]
+    worse = [record(tmp_path / f"w{s}.json", [(0, -0.03)]) for s in range(3)]
+    doc = study.picks_study({"plain": [plain], "level": level, "worse": worse}, "plain")
+    assert doc["arms"]["plain"]["runs"] == 3 and doc["arms"]["level"]["runs"] == 3  # three records, one run each
+    assert doc["paired"]["level-plain"]["passes_rule_3"] and doc["paired"]["level-plain"]["mean"]["n_cases"] == 12
+    assert not doc["paired"]["worse-plain"]["passes_rule_3"]
+    assert doc["paired"]["worse-plain"]["mean"]["mean"] == pytest.approx(-0.03, abs=1e-4)

@@ -48,7 +48,7 @@ def evaluate_test(trainer: Trainer, spec, state_dict, plan, bundle) -> dict:
     model = inference_model(trainer, spec, state_dict, plan)
     with tempfile.TemporaryDirectory(prefix="medseg_bench_eval_") as tmp:
         summary = evaluate_cases(model, cases, Path(tmp), device=str(trainer.device), save_predictions=False,
-                                 log=lambda *_: None)
+                                 postprocess=False, log=lambda *_: None)  # every network's raw output alike
     names = [plan.labels[k] for k in sorted(plan.labels) if k != 0]
     per_case = {str(c["id"]): {**{n: round(c["classes"][n]["dice"], 4) for n in names}, "mean": round(c["mean_dice"], 4),
                                "mean_largest_component": round(c["largest_component"]["mean_dice"], 4)}

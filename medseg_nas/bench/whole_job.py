@@ -74,7 +74,9 @@ def summarise(run: RunDir, target_dice: float = TARGET_DICE) -> dict:
                  "mean_dice_ci": mean_dice_ci(summary.get("cases") or []),
                  # per case, so a later comparison can pair against this run's own model
                  "per_case_dice": {str(c["id"]): round(c["mean_dice"], 4) for c in summary.get("cases") or []},
-                 "largest_component": summary.get("largest_component")},
+                 "largest_component": summary.get("largest_component"),
+                 # what the model applies (decided on the monitor cases) and its raw output's figures
+                 "postprocess": summary.get("postprocess"), "raw": summary.get("raw")},
         "stage_seconds": stage_seconds, "total_s": total, "stage_time_runs": times,
         "machine": {"python": platform.python_version(), "cpu_count": times[0].get("cpu_count") if times else None},
     }

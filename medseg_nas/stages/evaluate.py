@@ -26,9 +26,14 @@ from medseg_nas.errors import DataError, MedsegError
 
 
 def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = False, device: str = "auto",
-                   save_predictions: bool = True, log=print) -> dict:
+                   save_predictions: bool = True, postprocess: bool = True, log=print) -> dict:
     """Segment and score `cases` ({"id", "image", "label"}) with `model_path` (a model file or a
     LoadedModel); write metrics.csv + summary.json.
+
+    With `postprocess` the model's post-processing decision (medseg_nas.postprocess, in the model
+    file) is applied, as `predict` applies it: the figures, the CSV and the saved label maps are of
+    that output, and the summary keeps the raw network output's figures beside them (`raw`). The
+    benchmarks pass False to score every network's raw output alike.
 
     Metrics, CSV columns and the per-class summary are medseg_nas.metrics's (finite conventions
     for empty structures); the summary adds mean_dice, the per-case list (with prediction paths),
@@ -41,7 +46,7 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
     from medseg_nas.metrics import METRICS, case_metrics_detail, metric_rows, summarise, write_case_csv
     from medseg_nas.niftiio import save_label_nifti
     from medseg_nas.model_io import LoadedModel, load_model
-    from medseg_nas.postprocess import keep_largest_component
+    from medseg_nas.postprocess import apply_postprocess, keep_largest_component, postprocess_classes
 
     if not cases:
         raise DataError("no cases to evaluate (the test split is empty)")
@@ -51,7 +56,8 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
     fg = {k: v for k, v in sorted(model.labels.items()) if k != 0}
     out_dir.mkdir(parents=True, exist_ok=True)
     pred_dir = out_dir / "predictions"
-    rows, lcc_rows, per_case, predict_ms = [], [], [], []
+    applied = postprocess_classes(model.extra) if postprocess else []
+    rows, raw_rows, lcc_rows, per_case, predict_ms = [], [], [], [], []
     for n, case in enumerate(cases, 1):
         t = time.time()
         pred, ref = predictor(case["image"])
@@ -63,15 +69,20 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
         if label.shape != pred.shape:
             raise DataError(f"label {case['label']} has shape {label.shape} but image {case['image']} has {pred.shape}")
         spacing = [float(z) for z in lab_img.header.get_zooms()[:3]]
-        detail = case_metrics_detail(pred, label, spacing, list(fg))
-        case_rows = metric_rows(str(case["id"]), detail, fg)
-        rows += case_rows
-        pred_path = save_label_nifti(pred, ref, pred_dir / f"{case['id']}_seg.nii.gz") if save_predictions else None
-        entry = {"id": case["id"], "image": str(case["image"]), "label": str(case["label"]),
-                 "prediction": str(pred_path) if pred_path else None, **case_scores(case_rows)}
-        # the same prediction with only each class's largest component kept: measured, not applied
+        raw = metric_rows(str(case["id"]), case_metrics_detail(pred, label, spacing, list(fg)), fg)
+        raw_rows += raw
+        # every class reduced to its largest component: measured whatever the decision
         lcc = metric_rows(str(case["id"]), case_metrics_detail(keep_largest_component(pred, fg), label, spacing, list(fg)), fg)
         lcc_rows += lcc
+        out = apply_postprocess(pred, applied)
+        case_rows = raw if not applied else lcc if set(applied) == set(fg) else \
+            metric_rows(str(case["id"]), case_metrics_detail(out, label, spacing, list(fg)), fg)
+        rows += case_rows
+        pred_path = save_label_nifti(out, ref, pred_dir / f"{case['id']}_seg.nii.gz") if save_predictions else None
+        entry = {"id": case["id"], "image": str(case["image"]), "label": str(case["label"]),
+                 "prediction": str(pred_path) if pred_path else None, **case_scores(case_rows)}
+        if applied:
+            entry["raw"] = case_scores(raw)
         entry["largest_component"] = case_scores(lcc)
         per_case.append(entry)
         log(f"[{n}/{len(cases)}] {case['id']}: " + "  ".join(f"{name} {v['dice']:.3f}" for name, v in entry["classes"].items())
@@ -83,7 +94,10 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
         "tta": tta,
         "mean_dice": float(summary["mean"]["dice"]),
         "cases": per_case,
-        "largest_component": largest_component_summary(summarise(lcc_rows)),
+        "postprocess": model.extra.get("postprocess") if postprocess else None,
+        "raw": brief_summary(summarise(raw_rows), "the network's output before post-processing") if applied else None,
+        "largest_component": brief_summary(summarise(lcc_rows), "each foreground class reduced to its largest "
+                                           "connected component (whatever the model's decision)"),
         "best_case": max(per_case, key=lambda c: c["mean_dice"])["id"],
         "worst_case": min(per_case, key=lambda c: c["mean_dice"])["id"],
         # what the network costs: its parameters, the costs its search trial measured, and the
@@ -108,13 +122,12 @@ def case_scores(case_rows: list[dict]) -> dict:
     return {"classes": classes, "mean_dice": float(np.mean([c["dice"] for c in classes.values()]))}
 
 
-def largest_component_summary(lcc: dict) -> dict:
-    """Per-class Dice / HD95 means after keeping each class's largest connected component
-    (medseg_nas.postprocess), beside the raw prediction's: what nnU-Net's post-processing would give."""
-    return {"what": "each foreground class reduced to its largest connected component (not applied to the saved "
-                    "predictions)",
-            "classes": {n: {m: c[m] for m in ("dice", "hd95")} for n, c in lcc["classes"].items()},
-            "mean_dice": float(lcc["mean"]["dice"]), "mean_hd95": float(lcc["mean"]["hd95"])}
+def brief_summary(summary: dict, what: str) -> dict:
+    """Per-class Dice / HD95 means of another version of the same predictions (raw, or every class
+    reduced to its largest component), to stand beside the main figures."""
+    return {"what": what,
+            "classes": {n: {m: c[m] for m in ("dice", "hd95")} for n, c in summary["classes"].items()},
+            "mean_dice": float(summary["mean"]["dice"]), "mean_hd95": float(summary["mean"]["hd95"])}
 
 
 def format_table(summary: dict) -> str:
@@ -128,24 +141,38 @@ def format_table(summary: dict) -> str:
                      f"{f(c['asd']['mean'], 2):>7}  {misses}")
     lines.append(f"{'mean foreground':<16} {summary['mean_dice']:>9.3f}   ({summary['n_cases']} test cases; "
                  f"best {summary['best_case']}, worst {summary['worst_case']})")
+    pp, raw = summary.get("postprocess"), summary.get("raw")
+    if raw:
+        names = [n for n, c in summary["classes"].items() if n in (pp or {}).get("per_class", {})
+                 and pp["per_class"][n].get("applied")] or ["every class"]
+        lines.append(f"{'raw output':<16} {raw['mean_dice']:>9.3f}   HD95 {raw['mean_hd95']:.2f} mm: before the largest-"
+                     f"component post-processing ({', '.join(names)}; predict.postprocess {pp.get('mode') if pp else '?'})")
     lcc = summary.get("largest_component")
     if lcc:
-        lines.append(f"{'largest comp.':<16} {lcc['mean_dice']:>9.3f}   HD95 {lcc['mean_hd95']:.2f} mm: each class kept "
-                     "to its largest connected component (measured, not applied)")
+        lines.append(f"{'largest comp.':<16} {lcc['mean_dice']:>9.3f}   HD95 {lcc['mean_hd95']:.2f} mm: every class kept "
+                     "to its largest connected component")
     return "\n".join(lines)
 
 
-def evaluate_run(run_dir: str | Path, tta: bool | None = None, device: str = "auto", log=print) -> dict:
+def evaluate_run(run_dir: str | Path, tta: bool | None = None, device: str = "auto", log=print, cfg=None) -> dict:
+    """Score the run's model on its test split. The post-processing is decided first (on the monitor
+    cases) when the model carries no decision or one made under another `predict.postprocess`."""
     from medseg_nas.rundir import RunDir
 
     run = RunDir(run_dir)
-    cfg = run.config()
+    cfg = cfg if cfg is not None else run.config()
     if not run.model_pt.is_file():
         raise MedsegError(f"{run.model_pt} does not exist; run `medseg-nas retrain {run.path}` first")
     cases = run.cases("test")
     if not cases:
         raise DataError(f"the test split of {run.path} is empty (data.test_fraction = {cfg.data.test_fraction})")
     tta = cfg.predict.tta if tta is None else tta
+    from medseg_nas.model_io import read_checkpoint
+    from medseg_nas.stages.postprocess_decision import decide_postprocess, has_decision
+
+    extra = read_checkpoint(run.model_pt).get("extra")
+    if not has_decision(extra) or extra["postprocess"].get("mode") != cfg.predict.postprocess:
+        decide_postprocess(run.path, cfg, device=device, log=log)  # retrained before it existed, or another mode
     summary = evaluate_cases(run.model_pt, cases, run.best, tta=tta, device=device, log=log)
     log(format_table(summary))
     return summary

@@ -215,6 +215,7 @@ def bundle_inference_config(model: LoadedModel, sw_batch_size: int = 2, overlap:
                 {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image",
                  "nearest_interp": False, "to_tensor": True},
                 {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+                *bundle_postprocess(model),
                 {"_target_": "SaveImaged", "keys": "pred", "output_dir": "@output_dir",
                  "output_postfix": "@output_postfix", "output_dtype": "$numpy.uint8", "resample": False,
                  "separate_folder": False, "print_log": True},
@@ -224,6 +225,19 @@ def bundle_inference_config(model: LoadedModel, sw_batch_size: int = 2, overlap:
         "run": [run_expr],
         "finalize": [],
     }
+
+
+def bundle_postprocess(model: LoadedModel) -> list[dict]:
+    """The model's largest-component decision as MONAI's KeepLargestConnectedComponentd (full
+    connectivity, each class on its own: medseg_nas.postprocess's rule), or nothing without one.
+    MONAI's transform needs scikit-image at bundle run time; bundle_metadata names it then."""
+    from medseg_nas.postprocess import postprocess_classes
+
+    classes = postprocess_classes(model.extra)
+    if not classes:
+        return []
+    return [{"_target_": "KeepLargestConnectedComponentd", "keys": "pred", "applied_labels": classes,
+             "is_onehot": False, "independent": True, "connectivity": 3}]
 
 
 def bundle_metadata(model: LoadedModel) -> dict:
@@ -239,7 +253,8 @@ def bundle_metadata(model: LoadedModel) -> dict:
         "monai_version": monai.__version__,
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": np.__version__,
-        "required_packages_version": {"nibabel": _version("nibabel")},
+        "required_packages_version": {"nibabel": _version("nibabel"),
+                                      **({"scikit-image": _version("scikit-image") or "any"} if bundle_postprocess(model) else {})},
         "name": "medseg-nas EMONAS-Net segmentation",
         "task": "3D segmentation",
         "description": (

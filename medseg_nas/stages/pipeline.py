@@ -73,11 +73,11 @@ def stage_retrain(cfg: Config, run: RunDir, force: bool) -> bool:
 def stage_evaluate(cfg: Config, run: RunDir, force: bool) -> bool:
     from medseg_nas.stages.evaluate import evaluate_run
 
-    if not force and run.evaluation_current(cfg.predict.tta):
+    if not force and run.evaluation_current(cfg.predict.tta, cfg.predict.postprocess):
         print(f"evaluate: {run.summary_json} is current, skipped")
         return False
     _say("evaluate (test split)")
-    evaluate_run(run.path, tta=cfg.predict.tta)
+    evaluate_run(run.path, tta=cfg.predict.tta, cfg=cfg)
     return True
 
 

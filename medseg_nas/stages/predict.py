@@ -4,7 +4,9 @@ MODEL is a checkpoint (`best/model.pt`), a TorchScript export of ours (`best/mod
 directory (its `best/model.pt`). Each input is preprocessed exactly as in training (the saved
 DataPlan: orientation, spacing, normalisation — see medseg_nas.inference), segmented with a
 sliding window (optionally averaged over the 8 mirrorings with --tta), mapped back to the input
-grid, and written as `<name>_seg.nii.gz` (uint8) with the input's exact affine and shape.
+grid, post-processed as the model's file says (the largest-component decision made after its
+retrain, medseg_nas.postprocess; `--no-postprocess` writes the raw output), and written as
+`<name>_seg.nii.gz` (uint8) with the input's exact affine and shape.
 
 A folder is a batch that finishes: a file that cannot be segmented is reported and skipped, the
 others are written (each atomically, so an interrupted run never leaves half a file), and the
@@ -164,14 +166,18 @@ def predict_batch(
     device: str = "auto",
     force: bool = False,
     skip_existing: bool = False,
+    postprocess: bool = True,
     log=print,
 ) -> BatchResult:
     """Segment every input; a failing input is recorded in the result and the batch goes on.
-    Problems shared by all inputs (the model, the output names) are raised before any work."""
+    Problems shared by all inputs (the model, the output names) are raised before any work.
+    `postprocess`: apply the model's largest-component decision (medseg_nas.postprocess), as
+    `evaluate` scored it."""
     import torch
 
     from medseg_nas.inference import Predictor, describe_error
     from medseg_nas.model_io import load_model
+    from medseg_nas.postprocess import apply_postprocess, postprocess_classes
 
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
@@ -183,12 +189,17 @@ def predict_batch(
         return result
     model = load_model(model_path, "cpu")
     predictor = Predictor(model, device=device, tta=tta)
+    reduce = postprocess_classes(model.extra) if postprocess else []
+    if reduce:
+        log("post-processing: keeping the largest connected component of "
+            + ", ".join(model.labels.get(c, str(c)) for c in reduce) + " (the model's decision; --no-postprocess: raw)")
     result.device, result.threads = str(predictor.device), torch.get_num_threads()
     out_dir.mkdir(parents=True, exist_ok=True)
     for k, (src, dst) in enumerate(todo, 1):
         t = time.time()
         try:
             labels, ref = predictor(src)
+            labels = apply_postprocess(labels, reduce)
             ms = (time.time() - t) * 1000.0
             _write_atomically(labels, ref, dst)
         except MedsegError as exc:
@@ -224,6 +235,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", required=True, help="folder for the <name>_seg.nii.gz label maps")
     p.add_argument("--tta", action="store_true", default=None, help="average over the 8 mirrorings (slower)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--no-postprocess", dest="postprocess", action="store_false",
+                   help="write the network's raw output, without the model's largest-component post-processing")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--force", action="store_true", help="overwrite existing outputs")
     existing.add_argument("--skip-existing", action="store_true",
@@ -235,7 +248,7 @@ def main(args: argparse.Namespace) -> int:
     check_output_dir(Path(args.output))
     inputs = find_inputs(args.input, args.output)
     result = predict_batch(args.model, inputs, args.output, tta=bool(args.tta), device=args.device,
-                           force=args.force, skip_existing=args.skip_existing,
+                           force=args.force, skip_existing=args.skip_existing, postprocess=args.postprocess,
                            log=lambda m: print(m, file=sys.stdout, flush=True))
     print(f"predict: {len(result.written)} written, {len(result.skipped)} kept, {len(result.failed)} failed "
           f"of {len(inputs)} input(s) → {args.output}"

@@ -259,11 +259,21 @@ def metrics_table(summary: dict) -> str:
         )
     body.append(f"<tr><th>mean foreground</th><th>{_fmt(summary['mean_dice'])}</th><td colspan=3>{summary['n_cases']} test cases"
                 f"{' (mirror TTA)' if summary.get('tta') else ''}</td></tr>")
+    pp, raw = summary.get("postprocess") or {}, summary.get("raw")
+    if pp:
+        kept = [n for n, d in (pp.get("per_class") or {}).items() if d.get("applied")]
+        what = (f"largest connected component kept for {', '.join(kept) or 'no class'}" if pp.get("mode") == "auto"
+                else f"predict.postprocess: {pp.get('mode')}")
+        body.append(f"<tr><td>post-processing</td><td colspan=4>{html.escape(what)} — {html.escape(pp.get('rule', ''))}"
+                    f" ({len(pp.get('decided_on') or [])} monitor cases)</td></tr>")
+    if raw:  # the network's output before the applied post-processing
+        body.append(f"<tr><td>raw network output</td><td>{_fmt(raw['mean_dice'])}</td>"
+                    f"<td>{_fmt(raw['mean_hd95'], 2)}</td><td colspan=2>before post-processing</td></tr>")
     lcc = summary.get("largest_component")
-    if lcc:  # measured on the same predictions, not applied to them
+    if lcc:  # every class reduced, whatever was decided
         body.append(f"<tr><td>largest component per class</td><td>{_fmt(lcc['mean_dice'])}</td>"
-                    f"<td>{_fmt(lcc['mean_hd95'], 2)}</td><td colspan=2>each class kept to its largest connected "
-                    "component (nnU-Net's post-processing), measured, not applied</td></tr>")
+                    f"<td>{_fmt(lcc['mean_hd95'], 2)}</td><td colspan=2>every class kept to its largest connected "
+                    "component (nnU-Net's post-processing), measured on the same predictions</td></tr>")
     note = html.escape(summary.get("conventions", ""))
     return f"<table>{head}{''.join(body)}</table><p class='note'>{note}</p>"
 

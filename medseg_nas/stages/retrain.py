@@ -245,6 +245,14 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
     run.history_json.write_text(json.dumps(res, indent=2, default=str))
     run.retrain_json.write_text(json.dumps(info, indent=2, default=str))
     run.record_retrain_config(cfg)
+    if split is not None:  # what the model applies to its output, decided on the monitor cases
+        from medseg_nas.stages.postprocess_decision import decide_postprocess
+
+        try:
+            info["postprocess"] = decide_postprocess(run_dir, cfg, device=device or "auto", log=log)
+        except MedsegError as exc:  # the trained model is kept; `evaluate` decides again
+            log(f"warning: post-processing not decided ({exc}); `medseg-nas evaluate` will try again")
+        run.retrain_json.write_text(json.dumps(info, indent=2, default=str))
     vd = info["val_dice"]
     log(f"retrain: done in {info['seconds']:.0f}s, {info['epochs_run']} epochs, best epoch {info['e_max']}, "
         f"val Dice {vd if vd is None else round(float(vd), 4)} → {run.model_pt}")
