@@ -133,6 +133,8 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise MedsegError(f"model file {path} does not exist")
+    if path.stat().st_size == 0:  # an interrupted copy: torch's own message is cryptic
+        raise MedsegError(f"model file {path} is empty (0 bytes); copy or export it again")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip/pickle errors, unsafe globals, truncated files
