@@ -17,7 +17,7 @@ with their machine). `--record NAME=FILE@SECONDS` adds a whole-job record's sear
 cut at SECONDS of summed trial time (its trials in id order; an older run's control). `--rungs-tau`
 copies proxy_budget's Kendall tau per budget (the first rung's ranking).
 
-Rule (3), the retrained picks: `--arm NAME=RECORD[,RECORD...]` names `scripts/whole_job_peers.py`
+Rule (3), the retrained picks: `--arm NAME=RECORD[@SEED][,RECORD...]` names `scripts/whole_job_peers.py`
 records whose `nas_pick` runs make up one arm (several records: one search each, e.g. the eta-9
 searches of seeds 0-2; one record with seeds 0-2: one search retrained three times). `--against NAME`
 is the plain arm. Per test case each arm's Dice is averaged over its runs, and the paired difference
@@ -85,12 +85,16 @@ def record_row(path: Path, cut: float, box) -> dict:
 
 
 def arm_runs(records: list[str]) -> dict[str, dict]:
-    """{"record:seed": per-case Dice} of every finished `nas_pick` run in the records."""
+    """{"record:seed": per-case Dice} of every finished `nas_pick` run in the records; `RECORD@SEED`
+    takes that seed's run only (e.g. a search's own model, when the record also holds other seeds)."""
     runs = {}
-    for path in records:
+    for spec in records:
+        path, _, only = spec.partition("@")
         for r in json.loads(Path(path).read_text()).get("results", {}).get("nas_pick", {}).get("runs", []):
-            if r.get("per_case_dice"):
+            if r.get("per_case_dice") and (not only or int(r["seed"]) == int(only)):
                 runs[f"{path}:{r['seed']}"] = r["per_case_dice"]
+        if only and f"{path}:{int(only)}" not in runs:
+            raise SystemExit(f"--arm: {path} has no finished nas_pick run with seed {only}")
     return runs
 
 

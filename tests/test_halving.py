@@ -286,3 +286,8 @@ def test_halving_study_picks_arm_pairs_cases_and_applies_rule_3(tmp_path):
     assert doc["paired"]["level-plain"]["passes_rule_3"] and doc["paired"]["level-plain"]["mean"]["n_cases"] == 12
     assert not doc["paired"]["worse-plain"]["passes_rule_3"]
     assert doc["paired"]["worse-plain"]["mean"]["mean"] == pytest.approx(-0.03, abs=1e-4)
+    one = study.picks_study({"plain": [plain], "one": [f"{plain}@1"]}, "plain")  # RECORD@SEED: that run only
+    assert one["arms"]["one"]["runs"] == 1 and one["arms"]["one"]["test_mean_dice_per_run"] == \
+        [round(sum(base.values()) / 12 + 0.002, 4)]
+    with pytest.raises(SystemExit, match="no finished nas_pick run with seed 5"):
+        study.picks_study({"plain": [plain], "x": [f"{plain}@5"]}, "plain")
