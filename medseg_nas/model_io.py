@@ -110,6 +110,11 @@ def save_model(
         "state_dict": state,
         "extra": json.loads(json.dumps(extra or {})),
     }
+    return _save_atomically(ckpt, path)
+
+
+def _save_atomically(ckpt: dict, path: Path) -> Path:
+    """torch.save to a temporary file, then rename: a crash never leaves half a model file."""
     tmp = path.with_name(path.name + ".tmp")
     torch.save(ckpt, tmp)
     tmp.replace(path)
@@ -122,10 +127,7 @@ def set_model_extra(path: str | Path, key: str, value: Any) -> Path:
     path = Path(path)
     ckpt = read_checkpoint(path)
     ckpt["extra"] = {**(ckpt.get("extra") or {}), key: json.loads(json.dumps(value))}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
-    return path
+    return _save_atomically(ckpt, path)
 
 
 def read_checkpoint(path: str | Path) -> dict:

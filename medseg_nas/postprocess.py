@@ -9,8 +9,9 @@ retrain), travels in the model file (`extra["postprocess"]`, and the TorchScript
 is applied by `evaluate`, `predict` and the MONAI bundle. `evaluate` also keeps measuring every
 class reduced (summary `largest_component`) and the raw prediction (summary `raw`), so the
 decision can be checked on the test split. scipy.ndimage.label does the labelling with full
-connectivity (26-neighbourhood in 3D, as nnU-Net); MONAI's KeepLargestConnectedComponent would do
-the same but needs scikit-image, a dependency this one function does not justify.
+connectivity (26-neighbourhood in 3D, as nnU-Net). MONAI's KeepLargestConnectedComponent does the
+same, and the exported bundle uses it, but it needs scikit-image, which only the `export` extra
+installs; evaluate and predict should not depend on that extra.
 """
 
 from __future__ import annotations

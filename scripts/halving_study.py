@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     ap.add_argument("--run", action="append", default=[], metavar="NAME=RUN_DIR")
     ap.add_argument("--record", action="append", default=[], metavar="NAME=FILE@SECONDS")
     ap.add_argument("--rungs-tau", default="")
-    ap.add_argument("--arm", action="append", default=[], metavar="NAME=RECORD[,RECORD...]",
+    ap.add_argument("--arm", action="append", default=[], metavar="NAME=RECORD[@SEED][,RECORD...]",
                     help="whole_job_peers records whose nas_pick runs form one arm of rule (3)")
     ap.add_argument("--against", default="", help="the plain arm's NAME (with --arm)")
     ap.add_argument("--out", required=True)

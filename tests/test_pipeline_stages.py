@@ -56,10 +56,15 @@ def stub_fit(cfg, run_dir, genome, seed, device, progress):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    return make_stage_run(tmp_path_factory.mktemp("stages"))
+
+
+def make_stage_run(base):
+    """(config, run directory) of a finished search under `base`: 8 synthetic cases, the GENOMES done
+    with objectives F1 and one failed trial, no Trainer involved."""
     from data_prep.synthetic import generate
     from medseg_nas.nas.trial import prepare_data
 
-    base = tmp_path_factory.mktemp("stages")
     generate(base / "data", cases=8, seed=0)
     cfg = tiny_config(base / "data", base / "runs")
     run_dir = base / "runs" / "stages"

@@ -2,19 +2,16 @@
 the model file and its exports, applied by evaluate and predict, and never chosen by the test split."""
 
 import json
-import math
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from medseg_nas.cli import main as cli
-from medseg_nas.config import config_from_dict, save_config
+from medseg_nas.config import config_from_dict
 from medseg_nas.errors import ConfigError
 from medseg_nas.postprocess import apply_postprocess, decide_largest_component, keep_largest_component
-from medseg_nas.space import count_parameters
-from medseg_nas.trial_store import TrialStore
-from tests.test_pipeline_stages import GENOMES, F1, stub_fit, tiny_config
+from tests.test_pipeline_stages import make_stage_run, stub_fit
 
 CLASSES = {1: "a", 2: "b", 3: "c"}
 
@@ -42,21 +39,7 @@ def test_a_bad_postprocess_mode_is_one_clear_config_error(tmp_path):
 
 @pytest.fixture()
 def run(tmp_path):
-    from data_prep.synthetic import generate
-    from medseg_nas.nas.trial import prepare_data
-
-    generate(tmp_path / "data", cases=8, seed=0)
-    cfg = tiny_config(tmp_path / "data", tmp_path / "runs")
-    run_dir = tmp_path / "runs" / "stages"
-    run_dir.mkdir(parents=True)
-    save_config(cfg, run_dir / "config.yaml")
-    ctx = prepare_data(cfg, run_dir)
-    with TrialStore(run_dir / "trials.sqlite") as st:
-        for g, f1 in zip(GENOMES, F1):
-            tid = st.start(g.key(), g.to_json(), seed=0)
-            n = count_parameters(g, ctx.in_channels, ctx.n_classes, ctx.network_plan)
-            st.finish(tid, "done", f1=f1, f2=math.log(n), n_params=n, result={"val_dice": 1 - f1})
-    return cfg, run_dir
+    return make_stage_run(tmp_path)
 
 
 def test_retrain_decides_on_the_monitor_cases_and_evaluate_applies_it(run):

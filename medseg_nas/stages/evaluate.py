@@ -43,7 +43,7 @@ def evaluate_cases(model_path, cases: list[dict], out_dir: Path, tta: bool = Fal
     import torch
 
     from medseg_nas.inference import Predictor
-    from medseg_nas.metrics import METRICS, case_metrics_detail, metric_rows, summarise, write_case_csv
+    from medseg_nas.metrics import case_metrics_detail, metric_rows, summarise, write_case_csv
     from medseg_nas.niftiio import save_label_nifti
     from medseg_nas.model_io import LoadedModel, load_model
     from medseg_nas.postprocess import apply_postprocess, keep_largest_component, postprocess_classes
@@ -143,8 +143,7 @@ def format_table(summary: dict) -> str:
                  f"best {summary['best_case']}, worst {summary['worst_case']})")
     pp, raw = summary.get("postprocess"), summary.get("raw")
     if raw:
-        names = [n for n, c in summary["classes"].items() if n in (pp or {}).get("per_class", {})
-                 and pp["per_class"][n].get("applied")] or ["every class"]
+        names = [n for n, d in (pp or {}).get("per_class", {}).items() if d.get("applied")] or ["every class"]
         lines.append(f"{'raw output':<16} {raw['mean_dice']:>9.3f}   HD95 {raw['mean_hd95']:.2f} mm: before the largest-"
                      f"component post-processing ({', '.join(names)}; predict.postprocess {pp.get('mode') if pp else '?'})")
     lcc = summary.get("largest_component")
