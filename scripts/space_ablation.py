@@ -19,7 +19,10 @@ containing 0 is "no difference shown at this budget", whichever way the means po
 interval is given per class and for 2d - full.
 
 Resumable: a (space, seed) whose run directory already has best/summary.json is read, not rerun;
-the record is rewritten after every run.
+the record is rewritten after every run. `--reuse full:0=runs/acdc_cpu` adopts a finished whole job
+as an arm (the config's own `medseg-nas run` is the full space at the config's search seed), but
+only if its saved config.yaml equals the arm's in every key but the run's name and root: a run
+made with another budget or space is refused, naming the keys that differ.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 
 
 from medseg_nas.bench.stats import compare
+from medseg_nas.config import config_to_dict, load_config
 from medseg_nas.jsonio import atomic_write
 
 SPACES = {
@@ -41,23 +45,56 @@ SPACES = {
     "3d": ["conv3d_1", "conv3d_3", "conv3d_5", "identity"],
     "2d": ["conv3d_1", "conv2d_3", "conv2d_5", "conv2d_7", "identity"],
 }
-def per_case_dice(summary: dict) -> dict[str, dict[str, float]]:
-    """{case id: {class name: Dice, ..., "mean": mean foreground Dice}} from best/summary.json."""
+def per_case_dice(summary: dict, raw: bool = False) -> dict[str, dict[str, float]]:
+    """{case id: {class name: Dice, ..., "mean": mean foreground Dice}} from best/summary.json:
+    the product's output (post-processed as the run decided), or with `raw` the network's output
+    (the same figures when the run reduced no class)."""
     out = {}
     for case in summary["cases"]:
-        d = {name: float(v["dice"]) for name, v in case["classes"].items()}
-        d["mean"] = float(case["mean_dice"])
+        scores = case.get("raw", case) if raw else case
+        d = {name: float(v["dice"]) for name, v in scores["classes"].items()}
+        d["mean"] = float(scores["mean_dice"])
         out[str(case["id"])] = d
     return out
 
 
-def run_one(config: str, space: str, seed: int, work: Path) -> Path:
-    run_dir = work / f"{space}_s{seed}"
-    if (run_dir / "best" / "summary.json").is_file():
-        return run_dir
+def arm_sets(space: str, seed: int) -> list[str]:
+    """The `--set` overrides that make the config one arm: the search seed and the restricted ops."""
     sets = [f"search.seed={seed}"]
     if SPACES[space] is not None:
         sets.append("space.ops=[" + ",".join(SPACES[space]) + "]")
+    return sets
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def adopt(config: str, space: str, seed: int, run_dir: Path) -> Path:
+    """A finished run stands in for an arm only if it ran exactly the arm's config."""
+    where = f"--reuse {space}:{seed}={run_dir}"
+    if not (run_dir / "best" / "summary.json").is_file():
+        raise SystemExit(f"{where}: no best/summary.json (the run has not finished its evaluate stage)")
+    saved = _flat(config_to_dict(load_config(run_dir / "config.yaml")))
+    want = _flat(config_to_dict(load_config(config, arm_sets(space, seed))))
+    differ = sorted(k for k in set(saved) | set(want)
+                    if k not in ("name", "run_root") and saved.get(k) != want.get(k))
+    if differ:
+        raise SystemExit(f"{where}: its config.yaml differs from the arm's in "
+                         + ", ".join(f"{k} ({saved.get(k)!r} vs {want.get(k)!r})" for k in differ))
+    return run_dir
+
+
+def run_one(config: str, space: str, seed: int, work: Path, reuse: dict | None = None) -> Path:
+    if reuse and (space, seed) in reuse:
+        return adopt(config, space, seed, reuse[(space, seed)])
+    run_dir = work / f"{space}_s{seed}"
+    if (run_dir / "best" / "summary.json").is_file():
+        return run_dir
+    sets = arm_sets(space, seed)
     cmd = [sys.executable, "-m", "medseg_nas", "run", config, "--run-dir", str(run_dir)]
     for s in sets:
         cmd += ["--set", s]
@@ -75,7 +112,8 @@ def record_of(run_dir: Path) -> dict:
             "test_classes": {n: {"dice": round(c["dice"]["mean"], 4), "hd95_mm": round(c["hd95"]["mean"], 2)}
                              for n, c in summary["classes"].items()},
             "total_s": round(sum(t["total_s"] for t in times), 1) if times else None,
-            "per_case": per_case_dice(summary)}
+            "postprocess_applied": (summary.get("postprocess") or {}).get("largest_component", []),
+            "per_case": per_case_dice(summary), "per_case_raw": per_case_dice(summary, raw=True)}
 
 
 def main(argv=None) -> int:
@@ -85,25 +123,37 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--work", default="runs/space_ablation")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--reuse", action="append", default=[], metavar="SPACE:SEED=RUN_DIR",
+                    help="a finished run that is this arm (its config.yaml must be the arm's)")
     args = ap.parse_args(argv)
     spaces = [s for s in args.spaces.split(",") if s]
     unknown = [s for s in spaces if s not in SPACES]
     if unknown:
         raise SystemExit(f"--spaces: unknown {unknown} (known: {', '.join(SPACES)})")
     seeds = [int(s) for s in args.seeds.split(",") if s]
+    reuse = {}
+    for item in args.reuse:
+        arm, _, run = item.partition("=")
+        space, _, seed = arm.partition(":")
+        if space not in SPACES or not seed.isdigit() or not run:
+            raise SystemExit(f"--reuse {item!r}: expected SPACE:SEED=RUN_DIR with SPACE in {', '.join(SPACES)}")
+        reuse[(space, int(seed))] = Path(run)
     out, work = Path(args.out), Path(args.work)
     doc = {"benchmark": "space_ablation", "config": args.config, "spaces": {s: SPACES[s] for s in spaces},
            "seeds": seeds, "rule": __doc__.split("The answer is stated before the runs: ")[1].split("\n\n")[0],
-           "machine": {"python": platform.python_version()}, "runs": {}, "comparisons": {}}
+           "machine": {"python": platform.python_version()}, "runs": {}, "comparisons": {},
+           "comparisons_raw": {}, "scored": "comparisons: each run's output post-processed as its retrain "
+           "decided (the product's output); comparisons_raw: the network's output"}
     for seed in seeds:
         for space in spaces:
             t = time.time()
-            run_dir = run_one(args.config, space, seed, work)
+            run_dir = run_one(args.config, space, seed, work, reuse)
             doc["runs"].setdefault(space, {})[str(seed)] = record_of(run_dir)
             print(f"{space} seed {seed}: test mean Dice {doc['runs'][space][str(seed)]['test_mean_dice']:.4f} "
                   f"({time.time() - t:.0f} s)", flush=True)
-            runs = {s: {int(k): v["per_case"] for k, v in by_seed.items()} for s, by_seed in doc["runs"].items()}
-            doc["comparisons"] = compare(runs)
+            for key, field in (("comparisons", "per_case"), ("comparisons_raw", "per_case_raw")):
+                runs = {s: {int(k): v[field] for k, v in by_seed.items()} for s, by_seed in doc["runs"].items()}
+                doc[key] = compare(runs)
             atomic_write(out, json.dumps(doc, indent=2))
     print(json.dumps(doc["comparisons"], indent=2))
     return 0

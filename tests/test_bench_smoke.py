@@ -198,3 +198,41 @@ def test_space_ablation_pairs_cases_and_states_its_verdict():
     assert out["2d-full"]["LV"]["n_cases"] == 16 and out["2d-full"]["LV"]["low"] < 0 < out["2d-full"]["LV"]["high"]
     assert out["2d-full"]["verdict"].startswith("no difference shown")
     assert sa.SPACES["3d"] and all(op.startswith("conv3d") or op == "identity" for op in sa.SPACES["3d"])
+
+
+def test_space_ablation_adopts_a_finished_run_only_if_it_ran_the_arms_config(tmp_path):
+    """--reuse: the config's own whole job is the full arm at its seed; a run with another budget
+    or another space is refused, naming what differs, and an unfinished run is refused."""
+    from medseg_nas.config import load_config, save_config
+
+    sa = _load("space_ablation")
+    config = str(SCRIPTS.parent / "configs" / "acdc_cpu.yaml")
+
+    def run(name, sets):
+        d = tmp_path / name
+        (d / "best").mkdir(parents=True)
+        save_config(load_config(config, sets + ["name=other", "run_root=elsewhere"]), d / "config.yaml")
+        (d / "best" / "summary.json").write_text("{}")
+        return d
+
+    same = run("same", ["search.seed=0"])
+    assert sa.adopt(config, "full", 0, same) == same
+    with pytest.raises(SystemExit, match="search.seed"):
+        sa.adopt(config, "full", 1, same)
+    with pytest.raises(SystemExit, match="space.ops"):
+        sa.adopt(config, "3d", 0, same)
+    assert sa.adopt(config, "3d", 0, run("three_d", sa.arm_sets("3d", 0))).name == "three_d"
+    longer = run("longer", ["search.seed=0", "retrain.epochs=120"])
+    with pytest.raises(SystemExit, match=r"retrain.epochs \(120 vs 90\)"):
+        sa.adopt(config, "full", 0, longer)
+    (same / "best" / "summary.json").unlink()
+    with pytest.raises(SystemExit, match="no best/summary.json"):
+        sa.adopt(config, "full", 0, same)
+
+
+def test_space_ablation_scores_the_raw_output_beside_the_post_processed_one():
+    sa = _load("space_ablation")
+    lv = lambda d: {"classes": {"LV": {"dice": d}}, "mean_dice": d}  # noqa: E731
+    summary = {"cases": [{"id": "a", **lv(0.9), "raw": lv(0.8)}, {"id": "b", **lv(0.7)}]}
+    assert sa.per_case_dice(summary) == {"a": {"LV": 0.9, "mean": 0.9}, "b": {"LV": 0.7, "mean": 0.7}}
+    assert sa.per_case_dice(summary, raw=True) == {"a": {"LV": 0.8, "mean": 0.8}, "b": {"LV": 0.7, "mean": 0.7}}
