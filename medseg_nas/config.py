@@ -195,6 +195,11 @@ class RetrainConfig:
     epochs: int = 100
     iters_per_epoch: int = 100
     patience: int = 30
+    # a wall-clock budget for the retrain in seconds (0: none): the epochs are then a cap and the
+    # poly schedule follows the clock, as the equal-seconds peers train. The retrain's time
+    # otherwise grows with the pick's cost (on ACDC 0.70-0.87 s per step from pick to pick), so this
+    # is what bounds a whole job on a fixed CPU budget
+    seconds: float = 0.0
     include_val: bool = True  # train on train+val cases (test stays held out)
     # with include_val: this share of the validation cases (at least one) is NOT trained on and
     # is the monitor for the curve and the best-epoch choice; 0 trains on every validation case

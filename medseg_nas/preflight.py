@@ -173,6 +173,7 @@ def check_retrain(cfg: Config, src: str = "", pick: str | None = None) -> None:
     _at_least("retrain.iters_per_epoch", r.iters_per_epoch, 1, src)
     check_steps("retrain", r.epochs, r.iters_per_epoch, src)
     _at_least("retrain.patience", r.patience, 0, src)
+    _at_least("retrain.seconds", r.seconds, 0, src)
 
 
 # --- this machine ------------------------------------------------------------------------------

@@ -293,3 +293,27 @@ def test_retrain_json_says_what_the_curve_is_measured_on(run):
     _, run_dir = run
     info = retrain(run_dir, "best", fit_fn=stub_fit, force=True)
     assert info["monitor_held_out"] is True and info["monitor_cases"]
+
+
+@pytest.mark.parametrize("seconds, expected", [(0.0, None), (1800.0, 1800.0)])
+def test_retrain_seconds_reach_the_trainer_as_a_wall_clock_budget(monkeypatch, tmp_path, seconds, expected):
+    """retrain.seconds bounds the retrain by the clock (the epochs become a cap); 0 leaves the
+    epoch budget alone."""
+    import medseg_nas.stages.retrain as rt
+    import medseg_nas.train as train_pkg
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, *a, **k):
+            pass
+
+        def fit(self, genome, **kw):
+            calls.append(kw)
+            return "result"
+
+    monkeypatch.setattr(train_pkg, "Trainer", Recorder)
+    monkeypatch.setattr(rt, "retrain_data", lambda cfg, run_dir, seed: (None, "plan"))
+    cfg = config_from_dict({"retrain": {"epochs": 7, "iters_per_epoch": 3, "patience": 0, "seconds": seconds}})
+    assert rt.default_fit(cfg, tmp_path, GENOMES[0], 0, "cpu", False) == ("result", "plan")
+    assert calls == [{"seed": 0, "epochs": 7, "iters_per_epoch": 3, "patience": 0, "seconds": expected}]

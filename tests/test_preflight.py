@@ -44,6 +44,7 @@ def _run(tmp_path, capsys, data: dict, *extra: str) -> str:
 @pytest.mark.parametrize("data, match", [
     ({"retrain": {"epochs": 0}}, r"'retrain.epochs' in .*c.yaml is 0: it must be >= 1"),
     ({"retrain": {"iters_per_epoch": 0}}, r"'retrain.iters_per_epoch' .* must be >= 1"),
+    ({"retrain": {"seconds": -1}}, r"'retrain.seconds' .* must be >= 0"),
     ({"retrain": {"pick": "kne"}}, r"'retrain.pick' .* 'kne': use knee, best, smallest or a trial id; did you mean 'knee'"),
     ({"retrain": {"pick": "-3"}}, r"'retrain.pick' .* '-3'"),
     ({"train": {"device": "gpu"}}, r"'train.device' .* 'gpu', not a device"),

@@ -159,7 +159,7 @@ def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | Non
     trainer = Trainer(cfg.train, bundle, plan, device=device or cfg.train.device,
                       log_dir=run.tensorboard / "retrain", progress=progress, cell=cfg.space.cell)
     result = trainer.fit(genome, seed=seed, epochs=cfg.retrain.epochs, iters_per_epoch=cfg.retrain.iters_per_epoch,
-                         patience=cfg.retrain.patience)
+                         patience=cfg.retrain.patience, seconds=float(cfg.retrain.seconds) or None)
     return result, plan
 
 
@@ -199,7 +199,8 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
     trained, monitor, held_out = (monitor_split(split.train, split.val, cfg.retrain.include_val, cfg.retrain.monitor_fraction)
                                   if split is not None else ([], [], None))
     log(f"retrain: trial {row.id} — {why}\n  genome {genome.describe()}\n"
-        f"  budget {cfg.retrain.epochs} epochs × {cfg.retrain.iters_per_epoch} iterations, patience {cfg.retrain.patience}, "
+        f"  budget {cfg.retrain.epochs} epochs × {cfg.retrain.iters_per_epoch} iterations"
+        f"{f' (at most {cfg.retrain.seconds:.0f} s)' if cfg.retrain.seconds else ''}, patience {cfg.retrain.patience}, "
         f"augment {retrain_augment(cfg)}, {len(trained)} training cases ({'train+val' if cfg.retrain.include_val else 'train'}), curve on {len(monitor)} "
         f"{'held-out' if held_out else 'TRAINING'} case(s)")
     t0 = time.time()
@@ -229,6 +230,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         "monitor_cases": monitor,
         "monitor_held_out": held_out,  # False: val_dice / e_max are measured on training cases
         "epochs_budget": cfg.retrain.epochs,
+        "seconds_budget": float(cfg.retrain.seconds) or None,
         "iters_per_epoch": cfg.retrain.iters_per_epoch,
         "epochs_run": res.get("epochs_run"),
         "e_max": res.get("e_max"),
