@@ -176,10 +176,11 @@ class RunDir:
             return False
         row, _ = pick_trial(self.trial_rows(), str(cfg.retrain.pick), cfg.retrain)
         budget = (cfg.retrain.epochs, cfg.retrain.iters_per_epoch, cfg.retrain.include_val, cfg.retrain.monitor_fraction,
-                  cfg.retrain.augment or cfg.data.augment)
+                  cfg.retrain.augment or cfg.data.augment, float(cfg.retrain.seconds) or None)
         return row.id == info.get("trial_id") and (info.get("epochs_budget"), info.get("iters_per_epoch"),
                                                    info.get("include_val"), info.get("monitor_fraction"),
-                                                   info.get("augment", cfg.data.augment)) == budget  # older runs: data.augment
+                                                   info.get("augment", cfg.data.augment),  # older runs: data.augment
+                                                   info.get("seconds_budget")) == budget  # older runs: none
 
     def record_retrain_config(self, cfg: Config) -> None:
         """Write `cfg`'s retrain section into the saved config.yaml, so the run directory says how

@@ -229,6 +229,13 @@ def test_run_skips_complete_stages(run, monkeypatch, capsys):
     assert "=== retrain" in capsys.readouterr().out
     assert json.loads((run_dir / "best" / "retrain.json").read_text())["augment"] == "full"
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["retrain"]["augment"] == "full"
+    # ... and so is its wall-clock budget
+    cfg.retrain.seconds = 900.0
+    run_pipeline(cfg, run_dir)
+    assert "=== retrain" in capsys.readouterr().out
+    assert json.loads((run_dir / "best" / "retrain.json").read_text())["seconds_budget"] == 900.0
+    run_pipeline(cfg, run_dir)
+    assert "=== retrain" not in capsys.readouterr().out
 
 
 def test_retrain_augment_replaces_the_searchs_for_the_retrain_only(run):
