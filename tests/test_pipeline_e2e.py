@@ -36,6 +36,10 @@ def test_run_end_to_end(tmp_path, capsys):
     assert len(times) == 1 and times[0]["completed"] is True
     assert set(times[0]["seconds"]) == {"prepare", "search", "retrain", "evaluate", "export", "report"}
     assert times[0]["total_s"] >= times[0]["seconds"]["search"] > 0
+    import torch
+
+    # which libraries the numbers came from (two runs of one config once differed without saying why)
+    assert times[0]["versions"]["torch"] == torch.__version__ and times[0]["versions"]["monai"]
 
     # search artefacts
     from medseg_nas.trial_store import TrialStore
