@@ -209,6 +209,11 @@ class RetrainConfig:
     # augmentation pays off over a long retrain but is not measured to rank short trials
     augment: str = ""
 
+    @property
+    def seconds_budget(self) -> float | None:
+        """`seconds` as Trainer.fit and retrain.json take it: None when there is no clock budget."""
+        return float(self.seconds) or None
+
 
 @dataclass
 class ExportConfig:
@@ -442,6 +447,18 @@ def fidelity_rungs(fid: FidelityConfig, epochs: int) -> list[int]:
 
 def config_to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def flatten_keys(d: dict, prefix: str = "") -> dict:
+    """{"retrain.epochs": 90, ...} from nested sections: two configs compared key by key, and the
+    differences named as the user writes them in `--set`."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten_keys(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

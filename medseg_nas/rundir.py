@@ -176,7 +176,7 @@ class RunDir:
             return False
         row, _ = pick_trial(self.trial_rows(), str(cfg.retrain.pick), cfg.retrain)
         budget = (cfg.retrain.epochs, cfg.retrain.iters_per_epoch, cfg.retrain.include_val, cfg.retrain.monitor_fraction,
-                  cfg.retrain.augment or cfg.data.augment, float(cfg.retrain.seconds) or None)
+                  cfg.retrain.augment or cfg.data.augment, cfg.retrain.seconds_budget)
         return row.id == info.get("trial_id") and (info.get("epochs_budget"), info.get("iters_per_epoch"),
                                                    info.get("include_val"), info.get("monitor_fraction"),
                                                    info.get("augment", cfg.data.augment),  # older runs: data.augment

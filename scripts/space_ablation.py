@@ -37,7 +37,7 @@ from pathlib import Path
 
 
 from medseg_nas.bench.stats import compare
-from medseg_nas.config import config_to_dict, load_config
+from medseg_nas.config import config_to_dict, flatten_keys, load_config
 from medseg_nas.jsonio import atomic_write
 
 SPACES = {
@@ -66,20 +66,13 @@ def arm_sets(space: str, seed: int) -> list[str]:
     return sets
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def adopt(config: str, space: str, seed: int, run_dir: Path) -> Path:
     """A finished run stands in for an arm only if it ran exactly the arm's config."""
     where = f"--reuse {space}:{seed}={run_dir}"
     if not (run_dir / "best" / "summary.json").is_file():
         raise SystemExit(f"{where}: no best/summary.json (the run has not finished its evaluate stage)")
-    saved = _flat(config_to_dict(load_config(run_dir / "config.yaml")))
-    want = _flat(config_to_dict(load_config(config, arm_sets(space, seed))))
+    saved = flatten_keys(config_to_dict(load_config(run_dir / "config.yaml")))
+    want = flatten_keys(config_to_dict(load_config(config, arm_sets(space, seed))))
     differ = sorted(k for k in set(saved) | set(want)
                     if k not in ("name", "run_root") and saved.get(k) != want.get(k))
     if differ:

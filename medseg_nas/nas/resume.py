@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medseg_nas.config import Config, config_to_dict, read_yaml_file
+from medseg_nas.config import Config, config_to_dict, flatten_keys, read_yaml_file
 from medseg_nas.errors import ConfigError, SearchError
 from medseg_nas.space.network import LEGACY_CELL
 from medseg_nas.rundir import RunDir
@@ -25,16 +25,6 @@ _RESUMABLE_CHANGES = (
 )
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def check_resume_config(run_dir: Path, cfg: Config) -> None:
     """SearchError naming the first differences if `cfg` may not resume the search in `run_dir`."""
     path = RunDir(run_dir).config_yaml
@@ -43,8 +33,8 @@ def check_resume_config(run_dir: Path, cfg: Config) -> None:
         raise ConfigError(f"config file {path} must hold a mapping of sections, not a {type(saved).__name__}")
     if isinstance(saved.get("space"), dict):  # saved before space.cell existed: it searched residual
         saved["space"].setdefault("cell", LEGACY_CELL)
-    a, b = _flatten(saved), _flatten(config_to_dict(cfg))
-    defaults = _flatten(config_to_dict(Config()))
+    a, b = flatten_keys(saved), flatten_keys(config_to_dict(cfg))
+    defaults = flatten_keys(config_to_dict(Config()))
     diffs = []
     for key in sorted(set(a) | set(b)):
         if not key.startswith(_RESUME_CHECKED):

@@ -159,7 +159,7 @@ def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | Non
     trainer = Trainer(cfg.train, bundle, plan, device=device or cfg.train.device,
                       log_dir=run.tensorboard / "retrain", progress=progress, cell=cfg.space.cell)
     result = trainer.fit(genome, seed=seed, epochs=cfg.retrain.epochs, iters_per_epoch=cfg.retrain.iters_per_epoch,
-                         patience=cfg.retrain.patience, seconds=float(cfg.retrain.seconds) or None)
+                         patience=cfg.retrain.patience, seconds=cfg.retrain.seconds_budget)
     return result, plan
 
 
@@ -230,7 +230,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         "monitor_cases": monitor,
         "monitor_held_out": held_out,  # False: val_dice / e_max are measured on training cases
         "epochs_budget": cfg.retrain.epochs,
-        "seconds_budget": float(cfg.retrain.seconds) or None,
+        "seconds_budget": cfg.retrain.seconds_budget,
         "iters_per_epoch": cfg.retrain.iters_per_epoch,
         "epochs_run": res.get("epochs_run"),
         "e_max": res.get("e_max"),
