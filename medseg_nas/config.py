@@ -195,11 +195,7 @@ class RetrainConfig:
     epochs: int = 100
     iters_per_epoch: int = 100
     patience: int = 30
-    # a wall-clock budget for the retrain in seconds (0: none): the epochs are then a cap and the
-    # poly schedule follows the clock, as the equal-seconds peers train. The retrain's time
-    # otherwise grows with the pick's cost (on ACDC 0.70-0.87 s per step from pick to pick), so this
-    # is what bounds a whole job on a fixed CPU budget
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall-clock budget (0: none; epochs become a cap): else time grows with the pick's cost
     include_val: bool = True  # train on train+val cases (test stays held out)
     # with include_val: this share of the validation cases (at least one) is NOT trained on and
     # is the monitor for the curve and the best-epoch choice; 0 trains on every validation case
@@ -210,8 +206,7 @@ class RetrainConfig:
     augment: str = ""
 
     @property
-    def seconds_budget(self) -> float | None:
-        """`seconds` as Trainer.fit and retrain.json take it: None when there is no clock budget."""
+    def seconds_budget(self) -> float | None:  # as Trainer.fit(seconds=) takes it: None = no clock
         return float(self.seconds) or None
 
 
@@ -448,17 +443,6 @@ def fidelity_rungs(fid: FidelityConfig, epochs: int) -> list[int]:
 def config_to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
-
-def flatten_keys(d: dict, prefix: str = "") -> dict:
-    """{"retrain.epochs": 90, ...} from nested sections: two configs compared key by key, and the
-    differences named as the user writes them in `--set`."""
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten_keys(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

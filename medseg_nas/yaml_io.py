@@ -139,3 +139,15 @@ def add_overrides_argument(parser, example: str) -> None:
     `load_config(path, overrides)`); `example` is shown in the help."""
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help=f"override a config entry, e.g. --set {example} (repeatable)")
+
+
+def flatten_keys(d: dict, prefix: str = "") -> dict:
+    """{"retrain.epochs": 90, ...} from nested sections: two configs compared key by key, and the
+    differences named as the user writes them in `--set`."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten_keys(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

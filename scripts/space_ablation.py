@@ -37,7 +37,8 @@ from pathlib import Path
 
 
 from medseg_nas.bench.stats import compare
-from medseg_nas.config import config_to_dict, flatten_keys, load_config
+from medseg_nas.config import config_to_dict, load_config
+from medseg_nas.yaml_io import flatten_keys
 from medseg_nas.jsonio import atomic_write
 
 SPACES = {

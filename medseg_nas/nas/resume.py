@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medseg_nas.config import Config, config_to_dict, flatten_keys, read_yaml_file
+from medseg_nas.config import Config, config_to_dict, read_yaml_file
+from medseg_nas.yaml_io import flatten_keys
 from medseg_nas.errors import ConfigError, SearchError
 from medseg_nas.space.network import LEGACY_CELL
 from medseg_nas.rundir import RunDir
