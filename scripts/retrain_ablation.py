@@ -36,7 +36,9 @@ import torch
 
 from medseg_nas.bench.ablation import VARIANTS, run_variant
 from medseg_nas.bench.ablation import record_augment  # noqa: F401 - re-exported: tests call it from this script
+from medseg_nas.bench.data import groups_of
 from medseg_nas.bench.stats import paired_against
+from medseg_nas.config import load_config
 from medseg_nas.jsonio import atomic_write
 
 
@@ -78,10 +80,12 @@ def main(argv=None) -> int:
               f"test {row.get('test_mean_dice', float('nan')):.4f} "
               f"hd95 {row.get('test_mean_hd95_mm', float('nan')):.2f} mm", flush=True)
     if doc["rows"]:  # the paired comparison of every row there (with --variants "": nothing new trained)
-        doc["paired_vs_base"] = paired_against(doc["rows"], "base")
+        # over whole patients where the datalist groups cases (ACDC's ED/ES frames of one patient)
+        doc["paired_vs_base"] = paired_against(doc["rows"], "base", case_groups=groups_of(load_config(args.config).data.root))
         atomic_write(out, json.dumps(doc, indent=2, default=str))
     for name, iv in doc.get("paired_vs_base", {}).items():
-        print(f"{name} - base: mean Dice {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] over {iv['n_cases']} cases, "
+        print(f"{name} - base: mean Dice {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] over {iv['n_cases']} cases "
+              f"(resampling {iv.get('n_groups', iv['n_cases'])} {iv.get('unit', 'case')}s), "
               f"seeds {iv['seeds']}", flush=True)
     return 0
 

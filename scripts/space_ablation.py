@@ -13,10 +13,12 @@ spaces: it mixes channels, never neighbouring voxels):
 
 The answer is stated before the runs: the 2D / pseudo-3D operations earn their place on this data
 if the 3D-only space's mean foreground test Dice is below the full space's with the 95 %
-percentile-bootstrap interval (10,000 resamples over test cases) of the paired per-case
-difference (3d - full; each case's Dice averaged over seeds first) entirely below 0; an interval
-containing 0 is "no difference shown at this budget", whichever way the means point. The same
-interval is given per class and for 2d - full.
+percentile-bootstrap interval (10,000 resamples) of the paired per-case difference (3d - full;
+each case's Dice averaged over seeds first) entirely below 0; an interval containing 0 is "no
+difference shown at this budget", whichever way the means point. The bootstrap resamples whole
+test patients where the datalist groups cases (ACDC: a patient's ED and ES frames are drawn
+together, since they are not independent), else cases. The same interval is given per class and
+for 2d - full.
 
 Resumable: a (space, seed) whose run directory already has best/summary.json is read, not rerun;
 the record is rewritten after every run. `--reuse full:0=runs/acdc_cpu` adopts a finished whole job
@@ -36,6 +38,7 @@ import time
 from pathlib import Path
 
 
+from medseg_nas.bench.data import groups_of
 from medseg_nas.bench.stats import compare
 from medseg_nas.config import config_to_dict, load_config
 from medseg_nas.yaml_io import flatten_keys
@@ -133,10 +136,11 @@ def main(argv=None) -> int:
             raise SystemExit(f"--reuse {item!r}: expected SPACE:SEED=RUN_DIR with SPACE in {', '.join(SPACES)}")
         reuse[(space, int(seed))] = Path(run)
     out, work = Path(args.out), Path(args.work)
+    groups = groups_of(load_config(args.config).data.root)
     doc = {"benchmark": "space_ablation", "config": args.config, "spaces": {s: SPACES[s] for s in spaces},
            "seeds": seeds, "rule": __doc__.split("The answer is stated before the runs: ")[1].split("\n\n")[0],
            "machine": {"python": platform.python_version()}, "runs": {}, "comparisons": {},
-           "comparisons_raw": {}, "scored": "comparisons: each run's output post-processed as its retrain "
+           "comparisons_raw": {}, "resampled": "patients (the datalist's groups)" if groups else "cases", "scored": "comparisons: each run's output post-processed as its retrain "
            "decided (the product's output); comparisons_raw: the network's output"}
     for seed in seeds:
         for space in spaces:
@@ -147,7 +151,7 @@ def main(argv=None) -> int:
                   f"({time.time() - t:.0f} s)", flush=True)
             for key, field in (("comparisons", "per_case"), ("comparisons_raw", "per_case_raw")):
                 runs = {s: {int(k): v[field] for k, v in by_seed.items()} for s, by_seed in doc["runs"].items()}
-                doc[key] = compare(runs)
+                doc[key] = compare(runs, groups=groups)
             atomic_write(out, json.dumps(doc, indent=2))
     print(json.dumps(doc["comparisons"], indent=2))
     return 0

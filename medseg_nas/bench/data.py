@@ -35,6 +35,20 @@ def build_data(args):
     return plan, bundle, info
 
 
+def groups_of(data_root: str | Path) -> dict[str, str] | None:
+    """{case id: group} of an MSD folder's datalist (ACDC: the patient of each frame), for intervals
+    that resample whole groups; None when the folder is not here (a record rebuilt elsewhere) or
+    no case shares a group, so callers fall back to resampling cases."""
+    from medseg_nas import data as mdata
+    from medseg_nas.errors import DataError
+
+    try:
+        groups = mdata.case_groups(mdata.load_datalist(data_root))
+    except (DataError, OSError):
+        return None
+    return groups if len(set(groups.values())) < len(groups) else None
+
+
 def tiny_data(dst: Path) -> Path:
     from data_prep import synthetic
 

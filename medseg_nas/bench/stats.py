@@ -38,19 +38,36 @@ RESAMPLES = 10_000
 LEVEL = 0.95
 
 
-def paired_interval(diffs: np.ndarray, seed: int = 0) -> dict:
-    """Mean of per-case differences and its percentile-bootstrap interval over cases."""
+def bootstrap_means(values: np.ndarray, groups: list[str] | None, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """RESAMPLES bootstrap means of `values`, resampling cases, or with `groups` (one label per
+    case) whole groups: the two frames of one ACDC patient are not independent, and resampling
+    them apart gives a narrower interval than the data supports (the cluster bootstrap)."""
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(diffs), size=(RESAMPLES, len(diffs)))
-    means = diffs[idx].mean(axis=1)
+    if groups is None or len(set(groups)) == len(values):
+        idx = rng.integers(0, len(values), size=(RESAMPLES, len(values)))
+        return values[idx].mean(axis=1), {"unit": "case"}
+    names = sorted(set(groups))
+    at = {g: i for i, g in enumerate(names)}
+    sums, counts = np.zeros(len(names)), np.zeros(len(names))
+    for v, g in zip(values, groups):
+        sums[at[g]] += v
+        counts[at[g]] += 1
+    idx = rng.integers(0, len(names), size=(RESAMPLES, len(names)))
+    return sums[idx].sum(axis=1) / counts[idx].sum(axis=1), {"unit": "group", "n_groups": len(names)}
+
+
+def paired_interval(diffs: np.ndarray, seed: int = 0, groups: list[str] | None = None) -> dict:
+    """Mean of per-case differences and its percentile-bootstrap interval over cases (or groups)."""
+    means, unit = bootstrap_means(np.asarray(diffs, dtype=float), groups, seed)
     lo, hi = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     return {"mean": round(float(diffs.mean()), 4), "low": round(float(lo), 4), "high": round(float(hi), 4),
-            "n_cases": int(len(diffs)), "level": LEVEL, "resamples": RESAMPLES}
+            "n_cases": int(len(diffs)), **unit, "level": LEVEL, "resamples": RESAMPLES}
 
 
-def compare(runs: dict[str, dict[int, dict]], against: str = "full") -> dict:
+def compare(runs: dict[str, dict[int, dict]], against: str = "full", groups: dict[str, str] | None = None) -> dict:
     """Paired per-case differences (space - `against`) per class, Dice averaged over each space's
-    seeds first; only the cases every run scored, so the pairs are the same test cases."""
+    seeds first; only the cases every run scored, so the pairs are the same test cases. With
+    `groups` ({case: group}) the interval resamples whole groups (see bootstrap_means)."""
     if against not in runs or not runs[against]:
         return {}
     case_sets = [set(d) for seeds in runs.values() for d in seeds.values()]
@@ -67,7 +84,8 @@ def compare(runs: dict[str, dict[int, dict]], against: str = "full") -> dict:
         if space == against or not runs[space]:
             continue
         diff = seed_mean(space) - base
-        out[f"{space}-{against}"] = {k: paired_interval(diff[:, j]) for j, k in enumerate(classes)}
+        labels = [groups.get(c, c) for c in cases] if groups else None
+        out[f"{space}-{against}"] = {k: paired_interval(diff[:, j], groups=labels) for j, k in enumerate(classes)}
         out[f"{space}-{against}"]["verdict"] = verdict(out[f"{space}-{against}"]["mean"], against)
     return out
 
@@ -90,28 +108,39 @@ def plateau_epoch(val: list[float], tol: float) -> int:
     return at
 
 
-def mean_dice_ci(cases: list[dict], level: float = 0.95) -> dict:
+def mean_dice_ci(cases: list[dict], level: float = 0.95, groups: dict[str, str] | None = None) -> dict:
     """Bootstrap interval of the test-split mean Dice: how far 21 cases can be from the population.
 
     The target (0.89) is nnU-Net's mean on the MSD leaderboard's own test cases, not on this split,
-    so whether a gap is larger than the split's sampling error is part of the answer.
+    so whether a gap is larger than the split's sampling error is part of the answer. With `groups`
+    ({case id: group}, e.g. ACDC's patient of each frame) whole groups are resampled.
     """
-    from scipy.stats import bootstrap
-
-    per_case = np.array([float(c["mean_dice"]) for c in cases if c.get("mean_dice") is not None])
+    scored = [c for c in cases if c.get("mean_dice") is not None]
+    per_case = np.array([float(c["mean_dice"]) for c in scored])
     if len(per_case) < 3:
         return {}
-    res = bootstrap((per_case,), np.mean, confidence_level=level, n_resamples=10_000, method="percentile",
-                    random_state=0)
-    return {"level": level, "low": round(float(res.confidence_interval.low), 4),
-            "high": round(float(res.confidence_interval.high), 4), "per_case_std": round(float(per_case.std(ddof=1)), 4),
-            "n_cases": int(len(per_case)), "method": "percentile bootstrap over cases, 10,000 resamples"}
+    labels = [groups.get(str(c["id"]), str(c["id"])) for c in scored] if groups else None
+    if labels is None or len(set(labels)) == len(labels):
+        from scipy.stats import bootstrap  # the records' intervals before groups existed: kept as they were
+
+        res = bootstrap((per_case,), np.mean, confidence_level=level, n_resamples=RESAMPLES, method="percentile",
+                        random_state=0)
+        low, high, unit = res.confidence_interval.low, res.confidence_interval.high, {"unit": "case"}
+    else:
+        means, unit = bootstrap_means(per_case, labels)
+        low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return {"level": level, "low": round(float(low), 4), "high": round(float(high), 4),
+            "per_case_std": round(float(per_case.std(ddof=1)), 4), "n_cases": int(len(per_case)), **unit,
+            "method": f"percentile bootstrap over {'groups of cases' if unit['unit'] == 'group' else 'cases'}, "
+                      f"{RESAMPLES:,} resamples"}
 
 
-def paired_against(rows: list[dict], control: str, group: str = "variant") -> dict:
+def paired_against(rows: list[dict], control: str, group: str = "variant",
+                   case_groups: dict[str, str] | None = None) -> dict:
     """Per group: the paired per-case difference (group - control) of the mean foreground Dice,
     over the seeds both have (each case's difference averaged over those seeds), with its
-    percentile-bootstrap interval over cases. Rows need `per_case_dice` ({case: {"mean": ...}})."""
+    percentile-bootstrap interval over cases (over whole `case_groups`, e.g. patients, if given).
+    Rows need `per_case_dice` ({case: {"mean": ...}})."""
     by: dict[str, dict[int, dict]] = {}
     for r in rows:
         if r.get("per_case_dice"):
@@ -125,5 +154,6 @@ def paired_against(rows: list[dict], control: str, group: str = "variant") -> di
             continue
         cases = sorted(set.intersection(*(set(seeds[s]) & set(by[control][s]) for s in common)))
         diff = np.array([np.mean([seeds[s][c]["mean"] - by[control][s][c]["mean"] for s in common]) for c in cases])
-        out[name] = {**paired_interval(diff), "seeds": common}
+        labels = [case_groups.get(c, c) for c in cases] if case_groups else None
+        out[name] = {**paired_interval(diff, groups=labels), "seeds": common}
     return out

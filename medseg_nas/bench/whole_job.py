@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import platform
 
+from medseg_nas.bench.data import groups_of
 from medseg_nas.bench.stats import mean_dice_ci, plateau_epoch
 from medseg_nas.results import TrialStatus
 from medseg_nas.rundir import RunDir
@@ -71,7 +72,8 @@ def summarise(run: RunDir, target_dice: float = TARGET_DICE) -> dict:
                     "curve": retrain_curve(history)},
         "test": {"n_cases": summary["n_cases"], "tta": summary.get("tta"), "classes": classes,
                  "mean_dice": round(summary["mean_dice"], 4), "mean_hd95_mm": round(summary["mean"]["hd95"], 2),
-                 "mean_dice_ci": mean_dice_ci(summary.get("cases") or []),
+                 # over patients where cases are grouped (ACDC's ED/ES frames): frames of one patient are not independent
+                 "mean_dice_ci": mean_dice_ci(summary.get("cases") or [], groups=groups_of(cfg.data.root)),
                  # per case, so a later comparison can pair against this run's own model
                  "per_case_dice": {str(c["id"]): round(c["mean_dice"], 4) for c in summary.get("cases") or []},
                  "largest_component": summary.get("largest_component"),

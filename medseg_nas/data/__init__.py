@@ -18,11 +18,11 @@ from medseg_nas.data.datasets import DataBundle, build_datasets, clear_cache
 from medseg_nas.data.fingerprint import Fingerprint, compute_fingerprint
 from medseg_nas.data.loaded import DataFiles, LoadedData, load_data, split_from_config
 from medseg_nas.data.plan import DataPlan, make_plan
-from medseg_nas.data.split import Split, make_split
+from medseg_nas.data.split import Split, case_groups, make_split
 from medseg_nas.data.transforms import inference_transforms, preprocess_transforms, train_transforms
 
 __all__ = [
     "DataBundle", "DataFiles", "DataPlan", "Fingerprint", "LoadedData", "Split", "build_datasets", "clear_cache",
     "compute_fingerprint", "ensure_dataset", "inference_transforms", "load_data", "load_datalist",
-    "load_dataset_json", "make_plan", "make_split", "preprocess_transforms", "split_from_config", "train_transforms",
+    "case_groups", "load_dataset_json", "make_plan", "make_split", "preprocess_transforms", "split_from_config", "train_transforms",
 ]

@@ -71,6 +71,12 @@ class Split:
         return [by_id[i] for i in getattr(self, part)]
 
 
+def case_groups(datalist: list[dict]) -> dict[str, str]:
+    """Case id -> the group it is split (and resampled) with: the entry's "group" (ACDC: the
+    patient of an ED/ES frame pair), else the case itself."""
+    return {d["id"]: str(d.get("group", d["id"])) for d in datalist}
+
+
 def make_split(datalist: list[dict], seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2,
                n_folds: int = 0, fold: int = 0) -> Split:
     """Shuffle groups (entry "group", else the id) with `seed`; the first `test_fraction` of groups
@@ -78,8 +84,8 @@ def make_split(datalist: list[dict], seed: int = 0, val_fraction: float = 0.2, t
     groups are cut into folds and fold `fold` is validation. Independent of datalist order."""
     ids = [d["id"] for d in datalist]
     groups: dict[str, list[str]] = {}
-    for d in datalist:
-        groups.setdefault(str(d.get("group", d["id"])), []).append(d["id"])
+    for case, group in case_groups(datalist).items():
+        groups.setdefault(group, []).append(case)
     names = sorted(groups)
     rng = np.random.default_rng(seed)
     order = [names[i] for i in rng.permutation(len(names))]
