@@ -41,8 +41,8 @@ from pathlib import Path
 from medseg_nas.bench.data import groups_of
 from medseg_nas.bench.stats import compare
 from medseg_nas.config import config_to_dict, load_config
-from medseg_nas.yaml_io import flatten_keys
 from medseg_nas.jsonio import atomic_write
+from medseg_nas.yaml_io import flatten_keys
 
 SPACES = {
     "full": None,  # the config's own ops
@@ -140,7 +140,8 @@ def main(argv=None) -> int:
     doc = {"benchmark": "space_ablation", "config": args.config, "spaces": {s: SPACES[s] for s in spaces},
            "seeds": seeds, "rule": __doc__.split("The answer is stated before the runs: ")[1].split("\n\n")[0],
            "machine": {"python": platform.python_version()}, "runs": {}, "comparisons": {},
-           "comparisons_raw": {}, "resampled": "patients (the datalist's groups)" if groups else "cases", "scored": "comparisons: each run's output post-processed as its retrain "
+           "comparisons_raw": {}, "resampled": "patients (the datalist's groups)" if groups else "cases",
+           "scored": "comparisons: each run's output post-processed as its retrain "
            "decided (the product's output); comparisons_raw: the network's output"}
     for seed in seeds:
         for space in spaces:

@@ -58,7 +58,8 @@ def bootstrap_means(values: np.ndarray, groups: list[str] | None, seed: int = 0)
 
 def paired_interval(diffs: np.ndarray, seed: int = 0, groups: list[str] | None = None) -> dict:
     """Mean of per-case differences and its percentile-bootstrap interval over cases (or groups)."""
-    means, unit = bootstrap_means(np.asarray(diffs, dtype=float), groups, seed)
+    diffs = np.asarray(diffs, dtype=float)
+    means, unit = bootstrap_means(diffs, groups, seed)
     lo, hi = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     return {"mean": round(float(diffs.mean()), 4), "low": round(float(lo), 4), "high": round(float(hi), 4),
             "n_cases": int(len(diffs)), **unit, "level": LEVEL, "resamples": RESAMPLES}

@@ -22,7 +22,7 @@ from medseg_nas.data.split import Split, case_groups, make_split
 from medseg_nas.data.transforms import inference_transforms, preprocess_transforms, train_transforms
 
 __all__ = [
-    "DataBundle", "DataFiles", "DataPlan", "Fingerprint", "LoadedData", "Split", "build_datasets", "clear_cache",
-    "compute_fingerprint", "ensure_dataset", "inference_transforms", "load_data", "load_datalist",
-    "case_groups", "load_dataset_json", "make_plan", "make_split", "preprocess_transforms", "split_from_config", "train_transforms",
+    "DataBundle", "DataFiles", "DataPlan", "Fingerprint", "LoadedData", "Split", "build_datasets", "case_groups",
+    "clear_cache", "compute_fingerprint", "ensure_dataset", "inference_transforms", "load_data", "load_datalist",
+    "load_dataset_json", "make_plan", "make_split", "preprocess_transforms", "split_from_config", "train_transforms",
 ]

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from medseg_nas.config import Config, config_to_dict, read_yaml_file
-from medseg_nas.yaml_io import flatten_keys
 from medseg_nas.errors import ConfigError, SearchError
 from medseg_nas.space.network import LEGACY_CELL
 from medseg_nas.rundir import RunDir
+from medseg_nas.yaml_io import flatten_keys
 
 # a resumed search must agree with the original on these sections (they decide what a trial
 # measures) except for the keys listed after them, which only say how long or where to run

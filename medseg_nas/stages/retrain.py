@@ -200,7 +200,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
                                   if split is not None else ([], [], None))
     log(f"retrain: trial {row.id} — {why}\n  genome {genome.describe()}\n"
         f"  budget {cfg.retrain.epochs} epochs × {cfg.retrain.iters_per_epoch} iterations"
-        f"{f' (at most {cfg.retrain.seconds:.0f} s)' if cfg.retrain.seconds else ''}, patience {cfg.retrain.patience}, "
+        f"{f' (at most {cfg.retrain.seconds_budget:.0f} s)' if cfg.retrain.seconds_budget else ''}, patience {cfg.retrain.patience}, "
         f"augment {retrain_augment(cfg)}, {len(trained)} training cases ({'train+val' if cfg.retrain.include_val else 'train'}), curve on {len(monitor)} "
         f"{'held-out' if held_out else 'TRAINING'} case(s)")
     t0 = time.time()
