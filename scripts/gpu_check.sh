@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The CUDA-only checks in one short run, for a machine that has a GPU and a CUDA torch but maybe not
-# this project's other dependencies (wheels in .whl/ are installed to /tmp/site first, if present).
-# Each stage has its own time limit and writes what it has before the next starts, so a run cut
-# short still returns its earlier stages:
-#   1. tests/test_train_gpu.py (AMP fit, fp32 fit, OOM recorded as failed and memory freed);
-#   2. scripts/bench_gpu.py: seconds, peak memory and val Dice per trial, AMP against fp32;
-#   3. the hippocampus CPU config's whole job with the GPU it finds (device: auto), summarised.
-# Usage: bash scripts/gpu_check.sh OUT_DIR [SECONDS_FOR_ALL]   (data/Task04_Hippocampus prepared)
+# this project's other dependencies (wheels in .whl/ are installed to /tmp/site first, if present;
+# docs/studies/gpu.md lists them). Each stage has its own time limit and writes what it has before
+# the next starts, so a run cut short still returns its earlier stages:
+#   tests   tests/test_train_gpu.py (AMP fit, fp32 fit, OOM recorded as failed and memory freed);
+#   bench   scripts/bench_gpu.py: seconds, peak memory and val Dice per trial, AMP against fp32;
+#   workers the same trials with AMP and 6 data-loading workers (num_workers=0 left the GPU waiting);
+#   job     the hippocampus CPU config's whole job on the GPU it finds (device: auto), recorded by
+#           scripts/gpu_job_record.py even when the time limit cuts it short.
+# Usage: bash scripts/gpu_check.sh OUT_DIR [SECONDS_FOR_ALL] [STAGES]   (data/Task04_Hippocampus prepared)
+#   e.g. bash scripts/gpu_check.sh $OUT 540 tests,job       (the 2026-12-04 lease ran tests,bench,job)
 set -u
-OUT=${1:?usage: gpu_check.sh OUT_DIR [SECONDS_FOR_ALL]}
+OUT=${1:?usage: gpu_check.sh OUT_DIR [SECONDS_FOR_ALL] [STAGES]}
 ALL=${2:-540}
+STAGES=",${3:-tests,bench,job},"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD"
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -17,17 +21,34 @@ if compgen -G ".whl/*.whl" >/dev/null; then
         && export PYTHONPATH="/tmp/site:$PWD" || exit 1
 fi
 left() { echo $(( ALL - SECONDS )); }
+want() { [[ $STAGES == *",$1,"* ]]; }
 { nvidia-smi; python3 -c "import torch, monai, pymoo, sklearn; print('torch', torch.__version__, 'cuda', torch.version.cuda,
 'monai', monai.__version__, 'pymoo', pymoo.__version__, 'sklearn', sklearn.__version__)"; nproc; } >"$OUT/env.txt" 2>&1
-echo "[$SECONDS s] gpu tests"
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_train_gpu.py >"$OUT/pytest_gpu.txt" 2>&1
-echo "[$SECONDS s] bench_gpu (rc of tests $?)"
-timeout 170 python3 scripts/bench_gpu.py --config configs/hippocampus_cpu.yaml --trials 4 --work-dir /tmp/bench_gpu \
-    --out "$OUT/gpu_trials.json" >"$OUT/bench_gpu.log" 2>&1
-echo "[$SECONDS s] whole job, $(left) s left (rc of bench $?)"
-timeout $(( $(left) - 25 )) python3 -m medseg_nas run configs/hippocampus_cpu.yaml --run-dir /tmp/gpu_job \
-    --set 'data.prepare.source=""' >"$OUT/whole_job.log" 2>&1
-echo "[$SECONDS s] summary (rc of job $?)"
-timeout 20 python3 scripts/whole_job_summary.py /tmp/gpu_job --out "$OUT/whole_job.json" >/dev/null 2>>"$OUT/whole_job.log"
-tar czf "$OUT/gpu_job.tgz" -C /tmp --exclude='*.onnx' --exclude='*.pt' --exclude='model.ts' --exclude='bundle' --exclude='predictions' gpu_job
+if want tests; then
+    echo "[$SECONDS s] gpu tests"
+    timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_train_gpu.py >"$OUT/pytest_gpu.txt" 2>&1
+    echo "[$SECONDS s] rc of tests $?"
+fi
+if want bench; then
+    timeout 170 python3 scripts/bench_gpu.py --config configs/hippocampus_cpu.yaml --trials 4 --work-dir /tmp/bench_gpu \
+        --out "$OUT/gpu_trials.json" >"$OUT/bench_gpu.log" 2>&1
+    echo "[$SECONDS s] rc of bench $?"
+fi
+if want workers; then
+    timeout 120 python3 scripts/bench_gpu.py --config configs/hippocampus_cpu.yaml --trials 4 --modes amp \
+        --set data.num_workers=6 --work-dir /tmp/bench_gpu_w6 --out "$OUT/gpu_trials_w6.json" >"$OUT/bench_gpu_w6.log" 2>&1
+    echo "[$SECONDS s] rc of workers $?"
+fi
+if want job; then
+    echo "[$SECONDS s] whole job, $(left) s left"
+    timeout $(( $(left) - 25 )) python3 -m medseg_nas run configs/hippocampus_cpu.yaml --run-dir /tmp/gpu_job \
+        --set 'data.prepare.source=""' >"$OUT/whole_job.log" 2>&1
+    echo "[$SECONDS s] rc of job $?"
+    timeout 20 python3 scripts/gpu_job_record.py /tmp/gpu_job "$OUT/whole_job.log" --out "$OUT/gpu_job.json" >/dev/null 2>>"$OUT/whole_job.log"
+    if [ -f /tmp/gpu_job/best/summary.json ]; then
+        timeout 20 python3 scripts/whole_job_summary.py /tmp/gpu_job --out "$OUT/whole_job.json" >/dev/null 2>>"$OUT/whole_job.log"
+    fi
+    tar czf "$OUT/gpu_job.tgz" -C /tmp --exclude='*.onnx' --exclude='*.pt' --exclude='model.ts' --exclude='bundle' \
+        --exclude='predictions' gpu_job
+fi
 echo "[$SECONDS s] done"
