@@ -20,8 +20,11 @@ test patients where the datalist groups cases (ACDC: a patient's ED and ES frame
 together, since they are not independent), else cases. The same interval is given per class and
 for 2d - full.
 
-Resumable: a (space, seed) whose run directory already has best/summary.json is read, not rerun;
-the record is rewritten after every run. `--reuse full:0=runs/acdc_cpu` adopts a finished whole job
+Resumable: a (space, seed) whose run directory already has best/summary.json is read, not rerun,
+and so is one already in the `--out` record made from the same config (its per-case scores are all
+the comparison needs, so a record outlives its run directories); the record is rewritten after
+every run. `comparisons_by_seed` repeats the comparison within each seed that every space has
+finished, so a partial record is not read as if its spaces had equal seeds. `--reuse full:0=runs/acdc_cpu` adopts a finished whole job
 as an arm (the config's own `medseg-nas run` is the full space at the config's search seed), but
 only if its saved config.yaml equals the arm's in every key but the run's name and root: a run
 made with another budget or space is refused, naming the keys that differ.
@@ -100,6 +103,28 @@ def run_one(config: str, space: str, seed: int, work: Path, reuse: dict | None =
     return run_dir
 
 
+def recorded_arms(out: Path, config: str) -> dict:
+    """{space: {seed: arm}} already in the record at `out`, if it was made from `config`."""
+    if not out.is_file():
+        return {}
+    old = json.loads(out.read_text())
+    if old.get("benchmark") != "space_ablation" or old.get("config") != config:
+        raise SystemExit(f"{out}: a record of another benchmark or config ({old.get('config')!r}); "
+                         "choose another --out")
+    return old.get("runs", {})
+
+
+def comparisons(doc: dict, groups: dict | None) -> None:
+    """The seed-averaged comparisons, and the same within each seed every space has finished."""
+    for key, field in (("comparisons", "per_case"), ("comparisons_raw", "per_case_raw")):
+        runs = {s: {int(k): v[field] for k, v in by_seed.items()} for s, by_seed in doc["runs"].items()}
+        doc[key] = compare(runs, groups=groups)
+    shared = set.intersection(*[set(by_seed) for by_seed in doc["runs"].values()]) if doc["runs"] else set()
+    doc["comparisons_by_seed"] = {
+        seed: compare({s: {int(seed): by_seed[seed]["per_case"]} for s, by_seed in doc["runs"].items()}, groups=groups)
+        for seed in sorted(shared, key=int)}
+
+
 def record_of(run_dir: Path) -> dict:
     summary = json.loads((run_dir / "best" / "summary.json").read_text())
     info = json.loads((run_dir / "best" / "retrain.json").read_text())
@@ -143,16 +168,19 @@ def main(argv=None) -> int:
            "comparisons_raw": {}, "resampled": "patients (the datalist's groups)" if groups else "cases",
            "scored": "comparisons: each run's output post-processed as its retrain "
            "decided (the product's output); comparisons_raw: the network's output"}
+    recorded = recorded_arms(out, args.config)
     for seed in seeds:
         for space in spaces:
             t = time.time()
-            run_dir = run_one(args.config, space, seed, work, reuse)
-            doc["runs"].setdefault(space, {})[str(seed)] = record_of(run_dir)
-            print(f"{space} seed {seed}: test mean Dice {doc['runs'][space][str(seed)]['test_mean_dice']:.4f} "
+            arm = recorded.get(space, {}).get(str(seed))
+            if arm is None or (space, seed) in reuse or (work / f"{space}_s{seed}" / "best" / "summary.json").is_file():
+                arm = record_of(run_one(args.config, space, seed, work, reuse))
+            else:
+                print(f"{space} seed {seed}: read from {out} (run dir {arm['run_dir']})", flush=True)
+            doc["runs"].setdefault(space, {})[str(seed)] = arm
+            print(f"{space} seed {seed}: test mean Dice {arm['test_mean_dice']:.4f} "
                   f"({time.time() - t:.0f} s)", flush=True)
-            for key, field in (("comparisons", "per_case"), ("comparisons_raw", "per_case_raw")):
-                runs = {s: {int(k): v[field] for k, v in by_seed.items()} for s, by_seed in doc["runs"].items()}
-                doc[key] = compare(runs, groups=groups)
+            comparisons(doc, groups)
             atomic_write(out, json.dumps(doc, indent=2))
     print(json.dumps(doc["comparisons"], indent=2))
     return 0
