@@ -230,6 +230,40 @@ def test_space_ablation_adopts_a_finished_run_only_if_it_ran_the_arms_config(tmp
         sa.adopt(config, "full", 0, same)
 
 
+def test_space_ablation_reads_recorded_arms_instead_of_rerunning_them(tmp_path, monkeypatch):
+    """A record outlives its run directories: arms already in --out (same config) are not rerun,
+    a missing arm is, and the within-seed comparison uses only seeds every space finished."""
+    sa = _load("space_ablation")
+    config = str(SCRIPTS.parent / "configs" / "acdc_cpu.yaml")
+    cases = [f"c{i}" for i in range(8)]
+
+    def arm(shift):
+        pc = {c: {"LV": 0.8 + shift + 0.01 * i, "mean": 0.8 + shift + 0.01 * i} for i, c in enumerate(cases)}
+        return {"run_dir": "gone", "test_mean_dice": 0.8 + shift, "per_case": pc, "per_case_raw": pc}
+
+    out = tmp_path / "record.json"
+    out.write_text(json.dumps({"benchmark": "space_ablation", "config": config,
+                               "runs": {"full": {"0": arm(0.0), "1": arm(0.01)}, "2d": {"0": arm(0.05)}}}))
+    ran = []
+
+    def fake_run(config_, space, seed, work, reuse=None):
+        ran.append((space, seed))
+        raise SystemExit("stop after the first missing arm")
+
+    monkeypatch.setattr(sa, "run_one", fake_run)
+    monkeypatch.setattr(sa, "groups_of", lambda root: None)
+    with pytest.raises(SystemExit, match="first missing arm"):
+        sa.main([config, "--spaces", "full,2d", "--seeds", "0,1", "--out", str(out), "--work", str(tmp_path / "w")])
+    assert ran == [("2d", 1)]  # full 0, 2d 0 and full 1 came from the record
+    doc = json.loads(out.read_text())
+    assert doc["comparisons_by_seed"]["0"]["2d-full"]["mean"]["mean"] == pytest.approx(0.05, abs=1e-4)
+    assert set(doc["comparisons_by_seed"]) == {"0"}
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"benchmark": "space_ablation", "config": "configs/other.yaml", "runs": {}}))
+    with pytest.raises(SystemExit, match="another benchmark or config"):
+        sa.main([config, "--spaces", "full", "--seeds", "0", "--out", str(other)])
+
+
 def test_space_ablation_scores_the_raw_output_beside_the_post_processed_one():
     sa = _load("space_ablation")
     lv = lambda d: {"classes": {"LV": {"dice": d}}, "mean_dice": d}  # noqa: E731
