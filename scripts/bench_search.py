@@ -20,7 +20,14 @@ Modes
   deterministic for a genome and a training seed (tests/test_train.py::test_deterministic_on_cpu),
   and every trial uses the same training seed (`--train-seed`), so a genome trained once answers
   every strategy and every strategy seed: results are kept in a JSON-lines cache
-  (`<work-dir>/cache.jsonl`, keyed by genome and budget) and reused, also across invocations.
+  (`<work-dir>/cache.jsonl`, or `--cache FILE`, keyed by genome and budget) and reused, also across
+  invocations, machines and sessions (medseg_nas/bench/trial_cache.py: the first line for a genome
+  wins, a damaged line is skipped). A cache in a tracked file lets a comparison too long for one
+  session grow over several: each invocation trains only what the file does not answer.
+  `--device cuda` trains on a GPU (another problem: its lines never answer CPU trials).
+  `--jobs K` (a many-core or GPU machine) splits the seeds over K worker processes that fill the
+  shared cache at once, then replays every run from the cache in this process for the record, so
+  the record is the same as a serial run's that got the same answers.
   "train_s" of a run is what its trials cost to train (cached or not), i.e. the wall-clock the
   run would have taken on its own; "overhead_s" is the strategy's own ask/tell time.
 - `--mode analytic` (CI smoke, seconds; also a many-seed strategy comparison): the cheap
@@ -83,6 +90,40 @@ def write(out: Path, args, seeds, variants: list[Variant], problem, runs, total:
     return summary
 
 
+def fill_cache_in_parallel(args, seeds: list[int]) -> None:
+    """K workers, each this script over a share of the seeds (one process each, its own torch
+    threads), all appending to one cache; their records are discarded: the caller replays."""
+    import os
+    import subprocess
+
+    k = min(args.jobs, len(seeds))
+    cache = args.cache or str(Path(args.work_dir) / "cache.jsonl")
+    drop = {"--jobs", "--seeds", "--out", "--cache"}
+    rest, skip = [], False
+    for a in args.argv:  # the caller's arguments, less the ones each worker gets its own of
+        if skip:
+            skip = False
+            continue
+        if a.split("=")[0] in drop:
+            skip = "=" not in a
+            continue
+        rest.append(a)
+    threads = max(1, (os.cpu_count() or 2) // k)
+    procs = []
+    for i in range(k):
+        share = ",".join(str(s) for s in seeds[i::k])
+        log = Path(args.work_dir) / f"worker{i}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, __file__, *rest, "--seeds", share, "--cache", cache,
+               "--out", str(Path(args.work_dir) / f"worker{i}.json")]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        print(f"worker {i}: seeds {share} → {log}", flush=True)
+        procs.append(subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env))
+    failed = [i for i, p in enumerate(procs) if p.wait() != 0]
+    if failed:  # what the others trained is in the cache; the replay trains what is missing
+        print(f"workers {failed} failed (see their logs); the replay trains what they left", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=("train", "analytic"), default="train")
@@ -106,6 +147,9 @@ def main(argv=None) -> int:
     ap.add_argument("--alpha", type=float, default=0.05, help="the stated tests' family-wise level")
     ap.add_argument("--train-seed", type=int, default=0)
     ap.add_argument("--work-dir", default="runs/bench_search", help="cache and per-run front.json")
+    ap.add_argument("--cache", default="", help="the trial cache file (default <work-dir>/cache.jsonl)")
+    ap.add_argument("--device", default="cpu", help="where trials train: cpu (default) or cuda")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes that fill the cache, seeds split over them")
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
@@ -118,6 +162,9 @@ def main(argv=None) -> int:
     work = Path(args.work_dir) / args.mode
     args.plan = StatedTests(control=args.control, alpha=args.alpha)
     check_plan(work, args.plan)  # the tests are stated before the first run of this work directory
+    if args.jobs > 1 and args.mode == "train":
+        fill_cache_in_parallel(args, seeds)
+        problem.cache.refresh()  # what the workers trained: the runs below replay from it
     t0 = time.perf_counter()
     runs: list[dict] = []
     out.parent.mkdir(parents=True, exist_ok=True)

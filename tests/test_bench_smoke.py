@@ -121,6 +121,28 @@ def test_bench_search_train_cache_and_peers_with_run_dir(tmp_path, synthetic_roo
         assert r["infer_ms_per_volume"] > 0 and "claim_holds" in r
 
 
+def test_bench_search_workers_fill_one_cache_and_the_replay_matches_a_serial_run(tmp_path, synthetic_root):
+    """--jobs 2: two worker processes fill the shared cache (a tracked file can hold it), the record
+    is replayed from it; a serial invocation on the same cache trains nothing and gets the same
+    hypervolumes, so the parallel record is the serial one."""
+    bs = _load("bench_search")
+    cache = tmp_path / "kept" / "trials.jsonl"
+    argv = ["--mode", "train", "--variants", "random", "--seeds", "0,1", "--budget", "2",
+            "--data-root", str(synthetic_root), "--spacing", "4", "4", "4", "--patch", "16", "16", "16",
+            "--epochs", "1", "--iters", "1", "--set", "data.val_fraction=0.34", "--set", "data.test_fraction=0.17",
+            "--cache", str(cache)]
+    assert bs.main(argv + ["--jobs", "2", "--work-dir", str(tmp_path / "p"), "--out", str(tmp_path / "p.json")]) == 0
+    assert (tmp_path / "p" / "worker0.log").is_file() and (tmp_path / "p" / "worker1.log").is_file()
+    p = json.loads((tmp_path / "p.json").read_text())
+    assert p["trained_this_invocation"] == 0 and p["complete"]  # the workers trained everything
+    lines = [json.loads(x) for x in cache.read_text().splitlines()]
+    assert len(lines) >= 3 and {e["budget"] for e in lines} == {p["problem"]["budget_hash"]}
+    assert bs.main(argv + ["--work-dir", str(tmp_path / "s"), "--out", str(tmp_path / "s.json")]) == 0
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["trained_this_invocation"] == 0
+    assert [r["final_hv"] for r in s["runs"]] == [r["final_hv"] for r in p["runs"]]
+
+
 def test_bench_throughput_tiny_local(tmp_path):
     bt = _load("bench_throughput")
     out = tmp_path / "tp.json"

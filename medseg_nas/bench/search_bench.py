@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg_nas.bench.trial_cache import TrialCache
 from medseg_nas.results import TrialStatus
 from medseg_nas.search import STRATEGIES
 
@@ -132,7 +133,7 @@ class TrainProblem:
         overrides = list(args.set) + [
             f"data.root={args.data_root}",
             f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}", "train.patience=0",
-            f"train.seed={args.train_seed}", "train.device=cpu",
+            f"train.seed={args.train_seed}", f"train.device={getattr(args, 'device', 'cpu')}",
         ]
         if args.spacing and list(args.spacing) != ["auto"]:  # "auto": the data plan's own
             overrides.append(f"data.target_spacing=[{','.join(str(s) for s in args.spacing)}]")
@@ -153,7 +154,10 @@ class TrainProblem:
         datalist, split, self.plan, self.bundle = data.datalist, data.split, data.plan, data.bundle
         self.space = SearchSpace.from_config(cfg.space)
         self.box = reference_box(cfg, int(self.plan.in_channels), int(self.plan.n_classes), self.plan.network_plan)
-        budget_key = {"root": str(root.resolve()), "n_cases": len(datalist), "split": list(split.train),
+        # the dataset by name, not path, so that a cache carries across checkouts and machines (the
+        # split's case ids and the plan pin the content); the device is in `train`: a GPU trial is
+        # another problem (AMP, other kernels) and never answers a CPU one
+        budget_key = {"root": root.resolve().name, "n_cases": len(datalist), "split": list(split.train),
                       "plan": self.plan.to_dict(), "train": dataclasses.asdict(cfg.train),
                       "objectives": dataclasses.asdict(cfg.objectives), "augment": cfg.data.augment}
         if cfg.space.cell != "residual":  # keeps the hash (and caches) of runs from before space.cell
@@ -161,15 +165,8 @@ class TrainProblem:
         if self.until is not None and self.until < cfg.train.epochs:  # keeps the hash of full-schedule runs
             budget_key["until"] = self.until
         self.budget_hash = hashlib.sha1(json.dumps(budget_key, sort_keys=True).encode()).hexdigest()[:12]
-        self.cache_path = Path(args.work_dir) / "cache.jsonl"
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        self.cache: dict[str, dict] = {}
-        if self.cache_path.is_file():
-            for line in self.cache_path.read_text().splitlines():
-                if line.strip():
-                    d = json.loads(line)
-                    if d.get("budget") == self.budget_hash:
-                        self.cache[d["key"]] = d
+        self.cache_path = Path(getattr(args, "cache", "") or Path(args.work_dir) / "cache.jsonl")
+        self.cache = TrialCache(self.cache_path, self.budget_hash)
         self.n_trained = 0
         self._f2: dict[str, float] = {}
         self.description = {
@@ -178,7 +175,7 @@ class TrainProblem:
             "target_spacing": list(self.plan.target_spacing), "epochs": cfg.train.epochs,
             "iters_per_epoch": cfg.train.iters_per_epoch, "until_epoch": self.until, "batch_size": cfg.train.batch_size,
             "train_seed": cfg.train.seed, "space": dataclasses.asdict(cfg.space), "budget_hash": self.budget_hash,
-            "cache_entries_at_start": len(self.cache),
+            "cache_entries_at_start": len(self.cache), "device": cfg.train.device,
         }
 
     def f2_of(self, g) -> float:
@@ -194,9 +191,11 @@ class TrainProblem:
         from medseg_nas.train import Trainer
 
         k = g.key()
-        if k in self.cache:
-            return {**self.cache[k], "cached": True}
-        trainer = Trainer(self.cfg.train, self.bundle, self.plan, device="cpu", progress=False, cell=self.cfg.space.cell)
+        hit = self.cache.get(k)
+        if hit is not None:
+            return {**hit, "cached": True}
+        trainer = Trainer(self.cfg.train, self.bundle, self.plan, device=self.cfg.train.device, progress=False,
+                          cell=self.cfg.space.cell)
         r = trainer.fit(g, seed=int(self.cfg.train.seed), until=self.until)
         d = {"key": k, "budget": self.budget_hash, "genome": g.to_json(), "status": r.status, "error": r.error,
              "seconds": round(r.seconds, 2), "n_params": r.n_params, "val_dice": r.val_dice,
@@ -204,10 +203,8 @@ class TrainProblem:
         if r.status == TrialStatus.DONE:
             d["f1"], d["f2"] = compute_objectives(r, self.cfg.objectives)
         self.n_trained += 1
-        self.cache[k] = d
-        with open(self.cache_path, "a") as fh:
-            fh.write(json.dumps(d) + "\n")
-        return {**d, "cached": False}
+        held = self.cache.put(d)  # another worker's earlier line for this genome wins (trial_cache)
+        return {**held, "cached": held is not d}
 
     def close(self) -> None:
         pass

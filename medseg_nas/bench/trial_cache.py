@@ -1,0 +1,70 @@
+"""The strategy benchmark's trial cache: one JSON line per trained genome, shared by every strategy,
+seed, worker process and session that trains the same problem.
+
+Why a file with these rules: the comparison needs ~800 trained genomes (issue 27, item 5), more than
+one session of 2 cores or one GPU lease gives, so the cache must outlive a run directory (it can
+live in a tracked file) and several processes must be able to fill it at once. Appends are single
+`write` calls of one line to a file opened for appending, so lines of concurrent writers do not
+interleave; a line cut short by a kill is skipped with a warning. **The first line for a key wins**,
+in every reader: a worker that trained a genome another worker had already written uses the other's
+answer, so a later replay of the whole benchmark from the file sees exactly what each run saw.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+
+class TrialCache:
+    def __init__(self, path: Path, budget: str) -> None:
+        self.path, self.budget = Path(path), budget
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.entries: dict[str, dict] = {}
+        self._offset = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the lines appended since the last read (by this process or another)."""
+        if not self.path.is_file():
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(self._offset)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1  # a last line without its newline may still be being written
+        for n, line in enumerate(data[:end].splitlines()):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError:
+                warnings.warn(f"{self.path}: skipping a damaged line near byte {self._offset} (line {n + 1} "
+                              "of this read); its genome will be trained again", stacklevel=2)
+                continue
+            if d.get("budget") == self.budget and "key" in d:
+                self.entries.setdefault(d["key"], d)
+        self._offset += end
+
+    def get(self, key: str) -> dict | None:
+        if key not in self.entries:
+            self.refresh()
+        return self.entries.get(key)
+
+    def put(self, entry: dict) -> dict:
+        """Append `entry`; returns the entry that holds for its key (an earlier line wins)."""
+        line = (json.dumps(entry) + "\n").encode()
+        with open(self.path, "ab") as fh:
+            if fh.tell() and self._ends_unfinished():  # a writer killed mid-line: start a new one
+                line = b"\n" + line
+            fh.write(line)
+        self.refresh()
+        return self.entries.setdefault(entry["key"], entry)
+
+    def _ends_unfinished(self) -> bool:
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, 2)
+            return fh.read(1) != b"\n"
+
+    def __len__(self) -> int:
+        return len(self.entries)
