@@ -54,6 +54,7 @@ is written as `<work-dir>/<mode>/<label>_s<seed>/front.json` (the runner's schem
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import sys
@@ -90,15 +91,17 @@ def write(out: Path, args, seeds, variants: list[Variant], problem, runs, total:
     return summary
 
 
-def fill_cache_in_parallel(args, seeds: list[int]) -> None:
+def fill_cache_in_parallel(args, seeds: list[int], stop_after: float = 0.0) -> set:
     """K workers, each this script over a share of the seeds (one process each, its own torch
-    threads), all appending to one cache; their records are discarded: the caller replays."""
+    threads), all appending to one cache; their records are discarded: the caller replays. A
+    SIGTERM (e.g. `timeout`) stops the workers too, so none outlives its caller."""
     import os
+    import signal
     import subprocess
 
     k = min(args.jobs, len(seeds))
     cache = args.cache or str(Path(args.work_dir) / "cache.jsonl")
-    drop = {"--jobs", "--seeds", "--out", "--cache"}
+    drop = {"--jobs", "--seeds", "--out", "--cache", "--stop-after"}
     rest, skip = [], False
     for a in args.argv:  # the caller's arguments, less the ones each worker gets its own of
         if skip:
@@ -114,14 +117,30 @@ def fill_cache_in_parallel(args, seeds: list[int]) -> None:
         share = ",".join(str(s) for s in seeds[i::k])
         log = Path(args.work_dir) / f"worker{i}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        (Path(args.work_dir) / f"worker{i}.json").unlink(missing_ok=True)  # only this invocation's runs count
         cmd = [sys.executable, __file__, *rest, "--seeds", share, "--cache", cache,
-               "--out", str(Path(args.work_dir) / f"worker{i}.json")]
+               "--out", str(Path(args.work_dir) / f"worker{i}.json"), "--stop-after", str(stop_after)]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         print(f"worker {i}: seeds {share} → {log}", flush=True)
         procs.append(subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env))
-    failed = [i for i, p in enumerate(procs) if p.wait() != 0]
+    def stop(signum, frame):
+        for p in procs:
+            p.terminate()
+        raise SystemExit(f"stopped by signal {signum}: the workers were told to stop; the cache keeps their trials")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        failed = [i for i, p in enumerate(procs) if p.wait() != 0]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if failed:  # what the others trained is in the cache; the replay trains what is missing
         print(f"workers {failed} failed (see their logs); the replay trains what they left", flush=True)
+    finished = set()
+    for i in range(k):
+        part = Path(args.work_dir) / f"worker{i}.json"
+        if part.is_file():
+            finished |= {(r["seed"], r["strategy"]) for r in json.loads(part.read_text()).get("runs", [])}
+    return finished
 
 
 def main(argv=None) -> int:
@@ -150,6 +169,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default="", help="the trial cache file (default <work-dir>/cache.jsonl)")
     ap.add_argument("--device", default="cpu", help="where trials train: cpu (default) or cuda")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes that fill the cache, seeds split over them")
+    ap.add_argument("--stop-after", type=float, default=0.0, metavar="SECONDS",
+                    help="start no run after this many seconds (a run under way finishes; for a time-limited machine)")
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
@@ -162,20 +183,25 @@ def main(argv=None) -> int:
     work = Path(args.work_dir) / args.mode
     args.plan = StatedTests(control=args.control, alpha=args.alpha)
     check_plan(work, args.plan)  # the tests are stated before the first run of this work directory
-    if args.jobs > 1 and args.mode == "train":
-        fill_cache_in_parallel(args, seeds)
-        problem.cache.refresh()  # what the workers trained: the runs below replay from it
     t0 = time.perf_counter()
+    finished = set()  # (seed, label) the workers completed: replayed from the cache even after --stop-after
+    if args.jobs > 1 and args.mode == "train":
+        finished = fill_cache_in_parallel(args, seeds, args.stop_after)
+        problem.cache.refresh()  # what the workers trained: the runs below replay from it
     runs: list[dict] = []
     out.parent.mkdir(parents=True, exist_ok=True)
-    for seed in seeds:  # seed-major: the cache fills evenly, a cut-short run still has every variant
-        for v in variants:
-            r = run_one(v, seed, problem, args.budget, work / f"{v.label}_s{seed}")
-            runs.append(r)
-            print(f"{v.label:15s} seed {seed:2d}: {r['n_trials']:3d} trials ({r['cache_hits']:3d} cached, {r['n_failed']} failed)"
-                  f"  final HV {r['final_hv']:.4f}  train {r['train_s']:7.1f}s  wall {r['wall_s']:7.1f}s"
-                  f"  tau {r['surrogate_tau_mean']}", flush=True)
-            summary = write(out, args, seeds, variants, problem, runs, time.perf_counter() - t0)  # partial results survive
+    for seed, v in itertools.product(seeds, variants):  # seed-major: the cache fills evenly
+        if args.stop_after and time.perf_counter() - t0 > args.stop_after and (seed, v.label) not in finished:
+            continue  # the record says complete: false; the cache keeps every trained trial
+        r = run_one(v, seed, problem, args.budget, work / f"{v.label}_s{seed}")
+        runs.append(r)
+        print(f"{v.label:15s} seed {seed:2d}: {r['n_trials']:3d} trials ({r['cache_hits']:3d} cached, {r['n_failed']} failed)"
+              f"  final HV {r['final_hv']:.4f}  train {r['train_s']:7.1f}s  wall {r['wall_s']:7.1f}s"
+              f"  tau {r['surrogate_tau_mean']}", flush=True)
+        summary = write(out, args, seeds, variants, problem, runs, time.perf_counter() - t0)  # partial results survive
+    if len(runs) < len(seeds) * len(variants):
+        print(f"--stop-after {args.stop_after:.0f} s: {len(runs)} of {len(seeds) * len(variants)} runs recorded "
+              "(complete: false); rerun with the same cache to go on", flush=True)
     total = time.perf_counter() - t0
     summary = write(out, args, seeds, variants, problem, runs, total)
     png = out.with_suffix(".png")

@@ -7,7 +7,10 @@
 #   bench   scripts/bench_gpu.py: seconds, peak memory and val Dice per trial, AMP against fp32;
 #   workers the same trials with AMP and 6 data-loading workers (num_workers=0 left the GPU waiting);
 #   job     the hippocampus CPU config's whole job on the GPU it finds (device: auto), recorded by
-#           scripts/gpu_job_record.py even when the time limit cuts it short.
+#           scripts/gpu_job_record.py even when the time limit cuts it short;
+#   strategies  the strategy comparison of docs/studies/search_strategies.md ("Planned") on the GPU,
+#           STRATEGY_JOBS (8) worker processes filling the tracked CUDA trial cache, which starts
+#           from benchmarks/cache/ and comes back in OUT/cache/ (copy it over the tracked one).
 # Usage: bash scripts/gpu_check.sh OUT_DIR [SECONDS_FOR_ALL] [STAGES]   (data/Task04_Hippocampus prepared)
 #   e.g. bash scripts/gpu_check.sh $OUT 540 tests,job       (the 2026-12-04 lease ran tests,bench,job)
 set -u
@@ -50,5 +53,19 @@ if want job; then
     fi
     tar czf "$OUT/gpu_job.tgz" -C /tmp --exclude='*.onnx' --exclude='*.pt' --exclude='model.ts' --exclude='bundle' \
         --exclude='predictions' gpu_job
+fi
+if want strategies; then
+    CACHE=search_hippocampus_4x50_cuda.jsonl
+    mkdir -p "$OUT/cache"
+    [ -f "benchmarks/cache/$CACHE" ] && cp "benchmarks/cache/$CACHE" "$OUT/cache/$CACHE"
+    echo "[$SECONDS s] strategies, $(left) s left"
+    timeout $(( $(left) - 15 )) python3 scripts/bench_search.py --mode train --config configs/hippocampus_cpu.yaml \
+        --data-root data/Task04_Hippocampus --spacing auto --patch auto --epochs 4 --iters 50 \
+        --variants samea,samea_adaptive,dmls,dmls_linear,nsga2,random --set search.nsga2.pop_size=6 \
+        --seeds 0-14 --budget 14 --device cuda --jobs "${STRATEGY_JOBS:-8}" --stop-after $(( $(left) - 200 )) \
+        --cache "$OUT/cache/$CACHE" --work-dir /tmp/bench_search_hippo --out "$OUT/search_hippocampus_4x50_cuda.json" \
+        >"$OUT/strategies.log" 2>&1
+    echo "[$SECONDS s] rc of strategies $?"
+    cp /tmp/bench_search_hippo/worker*.log "$OUT/" 2>/dev/null
 fi
 echo "[$SECONDS s] done"
