@@ -23,8 +23,8 @@ for 2d - full.
 Resumable: a (space, seed) whose run directory already has best/summary.json is read, not rerun,
 and so is one already in the `--out` record made from the same config (its per-case scores are all
 the comparison needs, so a record outlives its run directories); the record is rewritten after
-every run. `comparisons_by_seed` repeats the comparison within each seed that every space has
-finished, so a partial record is not read as if its spaces had equal seeds. `--reuse full:0=runs/acdc_cpu` adopts a finished whole job
+every run. `comparisons_by_seed` repeats the comparison within each seed, for the spaces that
+finished it, so a partial record is not read as if its spaces had equal seeds. `--reuse full:0=runs/acdc_cpu` adopts a finished whole job
 as an arm (the config's own `medseg-nas run` is the full space at the config's search seed), but
 only if its saved config.yaml equals the arm's in every key but the run's name and root: a run
 made with another budget or space is refused, naming the keys that differ.
@@ -115,14 +115,15 @@ def recorded_arms(out: Path, config: str) -> dict:
 
 
 def comparisons(doc: dict, groups: dict | None) -> None:
-    """The seed-averaged comparisons, and the same within each seed every space has finished."""
+    """The seed-averaged comparisons, and the same within each seed the full space and another finished."""
     for key, field in (("comparisons", "per_case"), ("comparisons_raw", "per_case_raw")):
         runs = {s: {int(k): v[field] for k, v in by_seed.items()} for s, by_seed in doc["runs"].items()}
         doc[key] = compare(runs, groups=groups)
-    shared = set.intersection(*[set(by_seed) for by_seed in doc["runs"].values()]) if doc["runs"] else set()
-    doc["comparisons_by_seed"] = {
-        seed: compare({s: {int(seed): by_seed[seed]["per_case"]} for s, by_seed in doc["runs"].items()}, groups=groups)
-        for seed in sorted(shared, key=int)}
+    doc["comparisons_by_seed"] = {}
+    for seed in sorted(doc["runs"].get("full", {}), key=int):
+        at_seed = {s: {int(seed): by_seed[seed]["per_case"]} for s, by_seed in doc["runs"].items() if seed in by_seed}
+        if len(at_seed) > 1:
+            doc["comparisons_by_seed"][seed] = compare(at_seed, groups=groups)
 
 
 def record_of(run_dir: Path) -> dict:
