@@ -95,6 +95,7 @@ def test_bench_search_train_cache_and_peers_with_run_dir(tmp_path, synthetic_roo
     assert bs.main(argv + ["--out", str(tmp_path / "a.json")]) == 0
     a = json.loads((tmp_path / "a.json").read_text())
     assert a["trained_this_invocation"] >= 2 and all(r["n_trials"] == 2 for r in a["runs"])
+    assert a["runs"][0]["cache_hits"] == 0  # the first run trained its genomes: none is reported cached
     # the same genomes with the same budget are answered from the cache: nothing is trained again
     assert bs.main(argv + ["--out", str(tmp_path / "b.json")]) == 0
     b = json.loads((tmp_path / "b.json").read_text())
@@ -141,6 +142,7 @@ def test_bench_search_workers_fill_one_cache_and_the_replay_matches_a_serial_run
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["trained_this_invocation"] == 0
     assert [r["final_hv"] for r in s["runs"]] == [r["final_hv"] for r in p["runs"]]
+    assert all(r["cache_hits"] == r["n_trials"] for r in s["runs"])
 
 
 def test_bench_throughput_tiny_local(tmp_path):

@@ -15,9 +15,10 @@ def test_first_line_for_a_key_wins_in_every_reader(tmp_path):
     path = tmp_path / "cache.jsonl"
     a, b = TrialCache(path, "b1"), TrialCache(path, "b1")  # two worker processes
     assert a.get("g1") is None and b.get("g1") is None
-    assert a.put(entry("g1", 0.5))["f1"] == 0.5
-    held = b.put(entry("g1", 0.7))  # b trained the same genome after a had written it
-    assert held["f1"] == 0.5 and b.get("g1")["f1"] == 0.5
+    assert a.put(entry("g1", 0.5)) == (entry("g1", 0.5), True)  # a's own line holds
+    held, mine = b.put(entry("g1", 0.7))  # b trained the same genome after a had written it
+    assert held["f1"] == 0.5 and not mine and b.get("g1")["f1"] == 0.5
+    assert len(path.read_text().splitlines()) == 1  # b's duplicate is not appended
     assert TrialCache(path, "b1").get("g1")["f1"] == 0.5  # a replay sees what both runs saw
     assert b.get("g2") is None
     a.put(entry("g2", 0.1))

@@ -203,8 +203,8 @@ class TrainProblem:
         if r.status == TrialStatus.DONE:
             d["f1"], d["f2"] = compute_objectives(r, self.cfg.objectives)
         self.n_trained += 1
-        held = self.cache.put(d)  # another worker's earlier line for this genome wins (trial_cache)
-        return {**held, "cached": held is not d}
+        held, mine = self.cache.put(d)  # another worker's earlier line for this genome wins (trial_cache)
+        return {**held, "cached": not mine}
 
     def close(self) -> None:
         pass

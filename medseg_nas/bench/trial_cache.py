@@ -51,15 +51,20 @@ class TrialCache:
             self.refresh()
         return self.entries.get(key)
 
-    def put(self, entry: dict) -> dict:
-        """Append `entry`; returns the entry that holds for its key (an earlier line wins)."""
+    def put(self, entry: dict) -> tuple[dict, bool]:
+        """Append `entry`; returns the entry that holds for its key (an earlier line wins) and
+        whether it is this one (False: another writer's line came first, and is what counts)."""
+        self.refresh()
+        if entry["key"] in self.entries:  # written meanwhile by another worker: not appended again
+            return self.entries[entry["key"]], False
         line = (json.dumps(entry) + "\n").encode()
         with open(self.path, "ab") as fh:
             if fh.tell() and self._ends_unfinished():  # a writer killed mid-line: start a new one
                 line = b"\n" + line
             fh.write(line)
         self.refresh()
-        return self.entries.setdefault(entry["key"], entry)
+        held = self.entries.setdefault(entry["key"], entry)
+        return held, held == json.loads(json.dumps(entry))
 
     def _ends_unfinished(self) -> bool:
         with open(self.path, "rb") as fh:
