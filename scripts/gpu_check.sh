@@ -66,6 +66,6 @@ if want strategies; then
         --cache "$OUT/cache/$CACHE" --work-dir /tmp/bench_search_hippo --out "$OUT/search_hippocampus_4x50_cuda.json" \
         >"$OUT/strategies.log" 2>&1
     echo "[$SECONDS s] rc of strategies $?"
-    cp /tmp/bench_search_hippo/worker*.log "$OUT/" 2>/dev/null
+    tar czf "$OUT/worker_logs.tgz" -C /tmp/bench_search_hippo $(cd /tmp/bench_search_hippo && ls worker*.log) 2>/dev/null  # 8 files come back at most
 fi
 echo "[$SECONDS s] done"
