@@ -66,6 +66,28 @@ def test_bench_search_analytic(tmp_path):
                  "--alpha", "0.01", "--out", str(tmp_path / "other.json")])
 
 
+def test_bench_search_records_the_surrogates_pairs_and_counts_tau_within_runs(tmp_path):
+    bs = _load("bench_search")
+    out = tmp_path / "search.json"
+    assert bs.main(["--mode", "analytic", "--seeds", "0-2", "--budget", "30", "--work-dir", str(tmp_path / "w"),
+                    "--variants", "samea,dmls_forest", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    per = doc["summary"]["per_strategy"]
+    for label in ("samea", "dmls_forest"):
+        runs = [r for r in doc["runs"] if r["strategy"] == label]
+        pairs = [r["surrogate_pair_values"] for r in runs]
+        assert [len(p) for p in pairs] == per[label]["surrogate_pairs"] and sum(map(len, pairs)) >= 6, label
+        con = dis = 0  # recounted: every two pairs of one run, never across runs
+        for ps in pairs:
+            for i, p in enumerate(ps):
+                for q in ps[i + 1:]:
+                    s = np.sign(p[0] - q[0]) * np.sign(p[1] - q[1])
+                    con, dis = con + (s > 0), dis + (s < 0)
+        w = per[label]["surrogate_tau_within_runs"]
+        assert (w["concordant"], w["discordant"]) == (con, dis) and w["runs"] == sum(len(p) >= 2 for p in pairs)
+    assert "each compared only with pairs of its own run: samea" in out.with_suffix(".md").read_text()
+
+
 @pytest.mark.parametrize("variants,message", [
     ("dmls_x=dmls:search.seed_smallest=false", "search.seed_smallest is the same for every variant"),
     ("x=dmls:train.epochs=3", "must look like search.<key>=<value>"),

@@ -15,7 +15,7 @@ from medseg_nas.errors import ConfigError
 from medseg_nas.search import make_strategy
 from medseg_nas.search.archive import dominates, hypervolume, knee_point, normalised_hypervolume, pareto_front
 from medseg_nas.search.rank_model import LinearRankModel, normalised_ranks
-from medseg_nas.search.surrogate import kendall_tau
+from medseg_nas.search.surrogate import kendall_tau, within_run_tau
 from medseg_nas.space.genome import VARIABLES, Genome
 
 
@@ -111,6 +111,7 @@ def test_samea_learns_probabilities_and_logs_the_surrogate():
     pairs = s.pooled_pairs
     assert st["surrogate_pairs"] == len(pairs) > max(4, len(st["surrogate_taus"]))
     assert st["surrogate_tau_pooled"] == pytest.approx(kendall_tau([p for p, _ in pairs], [t for _, t in pairs]))
+    assert st["surrogate_pair_values"] == [list(p) for p in pairs]  # what the bench pools over seeds
     told = {round(F[0], 12) for _, F in s.evaluated()}
     assert all(round(t, 12) in told for _, t in pairs)
     state = s.state_dict()
@@ -287,3 +288,16 @@ def test_nsga2_smallest_genome_takes_part_in_selection():
     assert s.generations == 1
     pop = s.algorithm.pop
     assert Genome.smallest(SPACE) in [s.problem.decode(x) for x in pop.get("X")]
+
+
+def test_within_run_tau_compares_pairs_only_inside_their_run():
+    # each run ranks its two children right, but run 2's forest predicts on another scale: one τ over
+    # all four pairs would count the cross-run comparisons, which here are all discordant
+    runs = [[[0.1, 0.5], [0.2, 0.6]], [[0.8, 0.1], [0.9, 0.2]], [[0.3, 0.9]], None]
+    w = within_run_tau(runs)
+    assert (w["concordant"], w["discordant"], w["comparable"], w["runs"]) == (2, 0, 2, 2) and w["tau"] == 1.0
+    assert kendall_tau(*zip(*[p for r in runs[:2] for p in r])) < 0  # the naive pooled figure
+    w = within_run_tau([[[0.1, 0.5], [0.2, 0.4], [0.3, 0.3]]] * 9)  # always reversed
+    assert w["tau"] == -1.0 and w["comparable"] == 27 and w["sign_test_p"] < 0.001
+    assert within_run_tau([[[0.1, 0.5], [0.1, 0.7]]])["comparable"] == 0  # a tie compares nothing
+    assert within_run_tau([])["tau"] is None

@@ -17,6 +17,7 @@ import numpy as np
 from medseg_nas.bench.trial_cache import TrialCache
 from medseg_nas.results import TrialStatus
 from medseg_nas.search import STRATEGIES
+from medseg_nas.search.surrogate import within_run_tau
 
 
 PREDEFINED = {
@@ -278,6 +279,7 @@ def run_one(variant: Variant, seed: int, problem, budget: int, out_dir: Path | N
         "front_size": len(front), "best_val_dice": max((seen[k]["val_dice"] or 0.0) for k in done) if done else None,
         "surrogate_taus": [round(t, 3) for t in taus], "surrogate_tau_mean": round(float(np.mean(taus)), 3) if taus else None,
         "stats": {k: v for k, v in stats.items() if k != "surrogate_taus" and not isinstance(v, (list, dict))},
+        "surrogate_pair_values": [[round(a, 6), round(b, 6)] for a, b in stats.get("surrogate_pair_values") or []],
     }
     if out_dir is not None:  # the runner's front.json schema, for bench_peers --run-dir
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -324,6 +326,8 @@ def summarise(runs: list[dict], budget: int, target: str = "dmls", plan=None) ->
             # every predict-before-train pair of a run pooled (issue 27), per run with its n
             "surrogate_tau_pooled": [r["stats"].get("surrogate_tau_pooled") for r in rs],
             "surrogate_pairs": [r["stats"].get("surrogate_pairs") for r in rs],
+            # a 14-trial run has ~2 pairs: τ over all seeds, each pair against its own run's only
+            "surrogate_tau_within_runs": within_run_tau([r.get("surrogate_pair_values") for r in rs]),
         }
         rej = [r["stats"].get("surrogate_rejected") for r in rs if r["stats"].get("surrogate_rejected") is not None]
         scr = [r["stats"].get("surrogate_screened") for r in rs if r["stats"].get("surrogate_screened") is not None]

@@ -61,6 +61,12 @@ def search(doc: dict) -> str:
             row.append(f"{m} ({n['reached']}/{n['n']})")
         row += [tau, f"{p['train_s_mean']:.0f}", f"{p['overhead_s_mean']:.2f}"]
         lines.append("| " + " | ".join(row) + " |")
+    wr = {n: p["surrogate_tau_within_runs"] for n, p in s["per_strategy"].items()
+          if (p.get("surrogate_tau_within_runs") or {}).get("comparable")}
+    if wr:
+        lines += ["", "Surrogate τ over every predict-before-train pair, each compared only with pairs of its own run: "
+                  + "; ".join(f"{n} {w['tau']:+.2f} ({w['concordant']} of {w['comparable']} comparable concordant, "
+                              f"{w['runs']} runs, sign test p {w['sign_test_p']})" for n, w in wr.items()) + "."]
     st = s.get("stated_tests")
     if st and "per_variant" in st:
         pl = st["plan"]

@@ -101,5 +101,27 @@ def pooled_tau(pairs) -> dict:
     only be ±1, ±1/3 or 0; the pooled figure is the one with a sample size behind it."""
     pairs = [p for p in pairs if p[0] is not None and p[1] is not None]
     return {"surrogate_tau_pooled": kendall_tau([p[0] for p in pairs], [p[1] for p in pairs]) if len(pairs) >= 3 else None,
-            "surrogate_pairs": len(pairs)}
+            "surrogate_pairs": len(pairs), "surrogate_pair_values": [[float(a), float(b)] for a, b in pairs]}
+
+
+def within_run_tau(runs) -> dict:
+    """Kendall τ over many runs' (predicted, measured) pairs, each pair compared only with pairs of
+    its own run: (concordant − discordant) / comparable, summed over runs (ties skipped). A 14-trial
+    SaMEA run makes ~2 predictions, too few for a τ of its own; pooling the pairs of different runs
+    into one τ would rank one run's forest against another's, whose scales differ. The sign test
+    (two-sided binomial, concordant against discordant) says whether the ranking beats a coin."""
+    from scipy.stats import binomtest
+
+    con = dis = used = 0
+    for pairs in runs:
+        pairs = [p for p in (pairs or []) if p[0] is not None and p[1] is not None]
+        used += len(pairs) >= 2
+        for i in range(len(pairs)):
+            for j in range(i + 1, len(pairs)):
+                s = np.sign(pairs[i][0] - pairs[j][0]) * np.sign(pairs[i][1] - pairs[j][1])
+                con, dis = con + (s > 0), dis + (s < 0)
+    n = int(con + dis)
+    return {"tau": round((con - dis) / n, 4) if n else None, "comparable": n, "concordant": int(con),
+            "discordant": int(dis), "runs": int(used),
+            "sign_test_p": round(float(binomtest(int(con), n).pvalue), 4) if n else None}
 
