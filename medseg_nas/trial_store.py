@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS trials (
     result TEXT,
     macs INTEGER,
     act_mem_mb REAL,
-    latency_ms REAL
+    latency_ms REAL,
+    rung INTEGER
 );
 CREATE INDEX IF NOT EXISTS trials_key ON trials (key);
 CREATE INDEX IF NOT EXISTS trials_status ON trials (status);
@@ -220,6 +221,20 @@ def check_integrity(path: Path) -> None:
     )
 
 
+def add_missing_columns(write, have: set[str]) -> None:
+    """ALTER TABLE the columns a store written before them lacks. Two processes can open one old
+    store at once (a search and `status`, a test watching a run) and both see a column missing:
+    the one that loses the race finds it added, which is the state it wanted."""
+    for name, kind in ADDED_COLUMNS.items():
+        if name in have:
+            continue
+        try:
+            write(f"ALTER TABLE trials ADD COLUMN {name} {kind}", ())
+        except sqlite3.OperationalError as exc:
+            if "duplicate column name" not in str(exc):
+                raise
+
+
 class TrialStore:
     """`TrialStore(path)`: open (creating if needed) the sqlite trials table at `path`."""
 
@@ -235,9 +250,7 @@ class TrialStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         have = {r[1] for r in self._db.execute("PRAGMA table_info(trials)")}
-        for name, kind in ADDED_COLUMNS.items():
-            if name not in have:  # a store written before these columns existed
-                self._write(f"ALTER TABLE trials ADD COLUMN {name} {kind}", ())
+        add_missing_columns(self._write, have)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:

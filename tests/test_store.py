@@ -45,3 +45,26 @@ def test_done_needs_finite_objectives(tmp_path):
             st.finish(tid, "done", f1=float("nan"), f2=1.0)
         with pytest.raises(ValueError, match="status"):
             st.finish(tid, "running")
+
+
+def test_a_store_written_before_the_added_columns_is_migrated_once_even_when_two_processes_race(tmp_path):
+    """CI stop 46: a test opened the store while the search creating it was adding `rung`, and
+    both ALTERed it. The loser of that race must find the column there, not crash."""
+    from medseg_nas.trial_store import ADDED_COLUMNS, add_missing_columns
+
+    path = tmp_path / "trials.sqlite"
+    db = sqlite3.connect(str(path))
+    db.execute("CREATE TABLE trials (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, genome TEXT NOT NULL,"
+               " status TEXT NOT NULL, f1 REAL, f2 REAL, history TEXT, error TEXT, seconds REAL, seed INTEGER,"
+               " host TEXT, started TEXT, finished TEXT, n_params INTEGER, attempts INTEGER NOT NULL DEFAULT 1,"
+               " result TEXT)")
+    db.execute("INSERT INTO trials (key, genome, status) VALUES ('k', '{}', 'done')")
+    db.commit()
+    db.close()
+    with TrialStore(path) as st:  # the first opener migrates the old store
+        cols = {r[1] for r in st._db.execute("PRAGMA table_info(trials)")}
+        assert set(ADDED_COLUMNS) <= cols
+        add_missing_columns(st._write, set())  # the racer that saw every column missing
+        assert [r[0] for r in st.read("SELECT key FROM trials")] == ["k"]
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):  # other errors still surface
+        add_missing_columns(lambda sql, args: sqlite3.connect(":memory:").execute(sql, args), set())
