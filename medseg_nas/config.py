@@ -153,9 +153,11 @@ class FidelityConfig:
     # epochs (of train.iters_per_epoch steps) at which a trial is judged, increasing, the last one
     # = train.epochs; [] with halving: train.epochs / eta^k down to one epoch
     rungs: list[int] = field(default_factory=list)
+    promote: str = "all"  # "all" (MO-ASHA as published) | "pickable": see nas/halving.py
 
 
 FIDELITY_KINDS = ("none", "halving")
+PROMOTE_POOLS = ("all", "pickable")
 
 
 @dataclass
@@ -367,9 +369,7 @@ def validate(cfg: Config, source: str) -> None:
     if not (sp.n_c and sp.n_f and sp.ops):
         raise ConfigError(f"section 'space' in {source}: n_c, n_f and ops must be non-empty")
     if not (1e-5 <= sp.lr_min <= sp.lr_max <= 9e-3) or sp.lr_grid < 2:
-        raise ConfigError(
-            f"section 'space' in {source}: need 1e-5 <= lr_min <= lr_max <= 9e-3 and lr_grid >= 2"
-        )
+        raise ConfigError(f"section 'space' in {source}: need 1e-5 <= lr_min <= lr_max <= 9e-3 and lr_grid >= 2")
     d = cfg.data
     if not (0 <= d.val_fraction < 1 and 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1):
         raise ConfigError(f"section 'data' in {source}: val_fraction + test_fraction must be < 1")
@@ -409,10 +409,11 @@ def validate(cfg: Config, source: str) -> None:
 
 def _validate_fidelity(cfg: Config, source: str) -> None:
     fid, E = cfg.search.fidelity, cfg.train.epochs
-    if fid.kind not in FIDELITY_KINDS:
-        close = difflib.get_close_matches(fid.kind, FIDELITY_KINDS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of {', '.join(FIDELITY_KINDS)}"
-        raise ConfigError(f"key 'search.fidelity.kind' in {source}: unknown kind '{fid.kind}'{hint}")
+    for key, allowed in (("kind", FIDELITY_KINDS), ("promote", PROMOTE_POOLS)):
+        if (value := getattr(fid, key)) not in allowed:
+            close = difflib.get_close_matches(value, allowed, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of {', '.join(allowed)}"
+            raise ConfigError(f"key 'search.fidelity.{key}' in {source}: unknown {key} '{value}'{hint}")
     if fid.kind == "none":
         return
     if fid.eta < 2:

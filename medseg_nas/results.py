@@ -25,6 +25,24 @@ class TrialStatus(StrEnum):
 FINISHED = (TrialStatus.DONE, TrialStatus.FAILED)  # a trial that ended, either way
 COSTS = ("params", "macs", "latency")  # objectives.cost: what f2 is the log of (deployment_cost.py)
 COST_FIELDS = {"params": "n_params", "macs": "macs", "latency": "latency_ms"}  # where a result keeps each
+# the retrain section's caps on the pick (retrain key, cost, unit); here, not in stages/retrain.py,
+# because halving's promotion (nas/halving.py) honours them too and nas/ must not import stages/
+COST_CAPS = (("max_params", "params", "parameters"), ("max_macs", "macs", "MACs"),
+             ("max_latency_ms", "latency", "ms of CPU latency"))
+
+
+def cost_caps(retrain_cfg) -> dict[str, float]:
+    """The retrain section's caps on the pick's costs (the keys of COST_CAPS; 0: no cap)."""
+    return {key: float(getattr(retrain_cfg, key, 0) or 0) for key, _, _ in COST_CAPS}
+
+
+def within_caps(cost, caps: dict[str, float]) -> bool:
+    """Whether a trial whose cost `kind` is `cost(kind)` (None: not recorded) is within every cap."""
+    for key, kind, _ in COST_CAPS:
+        limit = caps.get(key, 0) or 0
+        if limit > 0 and (cost(kind) is None or cost(kind) > limit):
+            return False
+    return True
 
 
 @dataclass

@@ -3,6 +3,7 @@ that records what it trained), kill -9 during a promoted trial, unusable state f
 real tiny search whose promoted trials go on training from their saved state."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -65,6 +66,39 @@ def test_promotion_is_mo_asha():
     # the first front is bigger than the quota: the crowding distance keeps its extremes
     res = [(1, 0.1, 4.0), (2, 0.2, 3.0), (3, 0.3, 2.0), (4, 0.4, 1.0), (5, 0.9, 5.0), (6, 0.8, 4.5)]
     assert sorted(h.promotable(res)) == [1, 4]
+
+
+def _promotions(h, store):
+    out = []
+    while (p := h.next_promotion(store, busy=set(out))) is not None:
+        out.append(p.trial_id)
+    return out
+
+
+def test_pickable_promotion_spends_the_slots_on_trials_the_retrain_could_pick(tmp_path):
+    """`promote: pickable`: the quota is still floor(n / eta) of all trials at the rung, but the
+    identity network (val Dice 0) and networks above retrain.max_params are never promoted."""
+    # id: (f1 at rung 0, parameters, val Dice); cap 500 k
+    trials = {1: (1.25, 10, 0.0), 2: (0.50, 2_000_000, 0.6), 3: (0.55, 900_000, 0.55), 4: (0.80, 300_000, 0.3),
+              5: (0.70, 400_000, 0.35), 6: (0.90, 100_000, 0.2), 7: (0.95, 200_000, 0.1), 8: (1.00, 450_000, 0.05),
+              9: (0.85, 480_000, 0.25)}
+    with TrialStore(tmp_path / "trials.sqlite") as st:
+        for tid, (f1, n, dice) in trials.items():
+            assert st.start(f"k{tid}", "{}", 0) == tid
+            st.finish(tid, "done", f1=f1, f2=math.log(n), n_params=n)
+            st.start_rung(tid, 0, 1)
+            st.finish_rung(tid, 0, "done", f1=f1, val_dice=dice)
+        everyone = _promotions(Halving((1, 4), eta=3), st)
+        assert len(everyone) == 3 and 1 in everyone and 2 in everyone  # the published rule: the front's ends
+        cfg = _cfg(fidelity={"kind": "halving", "eta": 3, "rungs": [1, 4], "promote": "pickable"})
+        cfg.retrain.max_params = 500_000
+        h = Halving.of(cfg)
+        assert h.pickable_only and dict(h.caps)["max_params"] == 500_000
+        picked = _promotions(h, st)
+        assert len(picked) == 3 and not {1, 2, 3} & set(picked)
+        assert set(picked) == {4, 5, 6}  # the first front of the pickable trials (7, 8, 9 are dominated)
+    with pytest.raises(ConfigError, match="unknown promote 'pickabel'; did you mean 'pickable'"):
+        _cfg(fidelity={"kind": "halving", "promote": "pickabel"})
 
 
 def test_halving_search_promotes_and_continues(tmp_path):

@@ -19,6 +19,14 @@ dominance tests compare like with like (a promoted genome's later, longer-traine
 because it trained longer, not because it is better; telling it would bias every comparison
 towards the genomes promoted so far). The store, front.json, the retrain pick and the report
 use the result of the highest rung each trial reached, with that rung recorded.
+
+`search.fidelity.promote: pickable` (opt-in; `all` is the published rule above): the number
+promoted stays floor(n / eta) of all n trials at the rung, but they are ranked and chosen only
+among the trials the retrain could pick — within `retrain.max_params` / `max_macs` /
+`max_latency_ms` — whose validation Dice at that rung is above 0. Measured reason
+(docs/studies/halving.md): with `all`, crowding distance always keeps the ends of the front, so
+the untrained-looking identity network took a top-rung slot in 6 of 6 eta-9 searches and 11 of
+28 slots went to networks above the 0.5 M cap the pick can never choose.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import numpy as np
 
 from medseg_nas.config import Config, fidelity_rungs
 from medseg_nas.trial_store import TrialStore
-from medseg_nas.results import TrialStatus
+from medseg_nas.results import TrialStatus, cost_caps, within_caps
 from medseg_nas.search.samea_rules import best_n_nsga2
 
 
@@ -48,25 +56,40 @@ class Halving:
 
     rungs: tuple[int, ...]
     eta: int
+    pickable_only: bool = False  # search.fidelity.promote == "pickable"
+    caps: tuple[tuple[str, float], ...] = ()  # the retrain's cost caps (results.cost_caps), with it
 
     @classmethod
     def of(cls, cfg: Config) -> "Halving | None":
         fid = cfg.search.fidelity
         if fid.kind != "halving":
             return None
-        return cls(tuple(fidelity_rungs(fid, cfg.train.epochs)), int(fid.eta))
+        pickable = fid.promote == "pickable"
+        caps = tuple(sorted(cost_caps(cfg.retrain).items())) if pickable else ()
+        return cls(tuple(fidelity_rungs(fid, cfg.train.epochs)), int(fid.eta), pickable, caps)
 
     @property
     def top(self) -> int:
         return len(self.rungs) - 1
 
-    def promotable(self, results: list[tuple[int, float, float]]) -> list[int]:
-        """Trial ids among `results` (trial id, f1 at this rung, f2) allowed to go on, best first."""
+    def promotable(self, results: list[tuple[int, float, float]], eligible: set[int] | None = None) -> list[int]:
+        """Trial ids among `results` (trial id, f1 at this rung, f2) allowed to go on, best first:
+        floor(n / eta) of all n results, chosen among the `eligible` ids (None: all of them)."""
         k = len(results) // self.eta
+        pool = results if eligible is None else [r for r in results if r[0] in eligible]
+        k = min(k, len(pool))
         if k < 1:
             return []
-        F = np.array([[f1, f2] for _, f1, f2 in results], dtype=float)
-        return [results[i][0] for i in best_n_nsga2(F, k)]
+        F = np.array([[f1, f2] for _, f1, f2 in pool], dtype=float)
+        return [pool[i][0] for i in best_n_nsga2(F, k)]
+
+    def _eligible(self, rows, trials: dict, rung: int) -> set[int] | None:
+        """With `pickable_only`: the trials within the retrain's caps whose val Dice at `rung` is > 0."""
+        if not self.pickable_only:
+            return None
+        caps = dict(self.caps)
+        segments = {r.trial_id for r in rows if r.rung == rung and r.status == TrialStatus.DONE and (r.val_dice or 0) > 0}
+        return {tid for tid in segments if tid in trials and within_caps(trials[tid].cost, caps)}
 
     def next_promotion(self, store: TrialStore, busy: set[int] = frozenset()) -> Promotion | None:
         """The next trial to promote, or None; `busy`: trials in flight (never promoted twice)."""
@@ -83,7 +106,7 @@ class Halving:
         for rung in sorted(reached, reverse=True):  # finish the most trained trials first
             results = [(tid, f1_at[(tid, rung)], trials[tid].f2) for tid in reached[rung]
                        if tid in trials and trials[tid].f2 is not None and f1_at[(tid, rung)] is not None]
-            for tid in self.promotable(results):
+            for tid in self.promotable(results, self._eligible(rows, trials, rung)):
                 if (tid, rung + 1) not in started and tid not in busy:
                     return Promotion(tid, rung + 1, self.rungs[rung + 1])
         return None

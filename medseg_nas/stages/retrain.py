@@ -36,7 +36,7 @@ from medseg_nas.nas.run_lock import run_dir_lock
 from medseg_nas.rundir import RunDir
 from medseg_nas.space import Genome
 from medseg_nas.trial_store import TrialRow
-from medseg_nas.results import TrialStatus
+from medseg_nas.results import COST_CAPS, TrialStatus, cost_caps
 from medseg_nas.search.archive import knee_point, pareto_front
 
 
@@ -46,17 +46,8 @@ def trial_params(row: TrialRow) -> int:
     return int(row.n_params) if row.n_params else int(round(math.exp(row.f2)))
 
 
-COST_CAPS = (("max_params", "params", "parameters"), ("max_macs", "macs", "MACs"),
-             ("max_latency_ms", "latency", "ms of CPU latency"))  # retrain key, cost, unit
-
-
 def _num(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
-
-
-def cost_caps(retrain_cfg) -> dict[str, float]:
-    """The retrain section's caps on the pick's costs (the keys of COST_CAPS; 0: no cap)."""
-    return {key: float(getattr(retrain_cfg, key, 0) or 0) for key, _, _ in COST_CAPS}
 
 
 def pick_trial(rows: list[TrialRow], pick: str, caps: dict | int = 0) -> tuple[TrialRow, str]:
