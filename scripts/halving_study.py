@@ -38,6 +38,7 @@ from medseg_nas.jsonio import atomic_write
 from medseg_nas.trial_store import TrialStore
 from medseg_nas.rundir import RunDir
 from medseg_nas.search.archive import normalised_hypervolume
+from medseg_nas.results import within_caps
 from medseg_nas.stages.retrain import cost_caps, pick_trial, trial_params
 
 
@@ -55,9 +56,13 @@ def run_row(path: Path, box) -> dict:
     log = (run.path / "search.log").read_text() if (run.path / "search.log").is_file() else ""
     cfg = run.config()
     pick, why = pick_trial(rows, cfg.retrain.pick, cost_caps(cfg.retrain))
+    segments = {r.trial_id for r in rungs if r.rung == 0 and (r.val_dice or 0) > 0}
+    usable = [r for r in top if r.rung and r.id in segments and within_caps(r.cost, cost_caps(cfg.retrain))]
     return {"genomes": len(rows), "done": len(done), "failed": sum(r.status == "failed" for r in rows),
             "trials_per_rung": fid.get("trials_per_rung") or [len(done)], "rungs": fid.get("rungs"),
-            "top_rung": len(top), "trial_seconds": round(seconds, 1),
+            "top_rung": len(top), "promote": getattr(cfg.search.fidelity, "promote", "all"),
+            # promoted to the top rung, within the retrain's caps, rung-0 val Dice > 0: what the pick can use
+            "top_rung_pickable": len(usable) if fid else None, "trial_seconds": round(seconds, 1),
             "genomes_per_hour": round(len(rows) / seconds * 3600, 1) if seconds else None,
             "hv_highest_rung": round(normalised_hypervolume([r.objectives for r in done], *box), 4),
             "hv_top_rung_only": round(normalised_hypervolume([r.objectives for r in top], *box), 4),

@@ -273,6 +273,10 @@ def test_halving_study_compares_searches_in_one_box(tmp_path):
     assert h["promotions_done"] == sum(h["trials_per_rung"][1:])
     assert 0 < h["hv_top_rung_only"] <= h["hv_highest_rung"]
     assert p["genomes"] == p["top_rung"] == 4 and p["hv_top_rung_only"] == p["hv_highest_rung"]
+    with TrialStore(tmp_path / "h" / "trials.sqlite") as st:  # top-rung trials the retrain's pick could use
+        seg = {r.trial_id for r in st.rung_rows("done") if r.rung == 0 and (r.val_dice or 0) > 0}
+        top = [r for r in st.rows() if r.rung == 2]
+    assert h["promote"] == "all" and h["top_rung_pickable"] == sum(r.id in seg for r in top) and p["top_rung_pickable"] is None
     from medseg_nas.stages.retrain import pick_trial
 
     for run, d in ((h, "h"), (p, "p")):  # the record keeps what a retrain needs: every trial and its pick
