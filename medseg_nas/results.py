@@ -40,7 +40,7 @@ def within_caps(cost, caps: dict[str, float]) -> bool:
     """Whether a trial whose cost `kind` is `cost(kind)` (None: not recorded) is within every cap."""
     for key, kind, _ in COST_CAPS:
         limit = caps.get(key, 0) or 0
-        if limit > 0 and (cost(kind) is None or cost(kind) > limit):
+        if limit > 0 and ((value := cost(kind)) is None or value > limit):
             return False
     return True
 

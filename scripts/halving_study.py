@@ -38,7 +38,7 @@ from medseg_nas.jsonio import atomic_write
 from medseg_nas.trial_store import TrialStore
 from medseg_nas.rundir import RunDir
 from medseg_nas.search.archive import normalised_hypervolume
-from medseg_nas.results import within_caps
+from medseg_nas.nas.halving import pickable_ids
 from medseg_nas.stages.retrain import cost_caps, pick_trial, trial_params
 
 
@@ -55,9 +55,10 @@ def run_row(path: Path, box) -> dict:
     seconds = sum(r.seconds or 0 for r in rows)  # trial seconds, every rung of every trial
     log = (run.path / "search.log").read_text() if (run.path / "search.log").is_file() else ""
     cfg = run.config()
-    pick, why = pick_trial(rows, cfg.retrain.pick, cost_caps(cfg.retrain))
-    segments = {r.trial_id for r in rungs if r.rung == 0 and (r.val_dice or 0) > 0}
-    usable = [r for r in top if r.rung and r.id in segments and within_caps(r.cost, cost_caps(cfg.retrain))]
+    caps = cost_caps(cfg.retrain)
+    pick, why = pick_trial(rows, cfg.retrain.pick, caps)
+    pickable = pickable_ids(rungs, {t.id: t for t in done}, 0, caps)  # rung-0 val Dice > 0, within the caps
+    usable = [r for r in top if r.rung and r.id in pickable]
     return {"genomes": len(rows), "done": len(done), "failed": sum(r.status == "failed" for r in rows),
             "trials_per_rung": fid.get("trials_per_rung") or [len(done)], "rungs": fid.get("rungs"),
             "top_rung": len(top), "promote": getattr(cfg.search.fidelity, "promote", "all"),

@@ -41,6 +41,13 @@ from medseg_nas.results import TrialStatus, cost_caps, within_caps
 from medseg_nas.search.samea_rules import best_n_nsga2
 
 
+def pickable_ids(rung_rows, trials: dict, rung: int, caps: dict[str, float]) -> set[int]:
+    """Ids of the `trials` ({id: TrialRow}) the retrain could pick — within `caps`
+    (results.cost_caps) — whose validation Dice at `rung` is above 0: `promote: pickable`'s pool."""
+    segments = {r.trial_id for r in rung_rows if r.rung == rung and r.status == TrialStatus.DONE and (r.val_dice or 0) > 0}
+    return {tid for tid in segments if tid in trials and within_caps(trials[tid].cost, caps)}
+
+
 @dataclass(frozen=True)
 class Promotion:
     """Trial `trial_id` goes on from rung `rung - 1` to rung `rung` (`epochs` epochs in all)."""
@@ -84,12 +91,8 @@ class Halving:
         return [pool[i][0] for i in best_n_nsga2(F, k)]
 
     def _eligible(self, rows, trials: dict, rung: int) -> set[int] | None:
-        """With `pickable_only`: the trials within the retrain's caps whose val Dice at `rung` is > 0."""
-        if not self.pickable_only:
-            return None
-        caps = dict(self.caps)
-        segments = {r.trial_id for r in rows if r.rung == rung and r.status == TrialStatus.DONE and (r.val_dice or 0) > 0}
-        return {tid for tid in segments if tid in trials and within_caps(trials[tid].cost, caps)}
+        """With `pickable_only`: pickable_ids at `rung`; None (everyone) without it."""
+        return pickable_ids(rows, trials, rung, dict(self.caps)) if self.pickable_only else None
 
     def next_promotion(self, store: TrialStore, busy: set[int] = frozenset()) -> Promotion | None:
         """The next trial to promote, or None; `busy`: trials in flight (never promoted twice)."""
