@@ -24,6 +24,12 @@ is the plain arm. Per test case each arm's Dice is averaged over its runs, and t
 arm - plain gets a 95 % percentile bootstrap over cases (medseg_nas.bench.stats.compare); an arm
 passes rule (3) if that interval contains 0 or lies above it (docs/studies/halving.md, stated before
 the runs).
+
+Target (2), genomes per trial-hour: `--twins HALVING:PLAIN` pairs two `--run` searches; the record gets each
+pair's ratio and the ratio of the means, against the 3.0 stated in halving.md. `--speed NAME=DIR_A:DIR_B`
+times the same work in two run directories (same trial id, rung and genome, done in both: a search
+repeated with the same seeds trains the same networks until the clock makes them part), so a genome
+rate measured on one day can be scaled to another's machine speed.
 """
 
 from __future__ import annotations
@@ -72,6 +78,59 @@ def run_row(path: Path, box) -> dict:
                      "n_params": trial_params(pick), "why": why, "retrain_pick": cfg.retrain.pick},
             "trials": [{"id": r.id, "status": str(r.status), "genome": r.genome, "f1": r.f1, "f2": r.f2,
                         "rung": r.rung, "seconds": r.seconds} for r in rows]}
+
+
+def work_units(path: Path) -> dict:
+    """{(trial id, rung): (genome, f1, seconds)} of every finished unit of training in a run: each
+    rung of a halving trial, or each whole trial of a plain search (rung None)."""
+    with TrialStore(RunDir(path).trials_db) as st:
+        trials = {r.id: r for r in st.rows()}
+        rungs = st.rung_rows("done")
+    if rungs:
+        return {(r.trial_id, r.rung): (trials[r.trial_id].genome, r.f1, r.seconds) for r in rungs}
+    return {(t.id, None): (t.genome, t.f1, t.seconds) for t in trials.values() if t.objectives}
+
+
+def same_work(a: Path, b: Path) -> dict:
+    """Seconds that two runs spent on identical units (same trial, rung and genome): a/b > 1 means the
+    machine ran a slower than b. `same_f1` counts the units whose f1 also matches to 1e-6, the check
+    that the training itself was the same."""
+    ua, ub = work_units(a), work_units(b)
+    keys = [k for k in ua if k in ub and ua[k][0] == ub[k][0] and ua[k][2] is not None and ub[k][2] is not None]
+    sa, sb = sum(ua[k][2] for k in keys), sum(ub[k][2] for k in keys)
+    same_f1 = sum(ua[k][1] is not None and ub[k][1] is not None and abs(ua[k][1] - ub[k][1]) < 1e-6 for k in keys)
+    return {"a": str(a), "b": str(b), "units": len(keys), "same_f1": same_f1, "seconds_a": round(sa, 1),
+            "seconds_b": round(sb, 1), "ratio_a_over_b": round(sa / sb, 3) if sb else None}
+
+
+def same_genomes(halving: Path, plain: Path) -> dict:
+    """A genome's first rung against its whole plain trial, over the genomes both searches trained
+    (a shared initial design, repeats): the cost per genome at equal genomes, where the genome rate
+    of whole searches also depends on which (how large) genomes each search went on to ask for."""
+    first = {json.dumps(g, sort_keys=True): s for (tid, rung), (g, _, s) in work_units(halving).items() if rung == 0}
+    whole = {json.dumps(g, sort_keys=True): s for (tid, rung), (g, _, s) in work_units(plain).items() if rung is None}
+    keys = [k for k in first if k in whole and first[k] is not None and whole[k] is not None]
+    sh, sp = sum(first[k] for k in keys), sum(whole[k] for k in keys)
+    return {"genomes": len(keys), "first_rung_seconds": round(sh, 1), "plain_trial_seconds": round(sp, 1),
+            "plain_over_first_rung": round(sp / sh, 2) if sh else None}
+
+
+def mean_params(path: Path) -> float | None:
+    """Mean parameter count of the genomes a search trained (what its genome rate is a rate of)."""
+    with TrialStore(RunDir(path).trials_db) as st:
+        n = [trial_params(r) for r in st.rows() if r.objectives]
+    n = [x for x in n if x]
+    return round(sum(n) / len(n)) if n else None
+
+
+def target_2(searches: dict, twins: list[tuple[str, str]], bar: float = 3.0) -> dict:
+    """Genomes per trial-hour, halving over its plain twin: per pair and as the ratio of the means."""
+    pairs = [{"halving": h, "plain": p, "ratio": round(searches[h]["genomes_per_hour"] / searches[p]["genomes_per_hour"], 2)}
+             for h, p in twins]
+    mh = sum(searches[h]["genomes_per_hour"] for h, _ in twins) / len(twins)
+    mp = sum(searches[p]["genomes_per_hour"] for _, p in twins) / len(twins)
+    return {"pairs": pairs, "mean_halving": round(mh, 1), "mean_plain": round(mp, 1),
+            "ratio_of_means": round(mh / mp, 2), "bar": bar, "met": mh / mp >= bar}
 
 
 def record_row(path: Path, cut: float, box) -> dict:
@@ -131,6 +190,10 @@ def main(argv=None) -> int:
     ap.add_argument("--arm", action="append", default=[], metavar="NAME=RECORD[@SEED][,RECORD...]",
                     help="whole_job_peers records whose nas_pick runs form one arm of rule (3)")
     ap.add_argument("--against", default="", help="the plain arm's NAME (with --arm)")
+    ap.add_argument("--twins", action="append", default=[], metavar="HALVING:PLAIN",
+                    help="two --run names, a halving search and its plain twin (target 2)")
+    ap.add_argument("--speed", action="append", default=[], metavar="NAME=RUN_A:RUN_B",
+                    help="seconds of the same work in two run directories")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if not args.run:
@@ -143,6 +206,22 @@ def main(argv=None) -> int:
         name, _, rest = spec.partition("=")
         path, _, cut = rest.rpartition("@")
         doc["searches"][name] = record_row(Path(path), float(cut), box)
+    if args.twins:
+        twins = [tuple(t.split(":", 1)) for t in args.twins]
+        unknown = [n for t in twins for n in t if n not in doc["searches"]]
+        if unknown or any(len(t) != 2 for t in twins):
+            raise SystemExit(f"--twins HALVING:PLAIN must name two --run searches (unknown: {', '.join(unknown)})")
+        doc["target_2"] = target_2(doc["searches"], twins)
+        dirs = dict(runs)
+        for pair in doc["target_2"]["pairs"]:
+            h, p = Path(dirs[pair["halving"]]), Path(dirs[pair["plain"]])
+            pair.update(mean_params_halving=mean_params(h), mean_params_plain=mean_params(p), same_genomes=same_genomes(h, p))
+    if args.speed:
+        doc["speed"] = {}
+        for spec in args.speed:
+            name, _, pair = spec.partition("=")
+            a, _, b = pair.partition(":")
+            doc["speed"][name] = same_work(Path(a), Path(b))
     if args.rungs_tau:
         doc["rungs_tau"] = {k: v["kendall"] for k, v in json.loads(Path(args.rungs_tau).read_text())["budgets"].items()}
     if args.arm:

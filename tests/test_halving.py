@@ -329,3 +329,63 @@ def test_halving_study_picks_arm_pairs_cases_and_applies_rule_3(tmp_path):
         [round(sum(base.values()) / 12 + 0.002, 4)]
     with pytest.raises(SystemExit, match="no finished nas_pick run with seed 5"):
         study.picks_study({"plain": [plain], "x": [f"{plain}@5"]}, "plain")
+
+
+def test_halving_study_times_the_same_work_in_two_runs_and_states_target_2(tmp_path):
+    """`--speed` compares only units trained alike (same trial, rung, genome): a run made twice as slow
+    reads 2.0, a changed genome drops its units; `--twins` divides genome rates per pair and as means."""
+    import sqlite3
+
+    from script_loader import load_script
+
+    study = load_script("halving_study")
+    for d in ("a", "b"):
+        run_halving(tmp_path / d)
+    with TrialStore(tmp_path / "a" / "trials.sqlite") as st:
+        n_units = len(st.rung_rows("done"))
+        changed = sum(r.trial_id == 3 for r in st.rung_rows("done"))
+    same = study.same_work(tmp_path / "a", tmp_path / "b")
+    assert same["units"] == same["same_f1"] == n_units > 8  # 8 genomes, some promoted
+    for d, sql in (("a", "UPDATE rungs SET seconds = 2 * (1 + rung)"), ("b", "UPDATE rungs SET seconds = 1 + rung")):
+        db = sqlite3.connect(tmp_path / d / "trials.sqlite")  # the fake trial takes ~0 s: give it a clock
+        db.execute(sql)
+        db.commit()
+    db = sqlite3.connect(tmp_path / "b" / "trials.sqlite")
+    db.execute("UPDATE trials SET genome = ? WHERE id = 3", (json.dumps({"changed": True}),))
+    db.commit()
+    slow = study.same_work(tmp_path / "a", tmp_path / "b")
+    assert slow["units"] == n_units - changed and slow["ratio_a_over_b"] == 2.0
+    searches = {"h0": {"genomes_per_hour": 120.0}, "p0": {"genomes_per_hour": 40.0},
+                "h1": {"genomes_per_hour": 100.0}, "p1": {"genomes_per_hour": 40.0}}
+    t2 = study.target_2(searches, [("h0", "p0"), ("h1", "p1")])
+    assert [p["ratio"] for p in t2["pairs"]] == [3.0, 2.5] and t2["ratio_of_means"] == 2.75 and not t2["met"]
+    assert study.target_2(searches, [("h0", "p0")])["met"]
+    with pytest.raises(SystemExit, match="unknown: nope"):
+        study.main(["--run", f"a={tmp_path / 'a'}", "--twins", "a:nope", "--out", str(tmp_path / "x.json")])
+
+
+def test_halving_study_costs_a_genome_the_same_in_both_arms(tmp_path):
+    """`same_genomes` pairs a genome's first rung with its whole plain trial by genome, not by id."""
+    import sqlite3
+
+    from script_loader import load_script
+
+    from medseg_nas.stages.retrain import trial_params
+
+    study = load_script("halving_study")
+    run_halving(tmp_path / "h")
+    plain = _cfg(fidelity={"kind": "none"})
+    run_search(plain, tmp_path / "p", strategy=fk.TinyRandomStrategy(SearchSpace.from_config(plain.space), seed=0),
+               budget=4, trial_fn=rung_trial, progress=False)
+    for d, sql in (("h", "UPDATE rungs SET seconds = 10 WHERE rung = 0"), ("p", "UPDATE trials SET seconds = 40")):
+        db = sqlite3.connect(tmp_path / d / "trials.sqlite")
+        db.execute(sql)
+        db.commit()
+    with TrialStore(tmp_path / "h" / "trials.sqlite") as st:
+        first = {json.dumps(r.genome, sort_keys=True) for r in st.rows()}
+    with TrialStore(tmp_path / "p" / "trials.sqlite") as st:
+        shared = sum(json.dumps(r.genome, sort_keys=True) in first for r in st.rows())
+        params = [trial_params(r) for r in st.rows()]
+    same = study.same_genomes(tmp_path / "h", tmp_path / "p")
+    assert same["genomes"] == shared >= 1 and same["plain_over_first_rung"] == 4.0
+    assert study.mean_params(tmp_path / "p") == round(sum(params) / len(params))
