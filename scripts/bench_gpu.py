@@ -77,7 +77,8 @@ def main(argv=None) -> int:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("bench_gpu: --device cuda but torch sees no GPU (use --device cpu for a smoke run)")
-    overrides = list(args.set) + [f"train.device={args.device}"]
+    # whole trials, every one to the end: a config's successive halving or clock would time something else
+    overrides = ["search.fidelity.kind=none", "search.budget_hours=0", *args.set, f"train.device={args.device}"]
     work = Path(args.work_dir)
     if args.tiny:
         data = work / "tiny_data"
