@@ -115,11 +115,10 @@ def same_genomes(halving: Path, plain: Path) -> dict:
             "plain_over_first_rung": round(sp / sh, 2) if sh else None}
 
 
-def mean_params(path: Path) -> float | None:
+def mean_params(path: Path) -> int | None:
     """Mean parameter count of the genomes a search trained (what its genome rate is a rate of)."""
     with TrialStore(RunDir(path).trials_db) as st:
         n = [trial_params(r) for r in st.rows() if r.objectives]
-    n = [x for x in n if x]
     return round(sum(n) / len(n)) if n else None
 
 
@@ -208,11 +207,11 @@ def main(argv=None) -> int:
         doc["searches"][name] = record_row(Path(path), float(cut), box)
     if args.twins:
         twins = [tuple(t.split(":", 1)) for t in args.twins]
-        unknown = [n for t in twins for n in t if n not in doc["searches"]]
+        dirs = dict(runs)  # a --record has no run directory to time its genomes in
+        unknown = [n for t in twins for n in t if n not in dirs]
         if unknown or any(len(t) != 2 for t in twins):
             raise SystemExit(f"--twins HALVING:PLAIN must name two --run searches (unknown: {', '.join(unknown)})")
         doc["target_2"] = target_2(doc["searches"], twins)
-        dirs = dict(runs)
         for pair in doc["target_2"]["pairs"]:
             h, p = Path(dirs[pair["halving"]]), Path(dirs[pair["plain"]])
             pair.update(mean_params_halving=mean_params(h), mean_params_plain=mean_params(p), same_genomes=same_genomes(h, p))

@@ -362,6 +362,10 @@ def test_halving_study_times_the_same_work_in_two_runs_and_states_target_2(tmp_p
     assert study.target_2(searches, [("h0", "p0")])["met"]
     with pytest.raises(SystemExit, match="unknown: nope"):
         study.main(["--run", f"a={tmp_path / 'a'}", "--twins", "a:nope", "--out", str(tmp_path / "x.json")])
+    (tmp_path / "rec.json").write_text(json.dumps({"trials": []}))
+    with pytest.raises(SystemExit, match="unknown: rec"):  # a --record search has no run directory to pair
+        study.main(["--run", f"a={tmp_path / 'a'}", "--record", f"rec={tmp_path / 'rec.json'}@10", "--twins", "a:rec",
+                    "--out", str(tmp_path / "x.json")])
 
 
 def test_halving_study_costs_a_genome_the_same_in_both_arms(tmp_path):
