@@ -69,6 +69,7 @@ def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
     assert set(whole["stage_seconds"]) == {"prepare", "search", "retrain", "evaluate", "export", "report"}
     assert whole["chosen"]["n_params"] == nas["n_params"] and whole["search"]["n_done"] >= 1
     assert len(whole["trials"]) == whole["search"]["n_done"] and whole["search"]["trial_seconds"]["train_s"] > 0
+    assert whole["search"]["fidelity"] == {"kind": "none"} and whole["chosen"]["rung"] is None
     assert whole["retrain"]["curve"]["epochs"] == TINY["retrain"]["epochs"]
     assert whole["targets"]["params_le_0.5M"]["met"] is True and whole["targets"]["whole_job_le_2h"]["met"] is True
     assert "dynunet_dice_at_10x_fewer_params" not in whole["targets"]  # no DynUNet row in this plan
@@ -178,6 +179,21 @@ def test_proxy_budget_retrains_trials_per_budget_resumes_and_taus(tiny_run, tmp_
     capsys.readouterr()
     assert load_script("bench_tables").main([str(out)]) == 0
     assert "(the search's)" in capsys.readouterr().out
+
+
+def test_summary_fidelity_counts_trials_per_rung():
+    """A halving run's record says its ladder and how many trials reached each rung, failed ones not counted."""
+    from types import SimpleNamespace
+
+    from medseg_nas.bench.whole_job import fidelity_of
+    from medseg_nas.config import FidelityConfig
+
+    cfg = SimpleNamespace(search=SimpleNamespace(fidelity=FidelityConfig(kind="halving", eta=9, rungs=[1, 5], promote="pickable")),
+                          train=SimpleNamespace(epochs=5))
+    rows = [SimpleNamespace(status="done", rung=0), SimpleNamespace(status="done", rung=1),
+            SimpleNamespace(status="done", rung=0), SimpleNamespace(status="failed", rung=1)]
+    assert fidelity_of(cfg, rows) == {"kind": "halving", "eta": 9, "rungs": [1, 5], "promote": "pickable",
+                                      "n_at_rung": {"0": 3, "1": 1}}
 
 
 def test_summary_mean_dice_interval_from_cases():

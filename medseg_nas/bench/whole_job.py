@@ -9,6 +9,7 @@ import platform
 
 from medseg_nas.bench.data import groups_of
 from medseg_nas.bench.stats import mean_dice_ci, plateau_epoch
+from medseg_nas.config import fidelity_rungs
 from medseg_nas.results import TrialStatus
 from medseg_nas.rundir import RunDir
 
@@ -55,6 +56,7 @@ def summarise(run: RunDir, target_dice: float = TARGET_DICE) -> dict:
                  "test_ids": list(split.test), "augment": cfg.data.augment,
                  "retrain_augment": info.get("augment", cfg.data.augment)},
         "search": {"strategy": cfg.search.strategy, "budget_trials": cfg.search.budget_trials,
+                   "budget_hours": cfg.search.budget_hours, "fidelity": fidelity_of(cfg, rows),
                    "trial_budget": [cfg.train.epochs, cfg.train.iters_per_epoch, cfg.train.batch_size],
                    "n_done": sum(r.status == TrialStatus.DONE for r in rows),
                    "n_failed": sum(r.status == TrialStatus.FAILED for r in rows),
@@ -85,7 +87,8 @@ def summarise(run: RunDir, target_dice: float = TARGET_DICE) -> dict:
     # every trial of the search (the size cap and the proxy's ranking are read off this), and where
     # the trials' time went: validation is not free on whole volumes
     doc["trials"] = [{"id": r.id, "n_params": r.n_params, "f1": r.f1, "val_dice": (r.result or {}).get("val_dice"),
-                      "seconds": r.seconds, "genome": r.genome} for r in rows if r.status == TrialStatus.DONE]
+                      "seconds": r.seconds, "rung": r.rung, "genome": r.genome} for r in rows if r.status == TrialStatus.DONE]
+    doc["chosen"]["rung"] = next((r.rung for r in rows if r.id == info["trial_id"]), None)
     timing = [(r.result or {}).get("timing") or {} for r in rows if r.status == TrialStatus.DONE]
     doc["search"]["trial_seconds"] = {k: round(sum(t.get(k, 0.0) for t in timing), 1)
                                       for k in ("train_s", "val_s", "data_wait_s")}
@@ -99,6 +102,18 @@ def summarise(run: RunDir, target_dice: float = TARGET_DICE) -> dict:
         "whole_job_le_2h": {"value": total, "met": total is not None and total <= TARGET_SECONDS},
     }
     return doc
+
+
+def fidelity_of(cfg, rows) -> dict:
+    """How the search budgeted its trials: `none`, or halving's ladder and how many trials reached
+    each rung (a halving search's f1 values are of networks trained for different lengths)."""
+    fid = cfg.search.fidelity
+    if fid.kind != "halving":
+        return {"kind": fid.kind}
+    rungs = list(fidelity_rungs(fid, cfg.train.epochs))
+    reached = [r.rung for r in rows if r.status == TrialStatus.DONE and r.rung is not None]
+    return {"kind": fid.kind, "eta": fid.eta, "rungs": rungs, "promote": fid.promote,
+            "n_at_rung": {str(k): sum(x >= k for x in reached) for k in range(len(rungs))}}
 
 
 def chosen_costs(run: RunDir, runs: int = 5) -> dict:
