@@ -52,7 +52,9 @@ def main(argv=None) -> int:
 
     from medseg_nas.config import load_config
 
-    overrides = list(args.set) + ["train.device=cpu"]
+    # whole trials, as every throughput figure was measured: a config that searches with halving
+    # (or by the clock) would time first rungs and stop early
+    overrides = ["search.fidelity.kind=none", "search.budget_hours=0", *args.set, "train.device=cpu"]
     if args.tiny:
         data = Path(args.work_dir) / "tiny_data"
         if not (data / "dataset.json").is_file():

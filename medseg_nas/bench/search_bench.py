@@ -97,6 +97,12 @@ def parse_seeds(text: str) -> list[int]:
     return out
 
 
+# The benchmark drives strategies by ask/tell and times nothing by the clock: the config's own
+# successive halving (a config's train.epochs is overridden here, which its rungs may not fit) and
+# wall-clock budget do not apply to it. Not in the cache key: caches stay valid.
+WHOLE_TRIALS = ("search.fidelity.kind=none", "search.budget_hours=0")
+
+
 class AnalyticProblem:
     """medseg_nas.testing.analytic: cheap conflicting objectives over real genomes."""
 
@@ -106,7 +112,7 @@ class AnalyticProblem:
         from medseg_nas.testing import analytic as sa
 
         self.sa = sa
-        self.cfg = load_config(args.config, args.set)
+        self.cfg = load_config(args.config, [*WHOLE_TRIALS, *args.set])
         self.space = sa.SPACE if not args.set else SearchSpace.from_config(self.cfg.space)
         self.box = sa.BOX
         self.description = {"problem": "medseg_nas.testing.analytic", "space": "full EMONAS space"}
@@ -131,8 +137,8 @@ class TrainProblem:
         from medseg_nas.search.objectives import reference_box
         from medseg_nas.space import SearchSpace
 
-        overrides = list(args.set) + [
-            f"data.root={args.data_root}",
+        overrides = [
+            *WHOLE_TRIALS, *args.set, f"data.root={args.data_root}",
             f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}", "train.patience=0",
             f"train.seed={args.train_seed}", f"train.device={getattr(args, 'device', 'cpu')}",
         ]
