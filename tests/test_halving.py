@@ -130,6 +130,30 @@ def test_halving_search_promotes_and_continues(tmp_path):
     assert not list((run / "trial_states").glob("*_rung2.pt"))
 
 
+def test_two_worker_processes_promote_without_a_rung_barrier(tmp_path, monkeypatch):
+    """ASHA with several workers (issue 28): a promotion is started while first-rung trials of later
+    genomes are still to come (no wait for a whole rung), and a promoted trial continues in whichever
+    worker process gets it from the state another process saved."""
+    monkeypatch.setenv("FAKE_TRIAL_SECONDS", "0.2")  # read by rung_trial in the worker processes
+    cfg = config_from_dict(json.loads(json.dumps(fk.TINY_CONFIG)),
+                           overrides=["search.fidelity.kind=halving", "search.fidelity.eta=2",
+                                      "search.fidelity.rungs=[1,2,4]", "executor.workers=2"])
+    run = tmp_path / "r"
+    strategy = fk.TinyRandomStrategy(SearchSpace.from_config(cfg.space), seed=0)
+    s = run_search(cfg, run, strategy=strategy, budget=8, trial_fn=rung_trial, progress=False)
+    assert s.n_done == 8
+    with TrialStore(run / "trials.sqlite") as st:
+        rungs = st.rung_rows()
+    seen = calls(run)
+    order = [c["rung"] for c in seen]
+    assert order.count(0) == 8 and 1 in order
+    assert order.index(1) < len(order) - 1 - order[::-1].index(0)  # promoted before the last genome started
+    assert len({(c["trial"], c["rung"]) for c in seen}) == len(seen) == len(rungs)  # nothing trained twice
+    for c in seen:
+        assert c["from"] == [0, 1, 2][c["rung"]] and c["until"] == [1, 2, 4][c["rung"]]
+    assert all(r.status == "done" for r in rungs)
+
+
 def test_kill_9_during_a_promoted_trial_then_resume(tmp_path):
     ref, _ = run_halving(tmp_path / "ref")
     env = dict(os.environ, FAKE_TRIAL_SECONDS="0.6")
