@@ -19,7 +19,7 @@ import os
 import platform
 from pathlib import Path
 
-from medseg_nas.bench.throughput import distinct_genomes, timed_search
+from medseg_nas.bench.throughput import WHOLE_TRIALS, distinct_genomes, timed_search
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.space import SearchSpace
 from medseg_nas.trial_store import TrialStore
@@ -77,8 +77,7 @@ def main(argv=None) -> int:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("bench_gpu: --device cuda but torch sees no GPU (use --device cpu for a smoke run)")
-    # whole trials, every one to the end: a config's successive halving or clock would time something else
-    overrides = ["search.fidelity.kind=none", "search.budget_hours=0", *args.set, f"train.device={args.device}"]
+    overrides = [*WHOLE_TRIALS, *args.set, f"train.device={args.device}"]
     work = Path(args.work_dir)
     if args.tiny:
         data = work / "tiny_data"

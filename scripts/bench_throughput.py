@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from medseg_nas.bench.throughput import distinct_genomes, timed_search
+from medseg_nas.bench.throughput import WHOLE_TRIALS, distinct_genomes, timed_search
 from medseg_nas.space import SearchSpace
 
 
@@ -52,9 +52,7 @@ def main(argv=None) -> int:
 
     from medseg_nas.config import load_config
 
-    # whole trials, as every throughput figure was measured: a config that searches with halving
-    # (or by the clock) would time first rungs and stop early
-    overrides = ["search.fidelity.kind=none", "search.budget_hours=0", *args.set, "train.device=cpu"]
+    overrides = [*WHOLE_TRIALS, *args.set, "train.device=cpu"]
     if args.tiny:
         data = Path(args.work_dir) / "tiny_data"
         if not (data / "dataset.json").is_file():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg_nas.bench.throughput import WHOLE_TRIALS
 from medseg_nas.bench.trial_cache import TrialCache
 from medseg_nas.results import TrialStatus
 from medseg_nas.search import STRATEGIES
@@ -95,12 +96,6 @@ def parse_seeds(text: str) -> list[int]:
         elif part:
             out.append(int(part))
     return out
-
-
-# The benchmark drives strategies by ask/tell and times nothing by the clock: the config's own
-# successive halving (a config's train.epochs is overridden here, which its rungs may not fit) and
-# wall-clock budget do not apply to it. Not in the cache key: caches stay valid.
-WHOLE_TRIALS = ("search.fidelity.kind=none", "search.budget_hours=0")
 
 
 class AnalyticProblem:

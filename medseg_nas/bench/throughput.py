@@ -12,6 +12,13 @@ import numpy as np
 from medseg_nas.space import Genome, SearchSpace
 
 
+# Config overrides that make every trial a whole trial, trained to train.epochs, with no clock: the
+# benchmarks time (bench_throughput, bench_gpu) or drive by ask/tell (bench_search) whole trials, which a
+# config's successive halving (whose rungs may not fit a benchmark's train.epochs) or wall-clock budget
+# would cut. The search section is not in bench_search's cache key, so its caches stay valid.
+WHOLE_TRIALS = ("search.fidelity.kind=none", "search.budget_hours=0")
+
+
 def distinct_genomes(space: SearchSpace, n: int, seed: int) -> list[Genome]:
     """`n` different genomes drawn from `space` with `seed`, in the order drawn."""
     rng = np.random.default_rng(seed)
