@@ -181,19 +181,20 @@ def test_proxy_budget_retrains_trials_per_budget_resumes_and_taus(tiny_run, tmp_
     assert "(the search's)" in capsys.readouterr().out
 
 
-def test_summary_fidelity_counts_trials_per_rung():
-    """A halving run's record says its ladder and how many trials reached each rung, failed ones not counted."""
+def test_summary_fidelity_is_the_runners_with_its_promotion_pool():
+    """A halving run's record says its ladder and how many trials finished each rung as the runner's
+    front.json counts them (test_halving checks those counts), and which trials could be promoted."""
     from types import SimpleNamespace
 
     from medseg_nas.bench.whole_job import fidelity_of
     from medseg_nas.config import FidelityConfig
 
-    cfg = SimpleNamespace(search=SimpleNamespace(fidelity=FidelityConfig(kind="halving", eta=9, rungs=[1, 5], promote="pickable")),
-                          train=SimpleNamespace(epochs=5))
-    rows = [SimpleNamespace(status="done", rung=0), SimpleNamespace(status="done", rung=1),
-            SimpleNamespace(status="done", rung=0), SimpleNamespace(status="failed", rung=1)]
-    assert fidelity_of(cfg, rows) == {"kind": "halving", "eta": 9, "rungs": [1, 5], "promote": "pickable",
-                                      "n_at_rung": {"0": 3, "1": 1}}
+    cfg = SimpleNamespace(search=SimpleNamespace(fidelity=FidelityConfig(kind="halving", eta=9, rungs=[1, 5], promote="pickable")))
+    front = {"fidelity": {"kind": "halving", "eta": 9, "rungs": [1, 5], "trials_per_rung": [3, 1]}}
+    assert fidelity_of(cfg, front) == {"kind": "halving", "eta": 9, "rungs": [1, 5], "trials_per_rung": [3, 1],
+                                       "promote": "pickable"}
+    plain = SimpleNamespace(search=SimpleNamespace(fidelity=FidelityConfig()))
+    assert fidelity_of(plain, {"fidelity": None}) == fidelity_of(plain, {}) == {"kind": "none"}
 
 
 def test_summary_mean_dice_interval_from_cases():

@@ -9,7 +9,6 @@ import platform
 
 from medseg_nas.bench.data import groups_of
 from medseg_nas.bench.stats import mean_dice_ci, plateau_epoch
-from medseg_nas.config import fidelity_rungs
 from medseg_nas.results import TrialStatus
 from medseg_nas.rundir import RunDir
 
@@ -56,7 +55,7 @@ def summarise(run: RunDir, target_dice: float = TARGET_DICE) -> dict:
                  "test_ids": list(split.test), "augment": cfg.data.augment,
                  "retrain_augment": info.get("augment", cfg.data.augment)},
         "search": {"strategy": cfg.search.strategy, "budget_trials": cfg.search.budget_trials,
-                   "budget_hours": cfg.search.budget_hours, "fidelity": fidelity_of(cfg, rows),
+                   "budget_hours": cfg.search.budget_hours, "fidelity": fidelity_of(cfg, front),
                    "trial_budget": [cfg.train.epochs, cfg.train.iters_per_epoch, cfg.train.batch_size],
                    "n_done": sum(r.status == TrialStatus.DONE for r in rows),
                    "n_failed": sum(r.status == TrialStatus.FAILED for r in rows),
@@ -104,16 +103,14 @@ def summarise(run: RunDir, target_dice: float = TARGET_DICE) -> dict:
     return doc
 
 
-def fidelity_of(cfg, rows) -> dict:
-    """How the search budgeted its trials: `none`, or halving's ladder and how many trials reached
-    each rung (a halving search's f1 values are of networks trained for different lengths)."""
+def fidelity_of(cfg, front: dict) -> dict:
+    """How the search budgeted its trials (a halving search's f1 values are of networks trained for
+    different lengths): the runner's own account in front.json (ladder, trials that finished each
+    rung) with the promotion pool, or just the kind where there was no halving."""
     fid = cfg.search.fidelity
-    if fid.kind != "halving":
+    if not front.get("fidelity"):
         return {"kind": fid.kind}
-    rungs = list(fidelity_rungs(fid, cfg.train.epochs))
-    reached = [r.rung for r in rows if r.status == TrialStatus.DONE and r.rung is not None]
-    return {"kind": fid.kind, "eta": fid.eta, "rungs": rungs, "promote": fid.promote,
-            "n_at_rung": {str(k): sum(x >= k for x in reached) for k in range(len(rungs))}}
+    return {**front["fidelity"], "promote": fid.promote}
 
 
 def chosen_costs(run: RunDir, runs: int = 5) -> dict:
