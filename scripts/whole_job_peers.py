@@ -34,8 +34,10 @@ own model, stays the record's row. `--rebuild-from SUMMARY` rebuilds from the ru
 instead (a run whose peers were never measured; its own model is then only in the summary).
 
 Resumable: each (network, seed) result is written to `--out` as soon as it finishes and a
-rerun skips the ones already there. Test metrics: as `medseg-nas evaluate` computes them (back on
-each test file's original grid; medseg_nas.bench.scoring), Dice and HD95 (mm) per class — the
+rerun skips the ones already there. `paired_vs_pick`: the run's pick minus each network, per test
+case with each network's seeds averaged, 95 % bootstrap over cases or, where the datalist groups
+them (ACDC's two frames of a patient), whole patients (medseg_nas.bench.controls). Test metrics:
+as `medseg-nas evaluate` computes them (back on each test file's original grid; medseg_nas.bench.scoring), Dice and HD95 (mm) per class — the
 same function for every row, the run's own model included.
 """
 
@@ -50,6 +52,8 @@ from pathlib import Path
 
 import torch
 
+from medseg_nas.bench.controls import paired_vs_pick
+from medseg_nas.bench.data import groups_of
 from medseg_nas.bench.peers import network_specs
 from medseg_nas.bench.rebuilt_run import rebuild_run_dir
 from medseg_nas.bench.scoring import EPOCH_CAP, fit_and_score, own_model_row, seed_summary
@@ -108,6 +112,13 @@ def main(argv=None) -> int:
                               "python": platform.python_version()},
                   "results": {}}
     specs = network_specs(cfg, plan, info, args.peer_lr)
+
+    def save(doc: dict) -> None:
+        """The record with its paired figures (pick - each network, over patients where the datalist
+        groups frames), rewritten after every result so a stopped run leaves them current."""
+        doc["paired_vs_pick"] = paired_vs_pick(doc["results"], groups_of(cfg.data.root))
+        atomic_write(out_path, json.dumps(doc, indent=2, default=str))
+
     for name, seed in parse_plan(args.plan):
         if name not in specs:
             raise SystemExit(f"--plan: unknown network {name!r} (known: {', '.join(specs)})")
@@ -133,11 +144,19 @@ def main(argv=None) -> int:
         entry["runs"].append(row)
         entry["n_params"] = row.get("n_params") or entry.get("n_params")
         entry.update(seed_summary(entry["runs"]))
-        atomic_write(out_path, json.dumps(doc, indent=2, default=str))
+        save(doc)
         print(f"{name:14s} seed {seed} {row['status']:6s} {(row.get('n_params') or 0) / 1e6:6.3f}M "
               f"epochs {row.get('epochs')}  train {row.get('train_s')} s (target {seconds:.0f})  "
               f"test {row.get('test_mean_dice', float('nan')):.4f}  hd95 {row.get('test_mean_hd95_mm', float('nan')):.2f} mm",
               flush=True)
+    if doc["results"]:  # also with every row skipped: a record written before the paired figures existed
+        save(doc)
+    for name, pair in doc.get("paired_vs_pick", {}).items():
+        for figure in ("mean", "mean_largest_component"):
+            if figure in pair:
+                iv = pair[figure]
+                print(f"nas_pick - {name} ({figure}): {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] "
+                      f"over {iv.get('n_groups', iv['n_cases'])} {iv.get('unit', 'case')}s", flush=True)
     return 0
 
 

@@ -4,7 +4,7 @@ its seeds."""
 
 import numpy as np
 
-from medseg_nas.bench.controls import MIN_SEEDS, study
+from medseg_nas.bench.controls import MIN_SEEDS, paired_vs_pick, study
 
 CASES = [f"case_{i:02d}" for i in range(21)]
 
@@ -53,3 +53,25 @@ def test_fewer_seeds_or_a_missing_arm_is_provisional():
     del rnd["results"]["nas_pick"]
     out = study(search, rnd)
     assert out["verdict"].startswith("not decided") and out["seeds_short"]["small_segresnet"] == 0
+
+
+def _frames(per_patient: dict[str, tuple[float, float]]):
+    """Two frames per patient (ED, ES) with the given mean Dice each."""
+    return {f"{p}_{ph}": {"mean": v} for p, (ed, es) in per_patient.items() for ph, v in (("ED", ed), ("ES", es))}
+
+
+def test_a_peer_record_carries_pick_minus_each_network_over_whole_patients():
+    patients = {f"patient{i:03d}": (0.80 + 0.01 * i, 0.78 + 0.01 * i) for i in range(8)}
+    worse = {p: (ed - 0.05, es - 0.05) for p, (ed, es) in patients.items()}
+    results = {"nas_pick": {"runs": [{"seed": 0, "per_case_dice": _frames(patients)}]},
+               "monai_dynunet": {"runs": [{"seed": s, "per_case_dice": _frames(worse)} for s in (0, 1)]},
+               "monai_unet": {"runs": [{"seed": 0, "status": "failed"}]}}  # no per-case rows: no pair
+    groups = {f"{p}_{ph}": p for p in patients for ph in ("ED", "ES")}
+    out = paired_vs_pick(results, groups)
+    assert set(out) == {"monai_dynunet"}
+    iv = out["monai_dynunet"]["mean"]
+    assert iv["mean"] == 0.05 and iv["low"] > 0  # pick - peer, not peer - pick
+    assert iv["unit"] == "group" and iv["n_groups"] == 8 and iv["n_cases"] == 16
+    assert out["monai_dynunet"]["seeds"] == {"nas_pick": [0], "monai_dynunet": [0, 1]}
+    assert paired_vs_pick(results, None)["monai_dynunet"]["mean"]["unit"] == "case"
+    assert paired_vs_pick({"monai_dynunet": results["monai_dynunet"]}) == {}  # no pick: nothing to pair

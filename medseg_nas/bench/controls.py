@@ -71,3 +71,19 @@ def study(search_doc: dict, random_doc: dict) -> dict:
         verdict = "not shown: the search's pick does not beat " + " or ".join(n for n in needed if not beats[n])
     return {"rule": RULE, "arms": table, "best_small": best_small, "paired_vs": paired, "beats": beats,
             "verdict": verdict, "provisional": bool(short), "seeds_short": short}
+
+
+def paired_vs_pick(results: dict, groups: dict[str, str] | None = None, pick: str = "nas_pick") -> dict:
+    """{network: pick - network per figure} for every network of a whole_job_peers record's
+    `results` with finished per-case rows: each network's Dice averaged over its seeds per test
+    case, the interval over cases or, with `groups` ({case: patient}), over whole patients, so a
+    peer's record carries the paired figure instead of two unpaired means."""
+    by = {name: _per_seed(entry) for name, entry in results.items()}
+    if not by.get(pick):
+        return {}
+    out = {}
+    for name, seeds in by.items():
+        if name != pick and seeds:
+            pair = compare({pick: by[pick], name: seeds}, against=name, groups=groups)[f"{pick}-{name}"]
+            out[name] = {"seeds": {pick: sorted(by[pick]), name: sorted(seeds)}, **pair}
+    return out
