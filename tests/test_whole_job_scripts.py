@@ -49,6 +49,10 @@ def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
         assert run["train_s"] < target + 30.0 and run["steps"] >= 1
         assert 0.0 <= run["test_mean_dice"] <= 1.0
     assert doc["results"]["monai_unet"]["n_params"] > 10 * nas["n_params"]
+    pairs = doc["paired_vs_pick"]  # the pick minus each network, per test case, seeds averaged first
+    assert set(pairs) == {"smallest", "monai_unet"}
+    assert pairs["monai_unet"]["seeds"] == {"nas_pick": [0, 1], "monai_unet": [0]}
+    assert pairs["smallest"]["mean"]["n_cases"] == doc["n_test"] and "verdict" in pairs["smallest"]
 
     # a rerun continues where it stopped: nothing finished is trained again
     capsys.readouterr()
