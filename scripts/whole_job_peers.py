@@ -37,8 +37,9 @@ Resumable: each (network, seed) result is written to `--out` as soon as it finis
 rerun skips the ones already there. `paired_vs_pick`: the run's pick minus each network, per test
 case with each network's seeds averaged, 95 % bootstrap over cases or, where the datalist groups
 them (ACDC's two frames of a patient), whole patients (medseg_nas.bench.controls). Test metrics:
-as `medseg-nas evaluate` computes them (back on each test file's original grid; medseg_nas.bench.scoring), Dice and HD95 (mm) per class — the
-same function for every row, the run's own model included.
+as `medseg-nas evaluate` computes them (back on each test file's original grid;
+medseg_nas.bench.scoring), Dice and HD95 (mm) per class — the same function for every row, the
+run's own model included.
 """
 
 from __future__ import annotations
@@ -112,11 +113,12 @@ def main(argv=None) -> int:
                               "python": platform.python_version()},
                   "results": {}}
     specs = network_specs(cfg, plan, info, args.peer_lr)
+    groups = groups_of(cfg.data.root)
 
     def save(doc: dict) -> None:
         """The record with its paired figures (pick - each network, over patients where the datalist
         groups frames), rewritten after every result so a stopped run leaves them current."""
-        doc["paired_vs_pick"] = paired_vs_pick(doc["results"], groups_of(cfg.data.root))
+        doc["paired_vs_pick"] = paired_vs_pick(doc["results"], groups)
         atomic_write(out_path, json.dumps(doc, indent=2, default=str))
 
     for name, seed in parse_plan(args.plan):

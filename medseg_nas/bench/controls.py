@@ -40,6 +40,14 @@ def _entries(search_doc: dict, random_doc: dict) -> dict[str, dict | None]:
             **{name: res.get(name) for name in SMALL}}
 
 
+def _pick_minus_each(by: dict[str, dict[int, dict]], pick: str, groups: dict[str, str] | None = None) -> dict:
+    """{network: compare's pick - network figures} for every network with finished runs; {} without the pick."""
+    if not by.get(pick):
+        return {}
+    return {name: compare({pick: by[pick], name: seeds}, against=name, groups=groups)[f"{pick}-{name}"]
+            for name, seeds in by.items() if name != pick and seeds}
+
+
 def _arm_row(entry: dict | None, seeds: dict[int, dict]) -> dict:
     dice = [float(np.mean([c["mean"] for c in s.values()])) for s in seeds.values()]
     return {"n_params": (entry or {}).get("n_params"), "seeds": sorted(seeds),
@@ -53,11 +61,7 @@ def study(search_doc: dict, random_doc: dict) -> dict:
     entries = _entries(search_doc, random_doc)
     by = {name: _per_seed(entry) for name, entry in entries.items()}
     table = {name: _arm_row(entries[name], seeds) for name, seeds in by.items()}
-    paired = {}
-    if by[PICK]:
-        for name, seeds in by.items():
-            if name != PICK and seeds:
-                paired[name] = compare({PICK: by[PICK], name: seeds}, against=name)[f"{PICK}-{name}"]
+    paired = _pick_minus_each(by, PICK)
     ran_small = [n for n in SMALL if table[n]["test_mean_dice"] is not None]
     best_small = max(ran_small, key=lambda n: table[n]["test_mean_dice"]) if ran_small else None
     beats = {n: paired[n]["mean"]["low"] > 0 for n in paired}
@@ -79,11 +83,5 @@ def paired_vs_pick(results: dict, groups: dict[str, str] | None = None, pick: st
     case, the interval over cases or, with `groups` ({case: patient}), over whole patients, so a
     peer's record carries the paired figure instead of two unpaired means."""
     by = {name: _per_seed(entry) for name, entry in results.items()}
-    if not by.get(pick):
-        return {}
-    out = {}
-    for name, seeds in by.items():
-        if name != pick and seeds:
-            pair = compare({pick: by[pick], name: seeds}, against=name, groups=groups)[f"{pick}-{name}"]
-            out[name] = {"seeds": {pick: sorted(by[pick]), name: sorted(seeds)}, **pair}
-    return out
+    return {name: {"seeds": {pick: sorted(by[pick]), name: sorted(by[name])}, **pair}
+            for name, pair in _pick_minus_each(by, pick, groups).items()}
