@@ -20,6 +20,11 @@ The run directory itself is not needed: the split, fingerprint and plan are rebu
 config in `--work` (one folder per variant, since the patch is part of the plan), and the script
 refuses to go on when the rebuilt test split is not the record's.
 
+`--pair-with PEERS` pairs every row with the run's own model as well, per test case (over patients
+where the datalist groups frames), from the run's `scripts/whole_job_peers.py` record
+(`paired_vs_run_model`): with `--seconds` shorter than the retrain's, `base` against the run's model
+says what the extra seconds bought the same genome.
+
 Resumable: each variant's row is written to `--out` as soon as it finishes; a rerun skips the
 variants already there.
 """
@@ -34,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from medseg_nas.bench.ablation import VARIANTS, run_variant
+from medseg_nas.bench.ablation import VARIANTS, paired_vs_run_model, run_variant
 from medseg_nas.bench.ablation import record_augment  # noqa: F401 - re-exported: tests call it from this script
 from medseg_nas.bench.data import groups_of
 from medseg_nas.bench.stats import paired_against
@@ -52,6 +57,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seconds", type=float, default=None,
                     help="training seconds per variant (default: the record's retrain seconds)")
+    ap.add_argument("--pair-with", default=None,
+                    help="the run's whole_job_peers record: also pair every row with the run's own model")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
@@ -81,12 +88,21 @@ def main(argv=None) -> int:
               f"hd95 {row.get('test_mean_hd95_mm', float('nan')):.2f} mm", flush=True)
     if doc["rows"]:  # the paired comparison of every row there (with --variants "": nothing new trained)
         # over whole patients where the datalist groups cases (ACDC's ED/ES frames of one patient)
-        doc["paired_vs_base"] = paired_against(doc["rows"], "base", case_groups=groups_of(load_config(args.config).data.root))
+        groups = groups_of(load_config(args.config).data.root)
+        doc["paired_vs_base"] = paired_against(doc["rows"], "base", case_groups=groups)
+        if args.pair_with:
+            doc["paired_vs_run_model"] = {"peers_record": args.pair_with, **paired_vs_run_model(
+                doc["rows"], json.loads(Path(args.pair_with).read_text()), groups)}
         atomic_write(out, json.dumps(doc, indent=2, default=str))
     for name, iv in doc.get("paired_vs_base", {}).items():
         print(f"{name} - base: mean Dice {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] over {iv['n_cases']} cases "
               f"(resampling {iv.get('n_groups', iv['n_cases'])} {iv.get('unit', 'case')}s), "
               f"seeds {iv['seeds']}", flush=True)
+    for name, pair in doc.get("paired_vs_run_model", {}).items():
+        if isinstance(pair, dict) and "mean" in pair:
+            iv = pair["mean"]
+            print(f"{name} - the run's own model: mean Dice {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] "
+                  f"over {iv['n_cases']} cases", flush=True)
     return 0
 
 

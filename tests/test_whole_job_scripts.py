@@ -370,3 +370,25 @@ def test_peers_rebuild_from_a_whole_job_summary(tiny_run, tmp_path):
     with pytest.raises(MedsegError, match="test differ"):
         rebuild_run_dir(record, config, tmp_path / "other")
     assert not (tmp_path / "other").exists()
+
+
+def test_ablation_rows_pair_with_the_runs_own_model_over_patients():
+    """A shorter budget's base row against the model the run trained: row - run model, patients
+    resampled whole; retrained nas_pick seeds (no `source`) are not the run's model."""
+    from medseg_nas.bench.ablation import paired_vs_run_model
+    cases = [f"p{i}_{f}" for i in range(8) for f in ("ED", "ES")]
+    groups = {c: c.split("_")[0] for c in cases}
+
+    def per_case(value):
+        return {c: {"RV": value, "mean": value} for c in cases}
+
+    peers = {"results": {"nas_pick": {"runs": [
+        {"seed": 0, "source": "runs/x/best/model.pt", "per_case_dice": per_case(0.80)},
+        {"seed": 1, "per_case_dice": per_case(0.10)}]}}}  # a retrain: must not count as the run's model
+    rows = [{"variant": "base", "seed": 0, "per_case_dice": per_case(0.75)},
+            {"variant": "base", "seed": 1, "per_case_dice": per_case(0.77)}]
+    pair = paired_vs_run_model(rows, peers, groups)["base"]
+    assert pair["mean"]["mean"] == pytest.approx(-0.04) and pair["mean"]["unit"] == "group"
+    assert pair["mean"]["n_groups"] == 8 and pair["RV"]["high"] < 0
+    with pytest.raises(SystemExit, match="own model"):
+        paired_vs_run_model(rows, {"results": {"nas_pick": {"runs": peers["results"]["nas_pick"]["runs"][1:]}}})

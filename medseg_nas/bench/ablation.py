@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from medseg_nas.bench.scoring import EPOCH_CAP, fit_and_score
+from medseg_nas.bench.stats import compare
 from medseg_nas.config import load_config
 from medseg_nas.space import OPS, Genome
 from medseg_nas.stages.retrain import retrain_augment, retrain_data
@@ -88,3 +89,22 @@ def run_variant(config: str, record: dict, name: str, seed: int, work: Path, dev
                patch_size=list(plan.patch_size), augment=retrain_augment(cfg), epochs_run=r.epochs_run,
                steps=r.timing.get("steps"), target_s=seconds, wall_s=round(time.perf_counter() - t0, 1))
     return row
+
+
+def paired_vs_run_model(rows: list[dict], peers_doc: dict, groups: dict[str, str] | None = None) -> dict:
+    """{variant: variant - the run's own model} per figure, from a whole_job_peers record of the same
+    run (its `nas_pick` row with a `source`: the model the run trained, not a retrain). `base`
+    against the base at the run's own seconds is a seed-to-seed figure; at other `--seconds` (a
+    shorter budget) the base row against the run's model is what the extra seconds bought.
+    Each variant's Dice is averaged over its seeds per test case first; the interval resamples
+    whole `groups` (patients) where given."""
+    own = {int(r["seed"]): r["per_case_dice"] for r in peers_doc.get("results", {}).get("nas_pick", {}).get("runs", [])
+           if r.get("source") and r.get("per_case_dice")}
+    if not own:
+        raise SystemExit("--pair-with: the peers record has no row of the run's own model (nas_pick with a source)")
+    by: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r.get("per_case_dice"):
+            by.setdefault(r["variant"], {})[int(r["seed"])] = r["per_case_dice"]
+    return {name: compare({name: seeds, "run_model": own}, against="run_model", groups=groups)[f"{name}-run_model"]
+            for name, seeds in by.items()}
