@@ -33,6 +33,11 @@ numbers of trained and monitor cases, or it stops (medseg_nas.bench.rebuilt_run)
 own model, stays the record's row. `--rebuild-from SUMMARY` rebuilds from the run's whole-job summary
 instead (a run whose peers were never measured; its own model is then only in the summary).
 
+Machines differ (up to ~2x between sessions on ACDC, docs/studies/acdc.md), and equal seconds are
+equal compute only on the run's machine: before its first training, each invocation times a bare
+training step of the pick here against the run's retrain seconds per step and writes both into the
+record (`machine_speed`) and into every row it trains.
+
 Resumable: each (network, seed) result is written to `--out` as soon as it finishes and a
 rerun skips the ones already there. `paired_vs_pick`: the run's pick minus each network, per test
 case with each network's seeds averaged, 95 % bootstrap over cases or, where the datalist groups
@@ -55,6 +60,7 @@ import torch
 
 from medseg_nas.bench.controls import paired_vs_pick
 from medseg_nas.bench.data import groups_of
+from medseg_nas.bench.network_cost import speed_against_run
 from medseg_nas.bench.peers import network_specs
 from medseg_nas.bench.rebuilt_run import rebuild_run_dir
 from medseg_nas.bench.scoring import EPOCH_CAP, fit_and_score, own_model_row, seed_summary
@@ -121,6 +127,23 @@ def main(argv=None) -> int:
         doc["paired_vs_pick"] = paired_vs_pick(doc["results"], groups)
         atomic_write(out_path, json.dumps(doc, indent=2, default=str))
 
+    speed = {}  # measured once, before the first row this invocation trains
+
+    def machine_speed() -> dict:
+        if not speed:
+            own = [r for r in doc["results"].get("nas_pick", {}).get("runs", []) if r.get("source")]
+            epochs = info.get("epochs_run") or (own[0].get("epochs") if own else None)
+            pick = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, cell=cfg.space.cell)
+            speed.update(speed_against_run(pick, specs["nas_pick"][0], seconds,
+                                           epochs * cfg.retrain.iters_per_epoch if epochs else None),
+                         when=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            doc.setdefault("machine_speed", []).append(speed)
+            slower = speed.get("here_slower_by_at_least")
+            print(f"the pick's bare step here {speed['pick_bare_step_s_here']} s, the run's at most "
+                  f"{speed.get('run_step_s_at_most')} s" + (f": this machine is at least {slower}x slower, so equal "
+                  "seconds give peers less compute than the pick had" if slower and slower > 1.2 else ""), flush=True)
+        return speed
+
     for name, seed in parse_plan(args.plan):
         if name not in specs:
             raise SystemExit(f"--plan: unknown network {name!r} (known: {', '.join(specs)})")
@@ -137,11 +160,13 @@ def main(argv=None) -> int:
                 raise SystemExit(f"nas_pick seed {seed} is the run's own model, which a rebuilt run directory does not hold")
             row = own_model_row(run, trainer, spec, plan, bundle, info)
         else:
+            here = machine_speed()
+            t0 = time.perf_counter()
             r, row = fit_and_score(trainer, spec, seed, plan, bundle, epochs=EPOCH_CAP,
                                    iters_per_epoch=cfg.retrain.iters_per_epoch, patience=cfg.retrain.patience,
                                    seconds=seconds)
             row.update(epochs=r.epochs_run, epochs_run=r.epochs_run, steps=r.timing.get("steps"),
-                       calibration={"method": "clock", "seconds": seconds})
+                       calibration={"method": "clock", "seconds": seconds}, machine_speed=here)
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         entry["runs"].append(row)
         entry["n_params"] = row.get("n_params") or entry.get("n_params")

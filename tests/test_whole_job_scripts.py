@@ -49,6 +49,16 @@ def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
         assert run["train_s"] < target + 30.0 and run["steps"] >= 1
         assert 0.0 <= run["test_mean_dice"] <= 1.0
     assert doc["results"]["monai_unet"]["n_params"] > 10 * nas["n_params"]
+    # this machine against the run's: timed once per invocation, before its first training, and kept on
+    # every row it trained (the run's step is its retrain seconds over its epochs x iterations)
+    speed, = doc["machine_speed"]
+    assert speed["pick_bare_step_s_here"] > 0 and speed["here_slower_by_at_least"] == pytest.approx(
+        speed["pick_bare_step_s_here"] / speed["run_step_s_at_most"], abs=0.01)
+    run_epochs = nas["runs"][0]["epochs"]
+    cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    assert speed["run_step_s_at_most"] == pytest.approx(retrain["seconds"] / (run_epochs * cfg["retrain"]["iters_per_epoch"]), abs=1e-3)
+    assert all(r["machine_speed"] == speed for e in doc["results"].values() for r in e["runs"] if "source" not in r)
+    assert "machine_speed" not in nas["runs"][0]  # the run's own model was not trained here
     pairs = doc["paired_vs_pick"]  # the pick minus each network, per test case, seeds averaged first
     assert set(pairs) == {"smallest", "monai_unet"}
     assert pairs["monai_unet"]["seeds"] == {"nas_pick": [0, 1], "monai_unet": [0]}
@@ -60,6 +70,7 @@ def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
     said = capsys.readouterr().out
     assert said.count("already in") == 4 and "nas_pick       seed 2" in said
     assert [r["seed"] for r in json.loads(out.read_text())["results"]["nas_pick"]["runs"]] == [0, 1, 2]
+    assert len(json.loads(out.read_text())["machine_speed"]) == 2  # one more invocation that trained
     with pytest.raises(SystemExit, match="unknown network"):
         peers.main([str(tiny_run), "--plan", "nnunet:0", "--out", str(out)])
 
