@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from medseg_nas.bench.scoring import EPOCH_CAP, fit_and_score
-from medseg_nas.bench.stats import compare
+from medseg_nas.bench.stats import compare, per_case_by
 from medseg_nas.config import load_config
 from medseg_nas.space import OPS, Genome
 from medseg_nas.stages.retrain import retrain_augment, retrain_data
@@ -102,9 +102,5 @@ def paired_vs_run_model(rows: list[dict], peers_doc: dict, groups: dict[str, str
            if r.get("source") and r.get("per_case_dice")}
     if not own:
         raise SystemExit("--pair-with: the peers record has no row of the run's own model (nas_pick with a source)")
-    by: dict[str, dict[int, dict]] = {}
-    for r in rows:
-        if r.get("per_case_dice"):
-            by.setdefault(r["variant"], {})[int(r["seed"])] = r["per_case_dice"]
     return {name: compare({name: seeds, "run_model": own}, against="run_model", groups=groups)[f"{name}-run_model"]
-            for name, seeds in by.items()}
+            for name, seeds in per_case_by(rows).items()}

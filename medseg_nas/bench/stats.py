@@ -136,16 +136,23 @@ def mean_dice_ci(cases: list[dict], level: float = 0.95, groups: dict[str, str] 
                       f"{RESAMPLES:,} resamples"}
 
 
+def per_case_by(rows: list[dict], group: str = "variant") -> dict[str, dict[int, dict]]:
+    """{row[group]: {seed: per_case_dice}} of the rows that have per-case Dice: the shape `compare`
+    and `paired_against` pair."""
+    by: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r.get("per_case_dice"):
+            by.setdefault(r[group], {})[r["seed"]] = r["per_case_dice"]
+    return by
+
+
 def paired_against(rows: list[dict], control: str, group: str = "variant",
                    case_groups: dict[str, str] | None = None) -> dict:
     """Per group: the paired per-case difference (group - control) of the mean foreground Dice,
     over the seeds both have (each case's difference averaged over those seeds), with its
     percentile-bootstrap interval over cases (over whole `case_groups`, e.g. patients, if given).
     Rows need `per_case_dice` ({case: {"mean": ...}})."""
-    by: dict[str, dict[int, dict]] = {}
-    for r in rows:
-        if r.get("per_case_dice"):
-            by.setdefault(r[group], {})[r["seed"]] = r["per_case_dice"]
+    by = per_case_by(rows, group)
     if control not in by:
         return {}
     out = {}
