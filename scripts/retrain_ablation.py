@@ -91,18 +91,18 @@ def main(argv=None) -> int:
         groups = groups_of(load_config(args.config).data.root)
         doc["paired_vs_base"] = paired_against(doc["rows"], "base", case_groups=groups)
         if args.pair_with:
-            doc["paired_vs_run_model"] = {"peers_record": args.pair_with, **paired_vs_run_model(
-                doc["rows"], json.loads(Path(args.pair_with).read_text()), groups)}
+            doc["run_model_record"] = args.pair_with  # beside the pairs, so every entry there is one pair
+            doc["paired_vs_run_model"] = paired_vs_run_model(doc["rows"], json.loads(Path(args.pair_with).read_text()),
+                                                             groups)
         atomic_write(out, json.dumps(doc, indent=2, default=str))
     for name, iv in doc.get("paired_vs_base", {}).items():
         print(f"{name} - base: mean Dice {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] over {iv['n_cases']} cases "
               f"(resampling {iv.get('n_groups', iv['n_cases'])} {iv.get('unit', 'case')}s), "
               f"seeds {iv['seeds']}", flush=True)
     for name, pair in doc.get("paired_vs_run_model", {}).items():
-        if isinstance(pair, dict) and "mean" in pair:
-            iv = pair["mean"]
-            print(f"{name} - the run's own model: mean Dice {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] "
-                  f"over {iv['n_cases']} cases", flush=True)
+        iv = pair["mean"]
+        print(f"{name} - the run's own model: mean Dice {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] "
+              f"over {iv['n_cases']} cases", flush=True)
     return 0
 
 

@@ -62,7 +62,7 @@ from medseg_nas.bench.controls import paired_vs_pick
 from medseg_nas.bench.data import groups_of
 from medseg_nas.bench.network_cost import speed_against_run
 from medseg_nas.bench.peers import network_specs
-from medseg_nas.bench.rebuilt_run import rebuild_run_dir
+from medseg_nas.bench.rebuilt_run import own_model_rows, rebuild_run_dir
 from medseg_nas.bench.scoring import EPOCH_CAP, fit_and_score, own_model_row, seed_summary
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.rundir import RunDir
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
 
     def machine_speed() -> dict:
         if not speed:
-            own = [r for r in doc["results"].get("nas_pick", {}).get("runs", []) if r.get("source")]
+            own = own_model_rows(doc)
             epochs = info.get("epochs_run") or (own[0].get("epochs") if own else None)
             pick = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, cell=cfg.space.cell)
             speed.update(speed_against_run(pick, specs["nas_pick"][0], seconds,

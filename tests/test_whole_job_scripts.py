@@ -250,6 +250,15 @@ def test_retrain_ablation_equal_seconds_checks_split_and_resumes(tiny_run, tmp_p
     capsys.readouterr()  # a rerun skips what is there
     assert ablation.main(args + ["--variants", "base"]) == 0
     assert "already in" in capsys.readouterr().out and len(json.loads(out.read_text())["rows"]) == 2
+    # --pair-with: every row against the run's own model; the peers record is named beside the pairs
+    peers = tmp_path / "peers.json"
+    peers.write_text(json.dumps({"results": {"nas_pick": {"runs": [
+        {"seed": 0, "source": "runs/x/best/model.pt", "per_case_dice": base["per_case_dice"]}]}}}))
+    assert ablation.main(args + ["--variants", "", "--pair-with", str(peers)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["run_model_record"] == str(peers) and set(doc["paired_vs_run_model"]) == {"base", "augment_full"}
+    assert doc["paired_vs_run_model"]["base"]["mean"]["mean"] == pytest.approx(0.0)  # the same model
+    assert "augment_full - the run's own model" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="unknown"):
         ablation.main(args + ["--variants", "bigger"])
     wrong = json.loads(record.read_text())

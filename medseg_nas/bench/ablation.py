@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from medseg_nas.bench.rebuilt_run import own_model_rows
 from medseg_nas.bench.scoring import EPOCH_CAP, fit_and_score
 from medseg_nas.bench.stats import compare, per_case_by
 from medseg_nas.config import load_config
@@ -32,6 +33,9 @@ VARIANTS: dict[str, tuple] = {
                    "retrain"),
     "cell_emonas_steps": (["space.cell=emonas"], {}, "the authors' cell (EMONASArch.py) at the config's retrain step "
                           "budget", "retrain"),
+    # 60 against 90 epochs on one genome at a step budget, not the clock (issue 26; ACDC's config: 90 x 50 steps)
+    "base_60ep_steps": ([], {}, "our residual cell at 60 x retrain.iters_per_epoch steps: with base_steps, "
+                        "60 against the config's epochs on one genome, whatever the machine's speed", 60),
     # the pick's topology with every op swapped to one family, same kernel sizes (issue 26: does the mix matter?)
     "ops_2d": ([], lambda g: {"ops": swap_ops(g["ops"], "conv2d")}, "every op k x k x 1 (2D), the pick's kernel sizes"),
     "ops_p3d": ([], lambda g: {"ops": swap_ops(g["ops"], "p3d")}, "every op pseudo-3D, the pick's kernel sizes"),
@@ -98,8 +102,7 @@ def paired_vs_run_model(rows: list[dict], peers_doc: dict, groups: dict[str, str
     shorter budget) the base row against the run's model is what the extra seconds bought.
     Each variant's Dice is averaged over its seeds per test case first; the interval resamples
     whole `groups` (patients) where given."""
-    own = {int(r["seed"]): r["per_case_dice"] for r in peers_doc.get("results", {}).get("nas_pick", {}).get("runs", [])
-           if r.get("source") and r.get("per_case_dice")}
+    own = {int(r["seed"]): r["per_case_dice"] for r in own_model_rows(peers_doc) if r.get("per_case_dice")}
     if not own:
         raise SystemExit("--pair-with: the peers record has no row of the run's own model (nas_pick with a source)")
     return {name: compare({name: seeds, "run_model": own}, against="run_model", groups=groups)[f"{name}-run_model"]

@@ -24,9 +24,15 @@ from medseg_nas.jsonio import atomic_write
 from medseg_nas.rundir import RunDir
 
 
+def own_model_rows(doc: dict) -> list[dict]:
+    """A peers record's rows of the run's own model: `nas_pick` rows with a `source` (the model the
+    run trained), as against the pick retrained beside its peers (no source)."""
+    return [r for r in doc.get("results", {}).get("nas_pick", {}).get("runs", []) if r.get("source")]
+
+
 def own_model_entry(doc: dict) -> dict:
     """The record's row for the run's own retrained model (the one with a `source`)."""
-    rows = [r for r in doc.get("results", {}).get("nas_pick", {}).get("runs", []) if r.get("source")]
+    rows = own_model_rows(doc)
     if not rows or not rows[0].get("per_case_dice"):
         raise MedsegError("the record has no nas_pick row of the run's own model with per-case Dice; "
                           "nothing to check a rebuilt split against")
