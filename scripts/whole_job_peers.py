@@ -154,14 +154,14 @@ def main(argv=None) -> int:
         spec, fn, _ = specs[name]
         trainer = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, network_fn=fn,
                           cell=cfg.space.cell)
+        own_model = name == "nas_pick" and seed == int(info.get("seed", 0))
+        here = None if own_model else machine_speed()  # timed before the clock of this row starts
         t0 = time.perf_counter()
-        if name == "nas_pick" and seed == int(info.get("seed", 0)):
+        if own_model:
             if info.get("rebuilt_from"):
                 raise SystemExit(f"nas_pick seed {seed} is the run's own model, which a rebuilt run directory does not hold")
             row = own_model_row(run, trainer, spec, plan, bundle, info)
         else:
-            here = machine_speed()
-            t0 = time.perf_counter()
             r, row = fit_and_score(trainer, spec, seed, plan, bundle, epochs=EPOCH_CAP,
                                    iters_per_epoch=cfg.retrain.iters_per_epoch, patience=cfg.retrain.patience,
                                    seconds=seconds)
