@@ -41,7 +41,9 @@ record (`machine_speed`) and into every row it trains.
 Resumable: each (network, seed) result is written to `--out` as soon as it finishes and a
 rerun skips the ones already there. `paired_vs_pick`: the run's pick minus each network, per test
 case with each network's seeds averaged, 95 % bootstrap over cases or, where the datalist groups
-them (ACDC's two frames of a patient), whole patients (medseg_nas.bench.controls). Test metrics:
+them (ACDC's two frames of a patient), whole patients (medseg_nas.bench.controls);
+`paired_vs_retrained_pick` the same with only the pick's seeds retrained by this script, not the
+run's own model, whose machine the peers did not share. Test metrics:
 as `medseg-nas evaluate` computes them (back on each test file's original grid;
 medseg_nas.bench.scoring), Dice and HD95 (mm) per class — the same function for every row, the
 run's own model included.
@@ -125,6 +127,7 @@ def main(argv=None) -> int:
         """The record with its paired figures (pick - each network, over patients where the datalist
         groups frames), rewritten after every result so a stopped run leaves them current."""
         doc["paired_vs_pick"] = paired_vs_pick(doc["results"], groups)
+        doc["paired_vs_retrained_pick"] = paired_vs_pick(doc["results"], groups, retrained_only=True)
         atomic_write(out_path, json.dumps(doc, indent=2, default=str))
 
     speed = {}  # measured once, before the first row this invocation trains
@@ -178,12 +181,13 @@ def main(argv=None) -> int:
               flush=True)
     if doc["results"]:  # also with every row skipped: a record written before the paired figures existed
         save(doc)
-    for name, pair in doc.get("paired_vs_pick", {}).items():
-        for figure in ("mean", "mean_largest_component"):
-            if figure in pair:
-                iv = pair[figure]
-                print(f"nas_pick - {name} ({figure}): {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] "
-                      f"over {iv.get('n_groups', iv['n_cases'])} {iv.get('unit', 'case')}s", flush=True)
+    for key, who in (("paired_vs_pick", "nas_pick"), ("paired_vs_retrained_pick", "nas_pick retrained")):
+        for name, pair in doc.get(key, {}).items():
+            for figure in ("mean", "mean_largest_component"):
+                if figure in pair:
+                    iv = pair[figure]
+                    print(f"{who} - {name} ({figure}): {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] "
+                          f"over {iv.get('n_groups', iv['n_cases'])} {iv.get('unit', 'case')}s", flush=True)
     return 0
 
 

@@ -3,6 +3,7 @@ best small network chosen by its own Dice, and no verdict quoted as final before
 its seeds."""
 
 import numpy as np
+import pytest
 
 from medseg_nas.bench.controls import MIN_SEEDS, paired_vs_pick, study
 
@@ -75,3 +76,20 @@ def test_a_peer_record_carries_pick_minus_each_network_over_whole_patients():
     assert out["monai_dynunet"]["seeds"] == {"nas_pick": [0], "monai_dynunet": [0, 1]}
     assert paired_vs_pick(results, None)["monai_dynunet"]["mean"]["unit"] == "case"
     assert paired_vs_pick({"monai_dynunet": results["monai_dynunet"]}) == {}  # no pick: nothing to pair
+
+
+def test_the_retrained_pairing_leaves_out_the_runs_own_model():
+    """The run's own model (a row with a `source`) trained on another machine than its peers: the
+    retrained-only pairing must use the pick's other seeds alone, and say which."""
+    patients = {f"patient{i:03d}": (0.80, 0.78) for i in range(8)}
+    own = {p: (ed + 0.10, es + 0.10) for p, (ed, es) in patients.items()}
+    results = {"nas_pick": {"runs": [{"seed": 0, "source": "run/best/model.pt", "per_case_dice": _frames(own)},
+                                     {"seed": 1, "per_case_dice": _frames(patients)}]},
+               "small_dynunet": {"runs": [{"seed": 0, "per_case_dice": _frames(patients)}]}}
+    pooled = paired_vs_pick(results)["small_dynunet"]
+    retrained = paired_vs_pick(results, retrained_only=True)["small_dynunet"]
+    assert pooled["mean"]["mean"] == pytest.approx(0.05) and pooled["seeds"]["nas_pick"] == [0, 1]
+    assert retrained["mean"]["mean"] == pytest.approx(0.0) and retrained["seeds"]["nas_pick"] == [1]
+    assert len(results["nas_pick"]["runs"]) == 2  # the record itself is not changed
+    only_own = {**results, "nas_pick": {"runs": results["nas_pick"]["runs"][:1]}}
+    assert paired_vs_pick(only_own, retrained_only=True) == {}  # nothing retrained: nothing to pair

@@ -63,6 +63,8 @@ def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
     assert set(pairs) == {"smallest", "monai_unet"}
     assert pairs["monai_unet"]["seeds"] == {"nas_pick": [0, 1], "monai_unet": [0]}
     assert pairs["smallest"]["mean"]["n_cases"] == doc["n_test"] and "verdict" in pairs["smallest"]
+    retrained = doc["paired_vs_retrained_pick"]  # the same without the run's own model (seed 0)
+    assert retrained["monai_unet"]["seeds"] == {"nas_pick": [1], "monai_unet": [0]}
 
     # a rerun continues where it stopped: nothing finished is trained again
     capsys.readouterr()

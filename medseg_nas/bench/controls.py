@@ -77,11 +77,20 @@ def study(search_doc: dict, random_doc: dict) -> dict:
             "verdict": verdict, "provisional": bool(short), "seeds_short": short}
 
 
-def paired_vs_pick(results: dict, groups: dict[str, str] | None = None, pick: str = "nas_pick") -> dict:
+def paired_vs_pick(results: dict, groups: dict[str, str] | None = None, pick: str = "nas_pick",
+                   retrained_only: bool = False) -> dict:
     """{network: pick - network per figure} for every network of a whole_job_peers record's
     `results` with finished per-case rows: each network's Dice averaged over its seeds per test
     case, the interval over cases or, with `groups` ({case: patient}), over whole patients, so a
-    peer's record carries the paired figure instead of two unpaired means."""
+    peer's record carries the paired figure instead of two unpaired means.
+
+    `retrained_only` leaves out the run's own model (the pick's row with a `source`): it trained
+    on the run's machine, the retrained seeds and the peers on the machine(s) the script ran on,
+    which on ACDC was up to ~2x slower, so at equal seconds only the retrained seeds share the
+    peers' compute (each row's `machine_speed` says on which machine class)."""
+    if retrained_only and pick in results:
+        results = {**results, pick: {**results[pick],
+                                     "runs": [r for r in results[pick].get("runs", []) if not r.get("source")]}}
     by = {name: _per_seed(entry) for name, entry in results.items()}
     return {name: {"seeds": {pick: sorted(by[pick]), name: sorted(by[name])}, **pair}
             for name, pair in _pick_minus_each(by, pick, groups).items()}
