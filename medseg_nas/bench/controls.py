@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medseg_nas.bench.rebuilt_run import is_own_model
 from medseg_nas.bench.stats import compare
 
 MIN_SEEDS = 3
@@ -90,7 +91,7 @@ def paired_vs_pick(results: dict, groups: dict[str, str] | None = None, pick: st
     peers' compute (each row's `machine_speed` says on which machine class)."""
     if retrained_only and pick in results:
         results = {**results, pick: {**results[pick],
-                                     "runs": [r for r in results[pick].get("runs", []) if not r.get("source")]}}
+                                     "runs": [r for r in results[pick].get("runs", []) if not is_own_model(r)]}}
     by = {name: _per_seed(entry) for name, entry in results.items()}
     return {name: {"seeds": {pick: sorted(by[pick]), name: sorted(by[name])}, **pair}
             for name, pair in _pick_minus_each(by, pick, groups).items()}

@@ -24,10 +24,15 @@ from medseg_nas.jsonio import atomic_write
 from medseg_nas.rundir import RunDir
 
 
+def is_own_model(row: dict) -> bool:
+    """A `nas_pick` row of the run's own model has a `source` (the model file the run trained); the
+    pick retrained beside its peers has none."""
+    return bool(row.get("source"))
+
+
 def own_model_rows(doc: dict) -> list[dict]:
-    """A peers record's rows of the run's own model: `nas_pick` rows with a `source` (the model the
-    run trained), as against the pick retrained beside its peers (no source)."""
-    return [r for r in doc.get("results", {}).get("nas_pick", {}).get("runs", []) if r.get("source")]
+    """A peers record's rows of the run's own model, as against the pick retrained beside its peers."""
+    return [r for r in doc.get("results", {}).get("nas_pick", {}).get("runs", []) if is_own_model(r)]
 
 
 def own_model_entry(doc: dict) -> dict:
