@@ -43,7 +43,8 @@ rerun skips the ones already there. `paired_vs_pick`: the run's pick minus each 
 case with each network's seeds averaged, 95 % bootstrap over cases or, where the datalist groups
 them (ACDC's two frames of a patient), whole patients (medseg_nas.bench.controls);
 `paired_vs_retrained_pick` the same with only the pick's seeds retrained by this script, not the
-run's own model, whose machine the peers did not share. Test metrics:
+run's own model, whose machine the peers did not share. Each pairing names its rows' bare pick
+steps and their slowest/fastest ratio (`machine_spread`). Test metrics:
 as `medseg-nas evaluate` computes them (back on each test file's original grid;
 medseg_nas.bench.scoring), Dice and HD95 (mm) per class — the same function for every row, the
 run's own model included.
@@ -188,6 +189,9 @@ def main(argv=None) -> int:
                     iv = pair[figure]
                     print(f"{who} - {name} ({figure}): {iv['mean']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] "
                           f"over {iv.get('n_groups', iv['n_cases'])} {iv.get('unit', 'case')}s", flush=True)
+            spread = pair.get("machine_spread")
+            print(f"  its rows' bare pick steps (s): {pair.get('bare_step_s')}; slowest / fastest "
+                  + (f"{spread}x" if spread else "unknown (a row was not timed)"), flush=True)
     return 0
 
 

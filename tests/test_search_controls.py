@@ -93,3 +93,27 @@ def test_the_retrained_pairing_leaves_out_the_runs_own_model():
     assert len(results["nas_pick"]["runs"]) == 2  # the record itself is not changed
     only_own = {**results, "nas_pick": {"runs": results["nas_pick"]["runs"][:1]}}
     assert paired_vs_pick(only_own, retrained_only=True) == {}  # nothing retrained: nothing to pair
+
+
+def test_each_pairing_says_which_machines_its_rows_ran_on():
+    """Rows timed on machines 1.6x apart must show it in the pairing; a row not timed (the run's own
+    model, a row older than the measurement) is None and leaves the spread unknown, not small."""
+    patients = {f"patient{i:03d}": (0.80, 0.78) for i in range(8)}
+
+    def row(seed, step):
+        return {"seed": seed, "per_case_dice": _frames(patients),
+                **({"machine_speed": {"pick_bare_step_s_here": step}} if step else {})}
+    results = {"nas_pick": {"runs": [{"seed": 0, "source": "run/best/model.pt", "per_case_dice": _frames(patients)},
+                                     row(1, 1.6), row(2, 1.5)]},
+               "monai_unet": {"runs": [row(0, None), row(1, 1.0)]}}
+    pooled = paired_vs_pick(results)["monai_unet"]
+    assert pooled["bare_step_s"] == {"nas_pick": [None, 1.6, 1.5], "monai_unet": [None, 1.0]}
+    assert pooled["machine_spread"] is None  # two rows' machines are unknown
+    timed = paired_vs_pick(results, retrained_only=True)["monai_unet"]
+    assert timed["machine_spread"] is None  # still one untimed peer row
+    apart = paired_vs_pick({**results, "monai_unet": {"runs": [row(1, 1.0)]}}, retrained_only=True)["monai_unet"]
+    assert apart["machine_spread"] == pytest.approx(1.6)
+    same = paired_vs_pick({**results, "monai_unet": {"runs": [row(0, 1.55)]}}, retrained_only=True)["monai_unet"]
+    assert same["bare_step_s"]["nas_pick"] == [1.6, 1.5] and same["machine_spread"] == pytest.approx(1.032, abs=1e-3)
+    untimed = paired_vs_pick({"nas_pick": {"runs": [row(1, None)]}, "monai_unet": {"runs": [row(0, None)]}})
+    assert untimed["monai_unet"]["machine_spread"] is None

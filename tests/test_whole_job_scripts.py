@@ -65,6 +65,9 @@ def test_peers_equal_seconds_resumable_then_summary(tiny_run, tmp_path, capsys):
     assert pairs["smallest"]["mean"]["n_cases"] == doc["n_test"] and "verdict" in pairs["smallest"]
     retrained = doc["paired_vs_retrained_pick"]  # the same without the run's own model (seed 0)
     assert retrained["monai_unet"]["seeds"] == {"nas_pick": [1], "monai_unet": [0]}
+    assert retrained["monai_unet"]["machine_spread"] == 1.0  # one invocation: one timing for every row
+    assert pairs["monai_unet"]["bare_step_s"]["nas_pick"][0] is None  # the own model was not timed here
+    assert pairs["monai_unet"]["machine_spread"] is None  # so its machine, and the spread, are unknown
 
     # a rerun continues where it stopped: nothing finished is trained again
     capsys.readouterr()

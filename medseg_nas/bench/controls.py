@@ -88,10 +88,27 @@ def paired_vs_pick(results: dict, groups: dict[str, str] | None = None, pick: st
     `retrained_only` leaves out the run's own model (the pick's row with a `source`): it trained
     on the run's machine, the retrained seeds and the peers on the machine(s) the script ran on,
     which on ACDC was up to ~2x slower, so at equal seconds only the retrained seeds share the
-    peers' compute (each row's `machine_speed` says on which machine class)."""
+    peers' compute. Each pairing carries the bare pick step its rows measured (`bare_step_s`, per
+    seed, None for a row not timed: the run's own model, rows older than the measurement) and their
+    slowest/fastest ratio (`machine_spread`, None unless every row was timed: an untimed row's machine
+    is unknown), so a pairing that mixes machine classes says so instead of being trusted not to."""
     if retrained_only and pick in results:
         results = {**results, pick: {**results[pick],
                                      "runs": [r for r in results[pick].get("runs", []) if not is_own_model(r)]}}
     by = {name: _per_seed(entry) for name, entry in results.items()}
-    return {name: {"seeds": {pick: sorted(by[pick]), name: sorted(by[name])}, **pair}
+    steps = {name: _bare_steps(entry) for name, entry in results.items()}
+    return {name: {"seeds": {pick: sorted(by[pick]), name: sorted(by[name])}, **pair,
+                   **_machines({pick: steps[pick], name: steps[name]})}
             for name, pair in _pick_minus_each(by, pick, groups).items()}
+
+
+def _bare_steps(entry: dict | None) -> dict[int, float | None]:
+    """{seed: the pick's bare step (s) timed on the row's machine} of an entry's finished runs."""
+    return {int(r["seed"]): (r.get("machine_speed") or {}).get("pick_bare_step_s_here")
+            for r in (entry or {}).get("runs", []) if r.get("per_case_dice")}
+
+
+def _machines(steps: dict[str, dict[int, float | None]]) -> dict:
+    timed = [v for per in steps.values() for v in per.values()]
+    return {"bare_step_s": {name: [per[s] for s in sorted(per)] for name, per in steps.items()},
+            "machine_spread": round(max(timed) / min(timed), 3) if timed and all(timed) else None}
