@@ -28,9 +28,14 @@ RULE = ("per test case, each network's Dice averaged over its seeds; paired diff
         f"network; provisional until every arm has {MIN_SEEDS} seeds (stated 2026-12-03, before any run)")
 
 
+def _finished_runs(entry: dict | None) -> list[dict]:
+    """A whole_job_peers result's runs that were scored (have per-case Dice)."""
+    return [r for r in (entry or {}).get("runs", []) if r.get("per_case_dice")]
+
+
 def _per_seed(entry: dict | None) -> dict[int, dict]:
     """{seed: {case: {class: dice, "mean": dice}}} of a whole_job_peers result's finished runs."""
-    return {int(r["seed"]): r["per_case_dice"] for r in (entry or {}).get("runs", []) if r.get("per_case_dice")}
+    return {int(r["seed"]): r["per_case_dice"] for r in _finished_runs(entry)}
 
 
 def _entries(search_doc: dict, random_doc: dict) -> dict[str, dict | None]:
@@ -104,8 +109,7 @@ def paired_vs_pick(results: dict, groups: dict[str, str] | None = None, pick: st
 
 def _bare_steps(entry: dict | None) -> dict[int, float | None]:
     """{seed: the pick's bare step (s) timed on the row's machine} of an entry's finished runs."""
-    return {int(r["seed"]): (r.get("machine_speed") or {}).get("pick_bare_step_s_here")
-            for r in (entry or {}).get("runs", []) if r.get("per_case_dice")}
+    return {int(r["seed"]): (r.get("machine_speed") or {}).get("pick_bare_step_s_here") for r in _finished_runs(entry)}
 
 
 def _machines(steps: dict[str, dict[int, float | None]]) -> dict:
