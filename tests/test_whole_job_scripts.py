@@ -318,6 +318,28 @@ def test_deployment_cost_study_times_every_network_in_three_backends(tiny_run, t
     assert set(doc["fronts"]["params_search"]["n_params"]) <= ids and doc["fronts"]["cost_search"]["macs"]
 
 
+def test_step_cost_study_costs_each_architecture_once_and_resumes(tiny_run, tmp_path, capsys):
+    record, out = tmp_path / "whole.json", tmp_path / "step.json"
+    assert load_script("whole_job_summary").main([str(tiny_run), "--out", str(record)]) == 0
+    study = load_script("step_cost_study")
+    args = [str(tiny_run), "--record", str(record), "--out", str(out), "--steps", "1", "--latency-runs", "1"]
+    assert study.main(args + ["--only", "monai_dynunet"]) == 0
+    assert [r["name"] for r in json.loads(out.read_text())["rows"]] == ["monai_dynunet"]
+    assert study.main(args) == 0
+    doc = json.loads(out.read_text())
+    rows = {r["name"]: r for r in doc["rows"]}
+    trials = json.loads(record.read_text())["trials"]
+    archs = {study.architecture(study.Genome.from_dict(t["genome"])) for t in trials}
+    assert len([r for r in rows.values() if r["kind"] == "trial"]) == len(archs)  # a repeated architecture once
+    assert {"monai_dynunet", "monai_unet", "small_dynunet", "small_unet", "small_segresnet"} <= set(rows)
+    assert list(rows).count("monai_dynunet") == 1  # resumed: not measured twice
+    for r in rows.values():
+        assert r["macs"] > 0 and r["n_params"] > 0 and r["step_s"] > 0 and r["latency_ms"] > 0
+    assert rows["monai_dynunet"]["macs"] > min(r["macs"] for r in rows.values() if r["kind"] == "trial")
+    assert doc["taus"]["all_vs_step"]["n"] == len(rows) and "macs" in doc["taus"]["all_vs_step"]
+    assert "all_vs_step" in capsys.readouterr().out
+
+
 def test_search_problem_evaluates_a_genome_as_the_search_trial_did(tiny_run):
     """SearchProblem.evaluate is the search's trial: the same genome and seed on the run's data give
     the stored trial's validation Dice and f2 (CPU training is deterministic)."""

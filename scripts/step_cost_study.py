@@ -1,0 +1,112 @@
+"""Which of the search's f2 costs ranks a network's CPU training step: parameters, MACs or latency?
+
+    python scripts/step_cost_study.py runs/acdc_cpu --record benchmarks/results/acdc_whole_job_90ep.json \
+        --out benchmarks/results/acdc_step_cost.json
+
+Networks: every trial genome of the record's search (its f1 and trial seconds on the run's machine
+beside it) and the run's peers (scripts/whole_job_peers.py's networks: DynUNet as nnU-Net plans it,
+MONAI UNet, and the standard networks sized to the pick), built on the run's plan. Per network:
+parameters, MACs of one patch, the median CPU latency of one median-shaped volume (the search's
+`latency` cost) and the seconds of a bare training step as the Trainer lays it out (one warm-up,
+then `--steps` timed). Then Kendall tau of each cost against the step, with a bootstrap over
+networks (medseg_nas.bench.step_cost). Run it alone: it times steps. Resumable: a network already
+in --out is skipped (delete --out to time again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from medseg_nas.bench.peers import network_specs
+from medseg_nas.bench.step_cost import cost_row, seconds_per_gmac, tau_table
+from medseg_nas.data import DataPlan
+from medseg_nas.jsonio import atomic_write
+from medseg_nas.rundir import RunDir
+from medseg_nas.space import Genome
+from medseg_nas.space.network import NetworkSpec
+
+
+def architecture(g: Genome) -> str:
+    """A genome without its learning rate: two genomes that differ only in lr cost the same."""
+    return json.dumps({k: v for k, v in g.to_dict().items() if k != "lr"}, sort_keys=True)
+
+
+def networks(run: RunDir, record: dict) -> list[tuple[str, object, dict]]:
+    """(name, build, extra) per distinct network: the record's trial genomes (a repeated architecture
+    once), then the peers."""
+    cfg = run.config()
+    plan = DataPlan.from_dict(json.loads(run.plan_json.read_text()))
+    info = json.loads(run.retrain_json.read_text())
+    spec = NetworkSpec.of(plan, cfg.space.cell)
+    out, seen = [], set()
+    for t in record.get("trials", []):
+        g = Genome.from_dict(t["genome"])
+        if architecture(g) in seen:
+            continue
+        seen.add(architecture(g))
+        out.append((f"trial_{t['id']}", lambda g=g: spec.build(g),
+                    {"kind": "trial", "f1": t.get("f1"), "run_trial_s": t.get("seconds"), "genome": g.to_dict(),
+                     "is_pick": t["id"] == record.get("chosen", {}).get("trial_id")}))
+    for name, (s, fn, extra) in network_specs(cfg, plan, info, 1e-3).items():
+        if isinstance(s, Genome):
+            key = architecture(s)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append((name, lambda g=s: spec.build(g), {"kind": "genome", "genome": s.to_dict()}))
+        else:
+            out.append((name, lambda f=fn: f(None), {"kind": "peer", "config": extra.get("config")}))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir", help="a run directory (config.yaml, plan.json, best/retrain.json; a rebuilt one will do)")
+    ap.add_argument("--record", required=True, help="the run's whole-job summary (its trials' genomes)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=4, help="timed training steps per network (after one warm-up)")
+    ap.add_argument("--latency-runs", type=int, default=3, help="timed volumes per latency (after one warm-up)")
+    ap.add_argument("--only", default="", help="comma-separated names to measure (default: all)")
+    args = ap.parse_args(argv)
+
+    run = RunDir(args.run_dir)
+    cfg = run.config()
+    plan = DataPlan.from_dict(json.loads(run.plan_json.read_text()))
+    record = json.loads(Path(args.record).read_text())
+    out_path = Path(args.out)
+    doc = json.loads(out_path.read_text()) if out_path.is_file() else {
+        "benchmark": "step_cost", "run_dir": str(run.path), "record": args.record,
+        "patch_size": list(plan.patch_size), "batch_size": int(cfg.train.batch_size),
+        "volume_shape": list(plan.median_shape), "steps_timed": args.steps, "latency_runs": args.latency_runs,
+        "machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "python": platform.python_version()}, "rows": []}
+    done = {r["name"] for r in doc["rows"]}
+    wanted = {w for w in args.only.split(",") if w}
+    todo = [n for n in networks(run, record) if n[0] not in done and (not wanted or n[0] in wanted)]
+    for k, (name, build, extra) in enumerate(todo, 1):
+        t0 = time.perf_counter()
+        row = {**cost_row(name, build, cfg.train, plan, args.steps, args.latency_runs), **extra}
+        row["wall_s"] = round(time.perf_counter() - t0, 1)
+        doc["rows"].append(row)
+        doc["taus"] = {"all_vs_step": tau_table(doc["rows"]),
+                       "trials_vs_step": tau_table([r for r in doc["rows"] if r["kind"] == "trial"]),
+                       "trials_vs_run_trial_s": tau_table([r for r in doc["rows"] if r["kind"] == "trial"],
+                                                          target="run_trial_s", keys=("n_params", "macs", "latency_ms", "step_s"))}
+        doc["seconds_per_gmac"] = seconds_per_gmac(doc["rows"])
+        atomic_write(out_path, json.dumps(doc, indent=2, default=str))
+        print(f"[{k}/{len(todo)}] {name:16s} {row['n_params'] / 1e6:7.3f} M  {row['macs'] / 1e9:7.2f} GMACs  "
+              f"latency {row['latency_ms']} ms  step {row['step_s']:.3f} s  ({row['wall_s']} s)", flush=True)
+    for key, table in doc.get("taus", {}).items():
+        print(key, json.dumps(table), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
