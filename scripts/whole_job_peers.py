@@ -19,7 +19,9 @@ differs is how long: each network trains for the **same CPU seconds** as the run
                   MONAI UNet, DynUNet (nnU-Net's plan, fewer filters) and SegResNet, each at the
                   width whose parameter count is nearest the chosen network's
                   (medseg_nas.bench.peers `small_standard_networks`), e.g.
-                  `--plan "small_unet:0,1,2;small_dynunet:0,1,2;small_segresnet:0,1,2"`.
+                  `--plan "small_unet:0,1,2;small_dynunet:0,1,2;small_segresnet:0,1,2"`;
+- `trial_<id>`    with `--trials-from SUMMARY`: that trial's genome of the run's search (the run's
+                  whole-job summary lists them), trained like the pick's retrained seeds.
 
 Equal seconds: `Trainer.fit(seconds=...)`, whose poly schedule follows the clock and which stops
 when the time left would not cover the final validation (train/trainer.py). Rows written before
@@ -64,7 +66,7 @@ import torch
 from medseg_nas.bench.controls import paired_vs_pick
 from medseg_nas.bench.data import groups_of
 from medseg_nas.bench.network_cost import speed_against_run
-from medseg_nas.bench.peers import network_specs
+from medseg_nas.bench.peers import network_specs, trial_specs
 from medseg_nas.bench.rebuilt_run import own_model_rows, rebuild_run_dir
 from medseg_nas.bench.scoring import EPOCH_CAP, fit_and_score, own_model_row, seed_summary
 from medseg_nas.jsonio import atomic_write
@@ -95,6 +97,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rebuild-from", metavar="RECORD",
                     help="with --rebuild: the record to rebuild from when it is not --out (e.g. the run's "
                          "whole-job summary, for a run whose peers were never measured)")
+    ap.add_argument("--trials-from", metavar="SUMMARY",
+                    help="the run's whole-job summary: its trials' genomes become networks `trial_<id>`")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
@@ -122,6 +126,8 @@ def main(argv=None) -> int:
                               "python": platform.python_version()},
                   "results": {}}
     specs = network_specs(cfg, plan, info, args.peer_lr)
+    if args.trials_from:
+        specs.update(trial_specs(json.loads(Path(args.trials_from).read_text())))
     groups = groups_of(cfg.data.root)
 
     def save(doc: dict) -> None:

@@ -318,6 +318,24 @@ def test_deployment_cost_study_times_every_network_in_three_backends(tiny_run, t
     assert set(doc["fronts"]["params_search"]["n_params"]) <= ids and doc["fronts"]["cost_search"]["macs"]
 
 
+def test_peers_train_another_trial_of_the_search_beside_the_pick(tiny_run, tmp_path):
+    record, out = tmp_path / "whole.json", tmp_path / "peers.json"
+    assert load_script("whole_job_summary").main([str(tiny_run), "--out", str(record)]) == 0
+    trials = json.loads(record.read_text())["trials"]
+    other = next(t for t in reversed(trials) if t["genome"] != json.loads(record.read_text())["chosen"]["genome"])
+    peers = load_script("whole_job_peers")
+    name = f"trial_{other['id']}"
+    with pytest.raises(SystemExit, match="unknown network"):  # only with --trials-from
+        peers.main([str(tiny_run), "--plan", f"{name}:1", "--out", str(out)])
+    assert peers.main([str(tiny_run), "--plan", f"nas_pick:1;{name}:1", "--trials-from", str(record),
+                       "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    entry = doc["results"][name]
+    assert entry["genome"] == other["genome"] and entry["trial_id"] == other["id"]
+    assert entry["runs"][0]["status"] == "done" and entry["runs"][0]["calibration"]["method"] == "clock"
+    assert doc["paired_vs_retrained_pick"][name]["seeds"] == {"nas_pick": [1], name: [1]}
+
+
 def test_step_cost_study_costs_each_architecture_once_and_resumes(tiny_run, tmp_path, capsys):
     record, out = tmp_path / "whole.json", tmp_path / "step.json"
     assert load_script("whole_job_summary").main([str(tiny_run), "--out", str(record)]) == 0

@@ -134,6 +134,18 @@ def network_specs(cfg, plan, info: dict, peer_lr: float) -> dict[str, tuple[obje
     }
 
 
+def trial_specs(record: dict) -> dict[str, tuple[Genome, None, dict]]:
+    """`trial_<id>` per trial genome of a whole-job summary (`trials`), in network_specs' entry
+    shape: another genome of the same search retrained beside the pick, e.g. the one a cost cap
+    (`retrain.max_macs`) would have picked, without repeating the search."""
+    out = {}
+    for t in record.get("trials", []):
+        g = Genome.from_dict(t["genome"])
+        out[f"trial_{t['id']}"] = (g, None, {"genome": g.to_dict(), "describe": g.describe(), "trial_id": t["id"],
+                                             "search_f1": t.get("f1"), "search_n_params": t.get("n_params")})
+    return out
+
+
 def small_standard_networks(in_ch: int, n_cls: int, plan, target: int, peer_lr: float) -> dict:
     """MONAI UNet, DynUNet (nnU-Net's plan, fewer filters) and SegResNet, each at the width whose
     parameter count is nearest `target` (the pick's): the controls that could beat a search pick of
