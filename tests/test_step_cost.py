@@ -17,7 +17,7 @@ def test_taus_rank_the_cost_that_follows_the_step_first_and_the_difference_exclu
     assert t["n"] == 6 and t["macs"]["tau"] == 1.0 and t["macs"]["ci95"] == [1.0, 1.0]
     assert t["n_params"]["tau"] == -1.0
     assert t["latency_ms"]["tau"] == pytest.approx(13 / 15, abs=1e-3)  # one discordant pair of 15
-    assert t["macs_minus_n_params"]["tau"] == 2.0 and t["macs_minus_n_params"]["ci95"][0] > 0
+    assert t["n_params_minus_macs"]["tau"] == -2.0 and t["n_params_minus_macs"]["ci95"][1] < 0
     lo, hi = t["macs_minus_latency_ms"]["ci95"]
     assert lo >= 0 and hi > 0 and lo <= t["macs_minus_latency_ms"]["tau"] <= hi
 
