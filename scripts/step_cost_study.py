@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from medseg_nas.bench.peers import network_specs
+from medseg_nas.bench.peers import network_specs, trial_specs
 from medseg_nas.bench.step_cost import cost_row, seconds_per_gmac, tau_table
 from medseg_nas.data import DataPlan
 from medseg_nas.jsonio import atomic_write
@@ -38,31 +38,28 @@ def architecture(g: Genome) -> str:
     return json.dumps({k: v for k, v in g.to_dict().items() if k != "lr"}, sort_keys=True)
 
 
-def networks(run: RunDir, record: dict) -> list[tuple[str, object, dict]]:
-    """(name, build, extra) per distinct network: the record's trial genomes (a repeated architecture
-    once), then the peers."""
-    cfg = run.config()
-    plan = DataPlan.from_dict(json.loads(run.plan_json.read_text()))
+def networks(run: RunDir, cfg, plan, record: dict) -> list[tuple[str, object, dict]]:
+    """(name, build, extra) per distinct network: the record's trial genomes (bench.peers.trial_specs),
+    then the peers; a repeated architecture once."""
     info = json.loads(run.retrain_json.read_text())
     spec = NetworkSpec.of(plan, cfg.space.cell)
+    trials = {t["id"]: t for t in record.get("trials", [])}
+    pick_id = record.get("chosen", {}).get("trial_id")
     out, seen = [], set()
-    for t in record.get("trials", []):
-        g = Genome.from_dict(t["genome"])
-        if architecture(g) in seen:
-            continue
-        seen.add(architecture(g))
-        out.append((f"trial_{t['id']}", lambda g=g: spec.build(g),
-                    {"kind": "trial", "f1": t.get("f1"), "run_trial_s": t.get("seconds"), "genome": g.to_dict(),
-                     "is_pick": t["id"] == record.get("chosen", {}).get("trial_id")}))
-    for name, (s, fn, extra) in network_specs(cfg, plan, info, 1e-3).items():
-        if isinstance(s, Genome):
-            key = architecture(s)
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append((name, lambda g=s: spec.build(g), {"kind": "genome", "genome": s.to_dict()}))
-        else:
+    for name, (s, fn, extra) in {**trial_specs(record), **network_specs(cfg, plan, info, 1e-3)}.items():
+        if not isinstance(s, Genome):
             out.append((name, lambda f=fn: f(None), {"kind": "peer", "config": extra.get("config")}))
+            continue
+        if architecture(s) in seen:
+            continue
+        seen.add(architecture(s))
+        if name.startswith("trial_"):
+            t = trials[extra["trial_id"]]
+            row = {"kind": "trial", "f1": t.get("f1"), "run_trial_s": t.get("seconds"), "genome": s.to_dict(),
+                   "is_pick": t["id"] == pick_id}
+        else:
+            row = {"kind": "genome", "genome": s.to_dict()}
+        out.append((name, lambda g=s: spec.build(g), row))
     return out
 
 
@@ -89,7 +86,7 @@ def main(argv=None) -> int:
                     "python": platform.python_version()}, "rows": []}
     done = {r["name"] for r in doc["rows"]}
     wanted = {w for w in args.only.split(",") if w}
-    todo = [n for n in networks(run, record) if n[0] not in done and (not wanted or n[0] in wanted)]
+    todo = [n for n in networks(run, cfg, plan, record) if n[0] not in done and (not wanted or n[0] in wanted)]
     for k, (name, build, extra) in enumerate(todo, 1):
         t0 = time.perf_counter()
         row = {**cost_row(name, build, cfg.train, plan, args.steps, args.latency_runs), **extra}

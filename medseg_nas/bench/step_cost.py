@@ -12,6 +12,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from medseg_nas.bench.network_cost import time_steps
+from medseg_nas.bench.peers import n_params as count_params
 from medseg_nas.deployment_cost import network_cost
 
 COST_KEYS = ("n_params", "macs", "latency_ms")  # what f2 can be the log of (results.COSTS) and params
@@ -27,16 +28,14 @@ def cost_row(name: str, build, train_cfg, plan, steps: int, latency_runs: int, d
     cost = network_cost(build, plan.in_channels, plan.patch_size, plan.median_shape, latency_runs)
     trainer = Trainer(train_cfg, None, plan, device=device, progress=False, network_fn=lambda _: build())
     net = trainer.build(None)
-    n_params = sum(p.numel() for p in net.parameters())
     step_ms = time_steps(net, str(trainer.device), steps, tuple(plan.patch_size), int(trainer.cfg.batch_size),
                          int(plan.in_channels), trainer.channels_last)
-    return {"name": name, "n_params": int(n_params), "macs": int(cost.macs), "latency_ms": cost.latency_ms,
+    return {"name": name, "n_params": count_params(net), "macs": int(cost.macs), "latency_ms": cost.latency_ms,
             "step_s": round(step_ms / 1000, 4), "steps_timed": int(steps)}
 
 
 def _tau(x, y) -> float:
-    t = kendalltau(np.asarray(x, float), np.asarray(y, float)).statistic
-    return float("nan") if t is None else float(t)
+    return float(kendalltau(np.asarray(x, float), np.asarray(y, float)).statistic)
 
 
 def tau_table(rows: list[dict], target: str = "step_s", keys=COST_KEYS, seed: int = 0) -> dict:
