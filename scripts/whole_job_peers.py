@@ -11,6 +11,9 @@ differs is how long: each network trains for the **same CPU seconds** as the run
 
 - `nas_pick`      the run's chosen genome; seed 0 is the run's own model (not retrained), seeds
                   1, 2 are retrained for the retrain's seconds;
+- `nas_pick_cell_emonas` (not in the default plan) the chosen genome built with the authors' cell
+                  (`space.cell: emonas`), trained like the pick's retrained seeds: the cells at the
+                  retrain's seconds;
 - `monai_dynunet` DynUNet as nnU-Net's 3d_fullres planner would configure it for this spacing and
                   patch (medseg_nas.bench.peers `dynunet_plan`), seeds 0, 1, 2;
 - `monai_unet`    MONAI UNet, the tutorials' 16-32-64-128-256 configuration, seed 0;

@@ -457,3 +457,26 @@ def test_ablation_rows_pair_with_the_runs_own_model_over_patients():
     assert pair["mean"]["n_groups"] == 8 and pair["RV"]["high"] < 0
     with pytest.raises(SystemExit, match="own model"):
         paired_vs_run_model(rows, {"results": {"nas_pick": {"runs": peers["results"]["nas_pick"]["runs"][1:]}}})
+
+
+def test_peers_train_the_pick_in_the_authors_cell_beside_it(tiny_run, tmp_path):
+    """`nas_pick_cell_emonas`: the pick's genome, the authors' cell, the retrain's seconds, paired
+    with the pick's retrained seeds (issue 26: the cells at the config's retrain budget)."""
+    from medseg_nas.data.plan import DataPlan
+    from medseg_nas.rundir import RunDir
+    from medseg_nas.space import Genome
+    from medseg_nas.space.network import NetworkSpec
+
+    out = tmp_path / "peers.json"
+    assert load_script("whole_job_peers").main([str(tiny_run), "--plan", "nas_pick:1;nas_pick_cell_emonas:1",
+                                                "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    pick, emonas = doc["results"]["nas_pick"], doc["results"]["nas_pick_cell_emonas"]
+    assert emonas["genome"] == pick["genome"] and emonas["cell"] == "emonas"
+    plan = DataPlan.from_dict(json.loads(RunDir(tiny_run).plan_json.read_text()))
+    g = Genome.from_dict(pick["genome"])
+    spec = NetworkSpec.of(plan, "emonas")
+    assert emonas["n_params"] == spec.n_params(g) != pick["n_params"]  # built in the other cell, not the pick again
+    assert emonas["runs"][0]["status"] == "done" and emonas["runs"][0]["calibration"]["method"] == "clock"
+    assert doc["paired_vs_retrained_pick"]["nas_pick_cell_emonas"]["seeds"] == {"nas_pick": [1],
+                                                                                "nas_pick_cell_emonas": [1]}

@@ -124,6 +124,10 @@ def network_specs(cfg, plan, info: dict, peer_lr: float) -> dict[str, tuple[obje
     return {
         "nas_pick": (chosen, None, {"genome": chosen.to_dict(), "describe": chosen.describe(),
                                     "trial_id": info["trial_id"]}),
+        # the same genome in the authors' cell (EMONASArch.py), trained like the pick's retrained seeds
+        "nas_pick_cell_emonas": (chosen, lambda g: NetworkSpec.of(plan, "emonas").build(g),
+                                 {"genome": chosen.to_dict(), "describe": chosen.describe(), "cell": "emonas",
+                                  "trial_id": info["trial_id"]}),
         "monai_dynunet": (PeerSpec("monai_dynunet", peer_lr, len(dyn["strides"]) - 1),
                           lambda s: monai_dynunet(in_ch, n_cls, dyn),
                           {"config": _plain(dyn)}),
