@@ -50,16 +50,17 @@ def networks(run: RunDir, cfg, plan, record: dict) -> list[tuple[str, object, di
         if not isinstance(s, Genome):
             out.append((name, lambda f=fn: f(None), {"kind": "peer", "config": extra.get("config")}))
             continue
-        if architecture(s) in seen:
+        key = architecture(s) + (extra.get("cell") or "")  # a genome in another cell is another network
+        if key in seen:
             continue
-        seen.add(architecture(s))
+        seen.add(key)
         if name.startswith("trial_"):
             t = trials[extra["trial_id"]]
             row = {"kind": "trial", "f1": t.get("f1"), "run_trial_s": t.get("seconds"), "genome": s.to_dict(),
                    "is_pick": t["id"] == pick_id}
         else:
-            row = {"kind": "genome", "genome": s.to_dict()}
-        out.append((name, lambda g=s: spec.build(g), row))
+            row = {"kind": "genome", "genome": s.to_dict(), **({"cell": extra["cell"]} if "cell" in extra else {})}
+        out.append((name, lambda g=s, f=fn: (f or spec.build)(g), row))
     return out
 
 

@@ -351,6 +351,8 @@ def test_step_cost_study_costs_each_architecture_once_and_resumes(tiny_run, tmp_
     assert len([r for r in rows.values() if r["kind"] == "trial"]) == len(archs)  # a repeated architecture once
     assert {"monai_dynunet", "monai_unet", "small_dynunet", "small_unet", "small_segresnet"} <= set(rows)
     assert list(rows).count("monai_dynunet") == 1  # resumed: not measured twice
+    pick = next(r for r in rows.values() if r.get("is_pick"))  # the pick's genome in the authors' cell: its own row
+    assert rows["nas_pick_cell_emonas"]["cell"] == "emonas" and rows["nas_pick_cell_emonas"]["n_params"] != pick["n_params"]
     for r in rows.values():
         assert r["macs"] > 0 and r["n_params"] > 0 and r["step_s"] > 0 and r["latency_ms"] > 0
     assert rows["monai_dynunet"]["macs"] > min(r["macs"] for r in rows.values() if r["kind"] == "trial")
