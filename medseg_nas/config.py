@@ -25,7 +25,7 @@ from medseg_nas.yaml_io import _quote, add_overrides_argument, apply_overrides, 
 from medseg_nas.postprocess import POSTPROCESS_MODES
 from medseg_nas.results import COSTS
 from medseg_nas.search import STRATEGIES
-from medseg_nas.space.genome import OPS
+from medseg_nas.space.genome import N_F_CHOICES, OPS
 from medseg_nas.space.network import CELLS
 
 EXPORT_FORMATS = ("torchscript", "onnx", "bundle")  # what `medseg-nas export` can write
@@ -66,13 +66,14 @@ class SpaceConfig:
     """Restricts the EMONAS choices; defaults are the full published space."""
 
     n_c: list[int] = field(default_factory=lambda: [2, 3, 4])
-    n_f: list[int] = field(default_factory=lambda: [3, 4, 5])
+    n_f: list[int] = field(default_factory=lambda: [3, 4, 5])  # 2 (four filters) is allowed: ours, not published
     ops: list[str] = field(default_factory=lambda: list(OPS))
     lr_min: float = 1e-5
     lr_max: float = 9e-3
     lr_grid: int = 10  # number of log-spaced learning rates the search moves on
     # "emonas": the authors' cell and macro structure (EMONASArch.py: pre-activation ops, sum of
-    # all nodes, max-pool down, added skips); "residual": this project's variant (space/network.py)
+    # all nodes, max-pool down, added skips); "residual": this project's variant (space/network.py);
+    # "residual_light": residual with a plain two-conv full-resolution level (cheaper CPU steps)
     cell: str = "residual"
 
 
@@ -355,8 +356,8 @@ def validate(cfg: Config, source: str) -> None:
         if n not in (2, 3, 4):
             raise ConfigError(f"key 'space.n_c' in {source}: {n} is outside {{2, 3, 4}}")
     for n in sp.n_f:
-        if n not in (3, 4, 5):
-            raise ConfigError(f"key 'space.n_f' in {source}: {n} is outside {{3, 4, 5}}")
+        if n not in N_F_CHOICES:
+            raise ConfigError(f"key 'space.n_f' in {source}: {n} is outside {{{', '.join(map(str, N_F_CHOICES))}}}")
     for op in sp.ops:
         if op not in OPS:
             close = difflib.get_close_matches(op, OPS, n=1)

@@ -14,6 +14,10 @@ differs is how long: each network trains for the **same CPU seconds** as the run
 - `nas_pick_cell_emonas` (not in the default plan) the chosen genome built with the authors' cell
                   (`space.cell: emonas`), trained like the pick's retrained seeds: the cells at the
                   retrain's seconds;
+- `nas_pick_light` (not in the default plan) the chosen genome's cell (inputs, ops, lr) one level
+                  deeper at half the first-level filters (n_c + 1 up to 4, n_f - 1 down to 2: about
+                  the pick's parameters) in the `residual_light` layout (a plain two-conv
+                  full-resolution level): the cheaper-per-step space tried on the pick's cell;
 - `monai_dynunet` DynUNet as nnU-Net's 3d_fullres planner would configure it for this spacing and
                   patch (medseg_nas.bench.peers `dynunet_plan`), seeds 0, 1, 2;
 - `monai_unet`    MONAI UNet, the tutorials' 16-32-64-128-256 configuration, seed 0;

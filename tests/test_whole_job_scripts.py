@@ -482,3 +482,23 @@ def test_peers_train_the_pick_in_the_authors_cell_beside_it(tiny_run, tmp_path):
     assert emonas["runs"][0]["status"] == "done" and emonas["runs"][0]["calibration"]["method"] == "clock"
     assert doc["paired_vs_retrained_pick"]["nas_pick_cell_emonas"]["seeds"] == {"nas_pick": [1],
                                                                                 "nas_pick_cell_emonas": [1]}
+
+
+def test_peers_train_the_pick_light_one_level_deeper_at_half_width(tiny_run, tmp_path):
+    """`nas_pick_light`: the pick's cell (inputs, ops, lr) one level deeper at half the first-level
+    filters, in the `residual_light` layout (plain full-resolution level), at the retrain's seconds."""
+    from medseg_nas.data.plan import DataPlan
+    from medseg_nas.rundir import RunDir
+    from medseg_nas.space import Genome
+    from medseg_nas.space.network import NetworkSpec
+
+    out = tmp_path / "peers.json"
+    assert load_script("whole_job_peers").main([str(tiny_run), "--plan", "nas_pick_light:1", "--out", str(out)]) == 0
+    light = json.loads(out.read_text())["results"]["nas_pick_light"]
+    pick = Genome.from_dict(json.loads(RunDir(tiny_run).retrain_json.read_text())["genome"])
+    g = Genome.from_dict(light["genome"])
+    assert (g.inputs, g.ops, g.lr) == (pick.inputs, pick.ops, pick.lr) and light["cell"] == "residual_light"
+    assert (g.n_c, g.n_f) == (min(pick.n_c + 1, 4), max(pick.n_f - 1, 2)) and (g.n_c, g.n_f) != (pick.n_c, pick.n_f)
+    plan = DataPlan.from_dict(json.loads(RunDir(tiny_run).plan_json.read_text()))
+    assert light["n_params"] == NetworkSpec.of(plan, "residual_light").n_params(g) != NetworkSpec.of(plan, "residual").n_params(g)
+    assert light["runs"][0]["status"] == "done" and light["runs"][0]["calibration"]["method"] == "clock"

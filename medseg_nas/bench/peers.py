@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from medseg_nas.space import PUBLISHED_GENOMES, Genome, SearchSpace
+from medseg_nas.space.genome import N_C_CHOICES
 from medseg_nas.space.network import NetworkSpec
 
 
@@ -121,6 +122,8 @@ def network_specs(cfg, plan, info: dict, peer_lr: float) -> dict[str, tuple[obje
     dyn = dynunet_plan(plan.target_spacing, strides)
     chosen = Genome.from_dict(info["genome"])
     small = Genome.smallest(SearchSpace.from_config(cfg.space))
+    # the pick's cell one level deeper at half the width (about its parameters), full resolution plain
+    light = Genome(chosen.inputs, chosen.ops, min(chosen.n_c + 1, max(N_C_CHOICES)), max(chosen.n_f - 1, 2), chosen.lr)
     return {
         "nas_pick": (chosen, None, {"genome": chosen.to_dict(), "describe": chosen.describe(),
                                     "trial_id": info["trial_id"]}),
@@ -128,6 +131,9 @@ def network_specs(cfg, plan, info: dict, peer_lr: float) -> dict[str, tuple[obje
         "nas_pick_cell_emonas": (chosen, lambda g: NetworkSpec.of(plan, "emonas").build(g),
                                  {"genome": chosen.to_dict(), "describe": chosen.describe(), "cell": "emonas",
                                   "trial_id": info["trial_id"]}),
+        "nas_pick_light": (light, lambda g: NetworkSpec.of(plan, "residual_light").build(g),
+                           {"genome": light.to_dict(), "describe": light.describe(), "cell": "residual_light",
+                            "trial_id": info["trial_id"]}),
         "monai_dynunet": (PeerSpec("monai_dynunet", peer_lr, len(dyn["strides"]) - 1),
                           lambda s: monai_dynunet(in_ch, n_cls, dyn),
                           {"config": _plain(dyn)}),

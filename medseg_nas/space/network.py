@@ -14,6 +14,14 @@ n_c encoder cells, one bottleneck cell and n_c decoder cells: 2·n_c + 1 copies 
 convolution (kernel = stride), upsampling its transpose, both with the plan's per-axis strides
 so anisotropic data keep their thick axis. Skips are concatenated, then the decoder cell's
 1×1×1 projection brings 2F back to F.
+
+`cell="residual_light"` is the same network with its full-resolution level made plain: the level-0
+encoder cell becomes two conv-IN-LeakyReLU layers (in_ch → F → F) and the level-0 decoder cell two
+more (2F → F → F), kernel 3 along the axes level 0 pools and 1 along the axes it keeps (3×3×1 on
+ACDC's thick-sliced stacks, 3×3×3 on isotropic data, nnU-Net's rule for a first level), and the
+genome's cell runs from level 1 down. Why: on ACDC every genome of the residual space cost ~23-25 k
+MACs per parameter and ~5× the step of a standard network of its size, because two of its five cells
+run at full resolution; at a CPU-clock retrain budget that is fewer steps (docs/studies/acdc.md).
 """
 
 from __future__ import annotations
@@ -26,17 +34,26 @@ from torch import nn
 from medseg_nas.space.cell import Cell
 from medseg_nas.space.genome import Genome
 from medseg_nas.space.network_emonas import EmonasNet
+from medseg_nas.space.ops import conv_norm_act
 from medseg_nas.space.plan import NetworkPlan, level_layout
 
 # "emonas": the authors' cell and macro structure (EMONASArch.py); "residual": this project's
 # variant (projection + residual + mean of leaves, strided-conv down, concatenated skips)
-CELLS: tuple[str, ...] = ("emonas", "residual")
+# variant with a plain (two-conv) full-resolution level, the genome's cell from level 1 down
+CELLS: tuple[str, ...] = ("emonas", "residual", "residual_light")
 # the cell of run directories, checkpoints and exports written before `space.cell` existed
 LEGACY_CELL = "residual"
 
 
+def plain_block(cin: int, cout: int, stride) -> nn.Sequential:
+    """Two conv-IN-LeakyReLU layers, kernel 3 along the axes `stride` pools and 1 along the others."""
+    kernel = tuple(3 if s > 1 else 1 for s in stride)
+    return nn.Sequential(conv_norm_act(cin, cout, kernel), conv_norm_act(cout, cout, kernel))
+
+
 class EMONASNet(nn.Module):
-    def __init__(self, genome: Genome, in_channels: int, n_classes: int, plan: NetworkPlan | None = None) -> None:
+    def __init__(self, genome: Genome, in_channels: int, n_classes: int, plan: NetworkPlan | None = None,
+                 light_full_res: bool = False) -> None:
         super().__init__()
         self.genome = genome
         self.strides, widths = level_layout(genome.n_c, genome.filters, plan)
@@ -44,7 +61,8 @@ class EMONASNet(nn.Module):
         self.down = nn.ModuleList()
         cin = in_channels
         for level in range(genome.n_c):
-            self.encoder.append(Cell(genome, cin, widths[level]))
+            plain = light_full_res and level == 0
+            self.encoder.append(plain_block(cin, widths[0], self.strides[0]) if plain else Cell(genome, cin, widths[level]))
             stride = self.strides[level]
             self.down.append(
                 nn.Sequential(
@@ -60,7 +78,9 @@ class EMONASNet(nn.Module):
         for level in reversed(range(genome.n_c)):
             stride = self.strides[level]
             self.up.append(nn.ConvTranspose3d(widths[level + 1], widths[level], stride, stride=stride, bias=False))
-            self.decoder.append(Cell(genome, 2 * widths[level], widths[level]))
+            plain = light_full_res and level == 0
+            self.decoder.append(plain_block(2 * widths[0], widths[0], self.strides[0]) if plain
+                                else Cell(genome, 2 * widths[level], widths[level]))
         self.head = nn.Conv3d(widths[0], n_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,8 +100,8 @@ def build_network(
 ) -> nn.Module:
     """The trainable network for `genome` built with `cell` (one of CELLS); patch sizes must be
     multiples of plan.divisor(n_c)."""
-    if cell == "residual":
-        return EMONASNet(genome, in_channels, n_classes, plan)
+    if cell in ("residual", "residual_light"):
+        return EMONASNet(genome, in_channels, n_classes, plan, light_full_res=cell == "residual_light")
     if cell == "emonas":
         return EmonasNet(genome, in_channels, n_classes, plan)
     raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(CELLS)}")
