@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_and_budget_args(ap, seeds_default="0,1,2")
     ap.add_argument("--genome-lr", default="1e-3", help="comma list of learning rates; 'published' = the genome's own")
-    ap.add_argument("--cells", default=",".join(CELLS), help="comma list of cells to train")
+    ap.add_argument("--cells", default="emonas,residual", help="comma list of cells to train (the comparison pairs these two)")
     ap.add_argument("--nets", default="", help="comma list of row names or globs (e.g. 'hippocampus_*')")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tiny", action="store_true", help="smoke mode: synthetic phantoms, 1 epoch of 1 step, seed 0")
