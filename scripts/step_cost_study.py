@@ -11,6 +11,11 @@ parameters, MACs of one patch, the median CPU latency of one median-shaped volum
 then `--steps` timed). Then Kendall tau of each cost against the step, with a bootstrap over
 networks (medseg_nas.bench.step_cost). Run it alone: it times steps. Resumable: a network already
 in --out is skipped (delete --out to time again).
+
+`--sample N --set KEY=VALUE ...`: N genomes drawn at random (seed `--sample-seed`) from the run's
+space as the overrides change it, built in its `space.cell`, as rows `sample_<k>` (kind "sample"):
+what a changed space costs per step before a search runs in it, e.g.
+`--sample 20 --set space.cell=residual_light --set "space.n_f=[2]" --set "space.n_c=[2,3]"`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from medseg_nas.bench.peers import network_specs, trial_specs
@@ -29,7 +35,7 @@ from medseg_nas.bench.step_cost import cost_row, seconds_per_gmac, tau_table
 from medseg_nas.data import DataPlan
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.rundir import RunDir
-from medseg_nas.space import Genome
+from medseg_nas.space import Genome, SearchSpace
 from medseg_nas.space.network import NetworkSpec
 
 
@@ -64,6 +70,22 @@ def networks(run: RunDir, cfg, plan, record: dict) -> list[tuple[str, object, di
     return out
 
 
+def sampled(cfg, plan, n: int, seed: int) -> list[tuple[str, object, dict]]:
+    """`n` distinct random genomes of `cfg`'s space in its cell: rows `sample_<k>` (kind "sample")."""
+    space, spec = SearchSpace.from_config(cfg.space), NetworkSpec.of(plan, cfg.space.cell)
+    rng, out, seen = np.random.default_rng(seed), [], set()
+    for _ in range(100 * n):
+        if len(out) == n:
+            break
+        g = Genome.random(rng, space)
+        if architecture(g) in seen:
+            continue
+        seen.add(architecture(g))
+        out.append((f"sample_{len(out)}", lambda g=g: spec.build(g),
+                    {"kind": "sample", "genome": g.to_dict(), "cell": cfg.space.cell}))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", help="a run directory (config.yaml, plan.json, best/retrain.json; a rebuilt one will do)")
@@ -72,6 +94,10 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=4, help="timed training steps per network (after one warm-up)")
     ap.add_argument("--latency-runs", type=int, default=3, help="timed volumes per latency (after one warm-up)")
     ap.add_argument("--only", default="", help="comma-separated names to measure (default: all)")
+    ap.add_argument("--sample", type=int, default=0, help="also cost N random genomes of the (overridden) space")
+    ap.add_argument("--sample-seed", type=int, default=0)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for --sample's space, e.g. --set space.cell=residual_light")
     args = ap.parse_args(argv)
 
     run = RunDir(args.run_dir)
@@ -87,7 +113,8 @@ def main(argv=None) -> int:
                     "python": platform.python_version()}, "rows": []}
     done = {r["name"] for r in doc["rows"]}
     wanted = {w for w in args.only.split(",") if w}
-    todo = [n for n in networks(run, cfg, plan, record) if n[0] not in done and (not wanted or n[0] in wanted)]
+    nets = networks(run, cfg, plan, record) + sampled(run.config(args.overrides), plan, args.sample, args.sample_seed)
+    todo = [n for n in nets if n[0] not in done and (not wanted or n[0] in wanted)]
     for k, (name, build, extra) in enumerate(todo, 1):
         t0 = time.perf_counter()
         row = {**cost_row(name, build, cfg.train, plan, args.steps, args.latency_runs), **extra}
@@ -96,7 +123,9 @@ def main(argv=None) -> int:
         doc["taus"] = {"all_vs_step": tau_table(doc["rows"]),
                        "trials_vs_step": tau_table([r for r in doc["rows"] if r["kind"] == "trial"]),
                        "trials_vs_run_trial_s": tau_table([r for r in doc["rows"] if r["kind"] == "trial"],
-                                                          target="run_trial_s", keys=("n_params", "macs", "latency_ms", "step_s"))}
+                                                          target="run_trial_s", keys=("n_params", "macs", "latency_ms", "step_s")),
+                       **({"samples_vs_step": tau_table([r for r in doc["rows"] if r["kind"] == "sample"])}
+                          if sum(r["kind"] == "sample" for r in doc["rows"]) > 2 else {})}
         doc["seconds_per_gmac"] = seconds_per_gmac(doc["rows"])
         atomic_write(out_path, json.dumps(doc, indent=2, default=str))
         print(f"[{k}/{len(todo)}] {name:16s} {row['n_params'] / 1e6:7.3f} M  {row['macs'] / 1e9:7.2f} GMACs  "

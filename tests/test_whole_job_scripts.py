@@ -461,6 +461,30 @@ def test_ablation_rows_pair_with_the_runs_own_model_over_patients():
         paired_vs_run_model(rows, {"results": {"nas_pick": {"runs": peers["results"]["nas_pick"]["runs"][1:]}}})
 
 
+def test_step_cost_study_costs_a_sample_of_a_changed_space(tiny_run, tmp_path):
+    """`--sample N --set ...`: N distinct random genomes of the overridden space, built in its cell."""
+    from medseg_nas.data.plan import DataPlan
+    from medseg_nas.rundir import RunDir
+    from medseg_nas.space import Genome
+    from medseg_nas.space.network import NetworkSpec
+
+    record, out = tmp_path / "whole.json", tmp_path / "step.json"
+    assert load_script("whole_job_summary").main([str(tiny_run), "--out", str(record)]) == 0
+    assert load_script("step_cost_study").main([
+        str(tiny_run), "--record", str(record), "--out", str(out), "--steps", "1", "--latency-runs", "1",
+        "--sample", "3", "--set", "space.cell=residual_light", "--set", "space.n_f=[2]",
+        "--only", "sample_0,sample_1,sample_2"]) == 0
+    doc = json.loads(out.read_text())
+    plan = DataPlan.from_dict(json.loads(RunDir(tiny_run).plan_json.read_text()))
+    assert [r["name"] for r in doc["rows"]] == ["sample_0", "sample_1", "sample_2"]
+    genomes = [Genome.from_dict(r["genome"]) for r in doc["rows"]]
+    assert len({g.to_json() for g in genomes}) == 3 and all(g.n_f == 2 for g in genomes)
+    for r, g in zip(doc["rows"], genomes):
+        assert r["kind"] == "sample" and r["cell"] == "residual_light"
+        assert r["n_params"] == NetworkSpec.of(plan, "residual_light").n_params(g)
+    assert doc["taus"]["samples_vs_step"]["n"] == 3
+
+
 def test_peers_train_the_pick_in_the_authors_cell_beside_it(tiny_run, tmp_path):
     """`nas_pick_cell_emonas`: the pick's genome, the authors' cell, the retrain's seconds, paired
     with the pick's retrained seeds (issue 26: the cells at the config's retrain budget)."""
