@@ -38,8 +38,8 @@ from medseg_nas.space.ops import conv_norm_act
 from medseg_nas.space.plan import NetworkPlan, level_layout
 
 # "emonas": the authors' cell and macro structure (EMONASArch.py); "residual": this project's
-# variant (projection + residual + mean of leaves, strided-conv down, concatenated skips)
-# variant with a plain (two-conv) full-resolution level, the genome's cell from level 1 down
+# variant (projection + residual + mean of leaves, strided-conv down, concatenated skips);
+# "residual_light": residual with a plain (two-conv) full-resolution level, the cell from level 1 down
 CELLS: tuple[str, ...] = ("emonas", "residual", "residual_light")
 # the cell of run directories, checkpoints and exports written before `space.cell` existed
 LEGACY_CELL = "residual"
