@@ -25,7 +25,7 @@ from medseg_nas.yaml_io import _quote, add_overrides_argument, apply_overrides, 
 from medseg_nas.postprocess import POSTPROCESS_MODES
 from medseg_nas.results import COSTS
 from medseg_nas.search import STRATEGIES
-from medseg_nas.space.genome import N_F_CHOICES, OPS
+from medseg_nas.space.genome import N_C_CHOICES, N_F_CHOICES, OPS
 from medseg_nas.space.network import CELLS
 
 EXPORT_FORMATS = ("torchscript", "onnx", "bundle")  # what `medseg-nas export` can write
@@ -352,12 +352,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 def validate(cfg: Config, source: str) -> None:
     """Cross-field checks that types alone cannot express."""
     sp = cfg.space
-    for n in sp.n_c:
-        if n not in (2, 3, 4):
-            raise ConfigError(f"key 'space.n_c' in {source}: {n} is outside {{2, 3, 4}}")
-    for n in sp.n_f:
-        if n not in N_F_CHOICES:
-            raise ConfigError(f"key 'space.n_f' in {source}: {n} is outside {{{', '.join(map(str, N_F_CHOICES))}}}")
+    for key, allowed in (("n_c", N_C_CHOICES), ("n_f", N_F_CHOICES)):
+        for n in getattr(sp, key):
+            if n not in allowed:
+                raise ConfigError(f"key 'space.{key}' in {source}: {n} is outside {{{', '.join(map(str, allowed))}}}")
     for op in sp.ops:
         if op not in OPS:
             close = difflib.get_close_matches(op, OPS, n=1)

@@ -113,7 +113,9 @@ def main(argv=None) -> int:
                     "python": platform.python_version()}, "rows": []}
     done = {r["name"] for r in doc["rows"]}
     wanted = {w for w in args.only.split(",") if w}
-    nets = networks(run, cfg, plan, record) + sampled(run.config(args.overrides), plan, args.sample, args.sample_seed)
+    nets = networks(run, cfg, plan, record)
+    if args.sample:
+        nets += sampled(run.config(args.overrides), plan, args.sample, args.sample_seed)
     todo = [n for n in nets if n[0] not in done and (not wanted or n[0] in wanted)]
     for k, (name, build, extra) in enumerate(todo, 1):
         t0 = time.perf_counter()

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from medseg_nas.space import PUBLISHED_GENOMES, Genome, SearchSpace
-from medseg_nas.space.genome import N_C_CHOICES
+from medseg_nas.space.genome import N_C_CHOICES, N_F_CHOICES
 from medseg_nas.space.network import NetworkSpec
 
 
@@ -123,7 +123,7 @@ def network_specs(cfg, plan, info: dict, peer_lr: float) -> dict[str, tuple[obje
     chosen = Genome.from_dict(info["genome"])
     small = Genome.smallest(SearchSpace.from_config(cfg.space))
     # the pick's cell one level deeper at half the width (about its parameters), full resolution plain
-    light = Genome(chosen.inputs, chosen.ops, min(chosen.n_c + 1, max(N_C_CHOICES)), max(chosen.n_f - 1, 2), chosen.lr)
+    light = Genome(chosen.inputs, chosen.ops, min(chosen.n_c + 1, max(N_C_CHOICES)), max(chosen.n_f - 1, min(N_F_CHOICES)), chosen.lr)
     return {
         "nas_pick": (chosen, None, {"genome": chosen.to_dict(), "describe": chosen.describe(),
                                     "trial_id": info["trial_id"]}),

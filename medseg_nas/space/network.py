@@ -57,12 +57,17 @@ class EMONASNet(nn.Module):
         super().__init__()
         self.genome = genome
         self.strides, widths = level_layout(genome.n_c, genome.filters, plan)
+
+        def block(cin: int, level: int) -> nn.Module:  # the genome's cell, or the light layout's plain level 0
+            if light_full_res and level == 0:
+                return plain_block(cin, widths[0], self.strides[0])
+            return Cell(genome, cin, widths[level])
+
         self.encoder = nn.ModuleList()
         self.down = nn.ModuleList()
         cin = in_channels
         for level in range(genome.n_c):
-            plain = light_full_res and level == 0
-            self.encoder.append(plain_block(cin, widths[0], self.strides[0]) if plain else Cell(genome, cin, widths[level]))
+            self.encoder.append(block(cin, level))
             stride = self.strides[level]
             self.down.append(
                 nn.Sequential(
@@ -78,9 +83,7 @@ class EMONASNet(nn.Module):
         for level in reversed(range(genome.n_c)):
             stride = self.strides[level]
             self.up.append(nn.ConvTranspose3d(widths[level + 1], widths[level], stride, stride=stride, bias=False))
-            plain = light_full_res and level == 0
-            self.decoder.append(plain_block(2 * widths[0], widths[0], self.strides[0]) if plain
-                                else Cell(genome, 2 * widths[level], widths[level]))
+            self.decoder.append(block(2 * widths[level], level))
         self.head = nn.Conv3d(widths[0], n_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
