@@ -2,6 +2,8 @@
 best small network chosen by its own Dice, and no verdict quoted as final before every arm has
 its seeds."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,32 @@ def test_each_pairing_says_which_machines_its_rows_ran_on():
     assert same["bare_step_s"]["nas_pick"] == [1.6, 1.5] and same["machine_spread"] == pytest.approx(1.6 / 1.5, abs=1e-3)
     untimed = paired_vs_pick({"nas_pick": {"runs": [row(1, None)]}, "monai_unet": {"runs": [row(0, None)]}})
     assert untimed["monai_unet"]["machine_spread"] is None
+
+
+def test_peer_pairs_pairs_a_later_network_against_every_row_with_its_sign(tmp_path, capsys):
+    """scripts/peer_pairs.py: NETWORK - other (not other - NETWORK), every other row paired, and
+    --retrained-only leaves out the run's own model on the other side too."""
+    from tests.script_loader import load_script
+
+    base = {f"patient{i:03d}": (0.80, 0.78) for i in range(8)}
+
+    def shifted(d):
+        return _frames({p: (ed + d, es + d) for p, (ed, es) in base.items()})
+    results = {"nas_pick": {"runs": [{"seed": 0, "source": "run/best/model.pt", "per_case_dice": shifted(0.10)},
+                                     {"seed": 1, "per_case_dice": shifted(0.0)}]},
+               "nas_pick_light": {"runs": [{"seed": 1, "per_case_dice": shifted(0.03)}]},
+               "small_dynunet": {"runs": [{"seed": s, "per_case_dice": shifted(0.05)} for s in (0, 1)]}}
+    record, out = tmp_path / "peers.json", tmp_path / "pairs.json"
+    record.write_text(json.dumps({"results": results}))
+    script = load_script("peer_pairs")
+    assert script.main([str(record), "--network", "nas_pick_light", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert set(got) == {"nas_pick", "small_dynunet"}
+    assert got["small_dynunet"]["mean"]["mean"] == pytest.approx(-0.02)
+    assert got["nas_pick"]["mean"]["mean"] == pytest.approx(0.03 - 0.05)  # the pick's seeds 0, 1 averaged
+    assert "| small_dynunet | 1 | 0,1 | " in capsys.readouterr().out
+    script.main([str(record), "--network", "nas_pick_light", "--retrained-only", "--json", str(out)])
+    got = json.loads(out.read_text())
+    assert got["nas_pick"]["mean"]["mean"] == pytest.approx(0.03) and got["nas_pick"]["seeds"]["nas_pick"] == [1]
+    with pytest.raises(SystemExit, match="not in the record"):
+        script.main([str(record), "--network", "monai_unet"])
