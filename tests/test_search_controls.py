@@ -148,3 +148,31 @@ def test_peer_pairs_pairs_a_later_network_against_every_row_with_its_sign(tmp_pa
     assert got["nas_pick"]["mean"]["mean"] == pytest.approx(0.03) and got["nas_pick"]["seeds"]["nas_pick"] == [1]
     with pytest.raises(SystemExit, match="not in the record"):
         script.main([str(record), "--network", "monai_unet"])
+
+
+def test_peer_pairs_adds_a_second_runs_row_only_when_it_scored_the_same_cases(tmp_path):
+    """--also: a second run's own model paired against the first record's retrained rows (its own
+    model row survives --retrained-only); a row scored on other cases stops with the record named."""
+    from tests.script_loader import load_script
+
+    base = {f"patient{i:03d}": (0.80, 0.78) for i in range(8)}
+
+    def shifted(d, n=8):
+        return _frames({p: (ed + d, es + d) for p, (ed, es) in list(base.items())[:n]})
+    first = {"nas_pick": {"runs": [{"seed": 0, "source": "a/best/model.pt", "per_case_dice": shifted(0.10)},
+                                   {"seed": 1, "per_case_dice": shifted(0.0)}]}}
+    second = {"nas_pick": {"runs": [{"seed": 0, "source": "b/best/model.pt", "per_case_dice": shifted(0.06)}]}}
+    a, b, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "pairs.json"
+    a.write_text(json.dumps({"results": first}))
+    b.write_text(json.dumps({"results": second}))
+    script = load_script("peer_pairs")
+    script.main([str(a), "--network", "light_run", "--also", f"{b}:nas_pick=light_run", "--retrained-only",
+                 "--json", str(out)])
+    got = json.loads(out.read_text())["nas_pick"]
+    assert got["mean"]["mean"] == pytest.approx(0.06) and got["seeds"] == {"light_run": [0], "nas_pick": [1]}
+    with pytest.raises(SystemExit, match="already a row"):
+        script.main([str(a), "--network", "nas_pick", "--also", f"{b}:nas_pick=nas_pick"])
+    second["nas_pick"]["runs"][0]["per_case_dice"] = shifted(0.06, n=7)
+    b.write_text(json.dumps({"results": second}))
+    with pytest.raises(SystemExit, match="b.json.*other test cases"):
+        script.main([str(a), "--network", "light_run", "--also", f"{b}:nas_pick=light_run"])
