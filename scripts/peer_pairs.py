@@ -27,19 +27,13 @@ from pathlib import Path
 
 from medseg_nas.bench.controls import paired_vs_pick
 from medseg_nas.bench.data import groups_of
-from medseg_nas.bench.rebuilt_run import is_own_model
+from medseg_nas.bench.rebuilt_run import retrained_entry
 
 FIGURES = ("mean_largest_component", "mean")
 
 
 def interval(iv: dict) -> str:
     return f"{iv['mean']:+.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}]"
-
-
-def retrained(results: dict) -> dict:
-    """results without the rows of a run's own model (nas_pick seed 0, trained on the run's machine)."""
-    return {name: {**entry, "runs": [r for r in entry.get("runs", []) if not is_own_model(r)]}
-            for name, entry in results.items()}
 
 
 def pairs(results: dict, network: str, groups: dict[str, str] | None) -> dict:
@@ -98,7 +92,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     doc = json.loads(Path(args.record).read_text())
     groups = groups_of(args.data) if args.data else None
-    results = retrained(doc["results"]) if args.retrained_only else doc["results"]
+    results = doc["results"]
+    if args.retrained_only:  # before --also: the rows asked for by name stay whole
+        results = {name: retrained_entry(entry) for name, entry in results.items()}
     out = pairs(merge_rows(results, args.also), args.network, groups)
     print(f"{args.record}: {args.network} − each network, over "
           f"{'whole patients' if groups else 'test cases'}{', retrained rows only' if args.retrained_only else ''}\n")

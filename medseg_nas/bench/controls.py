@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medseg_nas.bench.rebuilt_run import is_own_model
+from medseg_nas.bench.rebuilt_run import retrained_entry
 from medseg_nas.bench.stats import compare
 
 MIN_SEEDS = 3
@@ -98,8 +98,7 @@ def paired_vs_pick(results: dict, groups: dict[str, str] | None = None, pick: st
     slowest/fastest ratio (`machine_spread`, None unless every row was timed: an untimed row's machine
     is unknown), so a pairing that mixes machine classes says so instead of being trusted not to."""
     if retrained_only and pick in results:
-        results = {**results, pick: {**results[pick],
-                                     "runs": [r for r in results[pick].get("runs", []) if not is_own_model(r)]}}
+        results = {**results, pick: retrained_entry(results[pick])}
     by = {name: _per_seed(entry) for name, entry in results.items()}
     steps = {name: _bare_steps(entry) for name, entry in results.items()}
     return {name: {"seeds": {pick: sorted(by[pick]), name: sorted(by[name])}, **pair,

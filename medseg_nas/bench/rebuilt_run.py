@@ -30,6 +30,11 @@ def is_own_model(row: dict) -> bool:
     return bool(row.get("source"))
 
 
+def retrained_entry(entry: dict) -> dict:
+    """A peers record's result without its rows of a run's own model: what was trained beside the peers."""
+    return {**entry, "runs": [r for r in entry.get("runs", []) if not is_own_model(r)]}
+
+
 def own_model_rows(doc: dict) -> list[dict]:
     """A peers record's rows of the run's own model, as against the pick retrained beside its peers."""
     return [r for r in doc.get("results", {}).get("nas_pick", {}).get("runs", []) if is_own_model(r)]
