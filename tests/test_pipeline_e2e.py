@@ -137,3 +137,29 @@ def test_a_stopped_run_still_records_its_stage_times(tmp_path, monkeypatch):
         pipeline.run_pipeline(pipeline.load_config(tmp_path / "tiny.yaml"))
     times = json.loads((tmp_path / "runs" / "e2e" / "stage_times.json").read_text())["runs"]
     assert len(times) == 1 and times[0]["completed"] is False and set(times[0]["seconds"]) == {"prepare", "search"}
+
+
+def test_stage_times_are_on_disk_as_each_stage_ends(tmp_path, monkeypatch):
+    """A SIGKILL (a session cut, a lost machine) runs no `finally`: the search's seconds must already be written
+    when the retrain starts, or a retrain killed hours in takes the search's wall-clock with it."""
+    from medseg_nas.stages import pipeline
+
+    seen = {}
+
+    def killed(cfg, run, force):
+        seen.update(json.loads(run.stage_times_json.read_text()))
+        raise SystemExit(137)
+
+    monkeypatch.setattr(pipeline, "stage_retrain", killed)
+    cfg = dict(TINY, run_root=str(tmp_path / "runs"))
+    cfg["data"] = dict(TINY["data"], root=str(tmp_path / "data" / "phantoms"))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    import pytest
+
+    with pytest.raises(SystemExit):
+        pipeline.run_pipeline(pipeline.load_config(tmp_path / "tiny.yaml"))
+    assert len(seen["runs"]) == 1 and seen["runs"][0]["completed"] is False
+    assert set(seen["runs"][0]["seconds"]) == {"prepare", "search"} and seen["runs"][0]["seconds"]["search"] > 0
+    # the invocation's own `finally` then rewrites its one entry, never appends a second
+    times = json.loads((tmp_path / "runs" / "e2e" / "stage_times.json").read_text())["runs"]
+    assert len(times) == 1 and set(times[0]["seconds"]) == {"prepare", "search", "retrain"}

@@ -138,6 +138,8 @@ def run_pipeline(cfg: Config, run_dir: str | Path | None = None, force_from: str
     run_dir = Path(run_dir) if run_dir else Path(cfg.run_root) / cfg.name
     t0 = time.time()
     seconds: dict[str, float] = {}
+    run: RunDir | None = None
+    earlier: list[dict] = []
 
     def timed(name, fn, *args):
         t = time.time()
@@ -145,6 +147,8 @@ def run_pipeline(cfg: Config, run_dir: str | Path | None = None, force_from: str
             return fn(*args)
         finally:
             seconds[name] = time.time() - t
+            if run is not None:  # as each stage ends: a killed process (SIGKILL, a lost machine) runs no `finally`
+                record_stage_times(run, earlier, seconds, time.time() - t0, completed=False)
 
     timed("prepare", stage_prepare, cfg)
     order = ["retrain", "evaluate", "export"]
@@ -154,6 +158,7 @@ def run_pipeline(cfg: Config, run_dir: str | Path | None = None, force_from: str
             force[s] = True
     run_dir.mkdir(parents=True, exist_ok=True)
     run = RunDir(run_dir)
+    earlier = read_stage_times(run)
     completed = False
     # one process per run directory; the search and retrain stages take this lock again (re-entrant)
     try:
@@ -168,7 +173,7 @@ def run_pipeline(cfg: Config, run_dir: str | Path | None = None, force_from: str
         completed = True
     finally:  # a stopped or failed run still leaves what its stages took, for the one that resumes it
         if run.path.is_dir():
-            record_stage_times(run, seconds, time.time() - t0, completed)
+            record_stage_times(run, earlier, seconds, time.time() - t0, completed)
     print(final_summary(run, report))
     # per-stage wall-clock: the quickstart promise (< 15 min on 2 CPU cores) is checked on these
     print("wall-clock: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
@@ -191,17 +196,22 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def record_stage_times(run: RunDir, seconds: dict[str, float], total: float, completed: bool) -> None:
-    """Append this invocation's stage wall-clock to the run directory, so benchmarks read it instead of a log.
+def read_stage_times(run: RunDir) -> list[dict]:
+    """The entries earlier invocations of `run` left in this run directory."""
+    return json.loads(run.stage_times_json.read_text()).get("runs", []) if run.stage_times_json.is_file() else []
 
-    A resumed run appends another entry; its already finished stages show as skipped (a few seconds),
-    so a stage's cost over the run's life is its sum over the entries."""
-    runs = json.loads(run.stage_times_json.read_text()).get("runs", []) if run.stage_times_json.is_file() else []
-    runs.append({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "completed": completed, "cpu_count": os.cpu_count(),
-                 "versions": library_versions(),
-                 "seconds": {k: round(v, 1) for k, v in seconds.items()}, "total_s": round(total, 1)})
-    atomic_write(run.stage_times_json, json.dumps({"runs": runs}, indent=2))
 
+def record_stage_times(run: RunDir, earlier: list[dict], seconds: dict[str, float], total: float,
+                       completed: bool) -> None:
+    """Write this invocation's stage wall-clock after `earlier`'s, so benchmarks read it instead of a log.
+
+    Rewritten as each stage ends, so an invocation killed mid-stage keeps one entry with its finished
+    stages (the stage it was killed in is lost). A resumed run adds another entry; its already finished
+    stages show as skipped (a few seconds), so a stage's cost over the run's life is its sum over the entries."""
+    this = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "completed": completed, "cpu_count": os.cpu_count(),
+            "versions": library_versions(),
+            "seconds": {k: round(v, 1) for k, v in seconds.items()}, "total_s": round(total, 1)}
+    atomic_write(run.stage_times_json, json.dumps({"runs": [*earlier, this]}, indent=2))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
