@@ -6,6 +6,7 @@ import math
 
 import nibabel as nib
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -22,11 +23,16 @@ TINY = {
 }
 
 
-def test_run_end_to_end(tmp_path, capsys):
-    """~15 s on 2 CPU cores: in the default suite, not marked slow."""
+def tiny_yaml(tmp_path):
+    """TINY with its run root and data under `tmp_path`, written to `tmp_path / "tiny.yaml"`."""
     cfg = dict(TINY, run_root=str(tmp_path / "runs"))
     cfg["data"] = dict(TINY["data"], root=str(tmp_path / "data" / "phantoms"))
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def test_run_end_to_end(tmp_path, capsys):
+    """~15 s on 2 CPU cores: in the default suite, not marked slow."""
+    tiny_yaml(tmp_path)
     run_dir = tmp_path / "runs" / "e2e"
     assert cli(["run", str(tmp_path / "tiny.yaml")]) == 0
     out = capsys.readouterr().out
@@ -122,17 +128,13 @@ def test_run_end_to_end(tmp_path, capsys):
 
 def test_a_stopped_run_still_records_its_stage_times(tmp_path, monkeypatch):
     """The resumed run's wall-clock is the sum over invocations, so a stop must not lose the first one's."""
-    import pytest
-
     from medseg_nas.stages import pipeline
 
     def stop(cfg, run):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pipeline, "stage_search", stop)
-    cfg = dict(TINY, run_root=str(tmp_path / "runs"))
-    cfg["data"] = dict(TINY["data"], root=str(tmp_path / "data" / "phantoms"))
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    tiny_yaml(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_pipeline(pipeline.load_config(tmp_path / "tiny.yaml"))
     times = json.loads((tmp_path / "runs" / "e2e" / "stage_times.json").read_text())["runs"]
@@ -151,10 +153,7 @@ def test_stage_times_are_on_disk_as_each_stage_ends(tmp_path, monkeypatch):
         raise SystemExit(137)
 
     monkeypatch.setattr(pipeline, "stage_retrain", killed)
-    cfg = dict(TINY, run_root=str(tmp_path / "runs"))
-    cfg["data"] = dict(TINY["data"], root=str(tmp_path / "data" / "phantoms"))
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
-    import pytest
+    tiny_yaml(tmp_path)
 
     with pytest.raises(SystemExit):
         pipeline.run_pipeline(pipeline.load_config(tmp_path / "tiny.yaml"))
