@@ -25,6 +25,8 @@ Modes
   wins, a damaged line is skipped). A cache in a tracked file lets a comparison too long for one
   session grow over several: each invocation trains only what the file does not answer.
   `--device cuda` trains on a GPU (another problem: its lines never answer CPU trials).
+  `--replay-only` trains nothing: a run whose trial the cache does not hold stops with an error, so
+  a CUDA cache can be replayed (`--device cuda --replay-only`) on a machine without a GPU.
   `--jobs K` (a many-core or GPU machine) splits the seeds over K worker processes that fill the
   shared cache at once, then replays every run from the cache in this process for the record, so
   the record is the same as a serial run's that got the same answers.
@@ -168,6 +170,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work-dir", default="runs/bench_search", help="cache and per-run front.json")
     ap.add_argument("--cache", default="", help="the trial cache file (default <work-dir>/cache.jsonl)")
     ap.add_argument("--device", default="cpu", help="where trials train: cpu (default) or cuda")
+    ap.add_argument("--replay-only", action="store_true",
+                    help="train nothing: every trial must be in the cache (e.g. a CUDA cache read on a CPU machine)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes that fill the cache, seeds split over them")
     ap.add_argument("--stop-after", type=float, default=0.0, metavar="SECONDS",
                     help="start no run after this many seconds (a run under way finishes; for a time-limited machine)")

@@ -160,11 +160,17 @@ def test_bench_search_workers_fill_one_cache_and_the_replay_matches_a_serial_run
     assert p["trained_this_invocation"] == 0 and p["complete"]  # the workers trained everything
     lines = [json.loads(x) for x in cache.read_text().splitlines()]
     assert len(lines) >= 3 and {e["budget"] for e in lines} == {p["problem"]["budget_hash"]}
-    assert bs.main(argv + ["--work-dir", str(tmp_path / "s"), "--out", str(tmp_path / "s.json")]) == 0
+    replay = argv + ["--replay-only", "--work-dir", str(tmp_path / "s")]
+    assert bs.main(replay + ["--out", str(tmp_path / "s.json")]) == 0
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["trained_this_invocation"] == 0
     assert [r["final_hv"] for r in s["runs"]] == [r["final_hv"] for r in p["runs"]]
     assert all(r["cache_hits"] == r["n_trials"] for r in s["runs"])
+    # --replay-only never trains: a seed the cache does not cover stops the run, the cache unchanged
+    before = cache.read_bytes()
+    with pytest.raises(SystemExit, match="--replay-only: genome .* is not in"):
+        bs.main(replay + ["--seeds", "2", "--out", str(tmp_path / "m.json")])
+    assert cache.read_bytes() == before
 
 
 def test_bench_throughput_tiny_local(tmp_path):

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from medseg_nas.bench.stated_tests import StatedTests, check_plan, holm, trials_to_target, versus_control
+from medseg_nas.bench.stated_tests import (StatedTests, check_plan, holm, paired_trials_to_target, trials_to_target,
+                                          versus_control)
 
 
 def test_holm_matches_the_hand_computed_step_down():
@@ -55,3 +56,12 @@ def test_the_plan_of_a_work_directory_cannot_change(tmp_path):
     check_plan(tmp_path, StatedTests())  # the same plan continues
     with pytest.raises(SystemExit, match="stated_tests.json: this work directory's tests were stated"):
         check_plan(tmp_path, StatedTests(alpha=0.1))
+
+
+def test_paired_trials_to_target_uses_each_seeds_own_target_and_counts_misses_as_the_budget():
+    dmls = {0: [0.1, 0.4, 0.5], 1: [0.2, 0.2, 0.3], 2: [0.6, 0.6, 0.6]}  # own final HV at trials 3, 3, 1
+    lspon = {0: [0.5, 0.5, 0.5], 1: [0.1, 0.1, 0.2], 2: [0.1, 0.6, 0.9], 3: [1.0, 1.0, 1.0]}
+    t = paired_trials_to_target(lspon, dmls, budget=3)
+    assert t["seeds"] == [0, 1, 2]  # seed 3 has no DMLS run to pair with
+    assert t["trials"] == [1, None, 2] and t["target_trials"] == [3, 3, 1] and t["reached"] == 2
+    assert t["sum_trials"] == 1 + 3 + 2 and t["sum_target_trials"] == 7 and t["ratio"] == round(6 / 7, 3)

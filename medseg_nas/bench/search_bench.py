@@ -170,6 +170,9 @@ class TrainProblem:
         self.cache_path = Path(getattr(args, "cache", "") or Path(args.work_dir) / "cache.jsonl")
         self.cache = TrialCache(self.cache_path, self.budget_hash)
         self.n_trained = 0
+        # --replay-only: the cache must answer every trial (a CUDA cache read on a CPU machine); a
+        # miss stops the run instead of training a trial of another problem into it
+        self.replay_only = bool(getattr(args, "replay_only", False))
         self._f2: dict[str, float] = {}
         self.description = {
             "problem": f"Trainer.fit on {root.name}", "data_root": str(root),
@@ -196,6 +199,10 @@ class TrainProblem:
         hit = self.cache.get(k)
         if hit is not None:
             return {**hit, "cached": True}
+        if self.replay_only:
+            raise SystemExit(f"--replay-only: genome {k} {g.to_json()} is not in {self.cache_path} under budget "
+                             f"{self.budget_hash}; nothing was trained. Fill the cache where its trials train "
+                             f"(device {self.cfg.train.device}), or leave out the seeds it does not cover.")
         trainer = Trainer(self.cfg.train, self.bundle, self.plan, device=self.cfg.train.device, progress=False,
                           cell=self.cfg.space.cell)
         r = trainer.fit(g, seed=int(self.cfg.train.seed), until=self.until)
@@ -303,7 +310,7 @@ def summarise(runs: list[dict], budget: int, target: str = "dmls", plan=None) ->
     before the run (`plan`, each variant against the control); trials to reach `target`'s HV."""
     from scipy.stats import mannwhitneyu
 
-    from medseg_nas.bench.stated_tests import StatedTests, trials_to_target, versus_control
+    from medseg_nas.bench.stated_tests import StatedTests, paired_trials_to_target, trials_to_target, versus_control
 
     by: dict[str, list[dict]] = {}
     for r in runs:
@@ -356,6 +363,9 @@ def summarise(runs: list[dict], budget: int, target: str = "dmls", plan=None) ->
             need[name] = trials_to_target([r["hv"] for r in by[name]], goal, budget)
         out["trials_to_target"] = {"variant": target, "target_hv": round(goal, 5),
                                    "target": f"mean final hypervolume of {target}", "per_strategy": need}
+        curves = {n: {r["seed"]: r["hv"] for r in by[n]} for n in names}  # the same seed's target, paired
+        out["paired_trials_to_target"] = {"variant": target, "per_strategy": {
+            n: paired_trials_to_target(curves[n], curves[target], budget) for n in names if n != target}}
     plan = plan or StatedTests()
     if plan.control in by:
         out["stated_tests"] = versus_control({n: [r["final_hv"] for r in by[n]] for n in names}, plan)

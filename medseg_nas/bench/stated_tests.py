@@ -118,6 +118,24 @@ def trials_to_target(curves: list[list[float]], target: float, budget: int) -> d
             "mean_trials_if_reached": round(float(np.mean(reached)), 1) if reached else None}
 
 
+def paired_trials_to_target(variant: dict[int, list[float]], target: dict[int, list[float]], budget: int) -> dict:
+    """Per seed, the trials `variant` needs to reach the *same seed's* `target` final HV, against the
+    trials `target` needs to reach its own final HV; an unreached seed counts as the budget. The
+    issue's LS-PON target reads the ratio of the sums (≤ 0.7: the same front in ≤ 70 % of the
+    trials). Only seeds both variants ran are paired."""
+    seeds = sorted(set(variant) & set(target))
+    mine, theirs = [], []
+    for s in seeds:
+        goal = target[s][-1] if target[s] else 0.0
+        mine.append(trials_to_target([variant[s]], goal, budget)["trials_to_target"][0])
+        theirs.append(trials_to_target([target[s]], goal, budget)["trials_to_target"][0])
+    counted = [m if m is not None else budget for m in mine]
+    own = [t if t is not None else budget for t in theirs]
+    return {"seeds": seeds, "trials": mine, "target_trials": theirs, "reached": sum(m is not None for m in mine),
+            "sum_trials": sum(counted), "sum_target_trials": sum(own),
+            "ratio": round(sum(counted) / sum(own), 3) if seeds and sum(own) else None}
+
+
 def check_plan(work_dir: Path, plan: StatedTests) -> None:
     """Write the plan at a work directory's first run; refuse another plan later."""
     path = Path(work_dir) / "stated_tests.json"
