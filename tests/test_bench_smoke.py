@@ -58,6 +58,14 @@ def test_bench_search_analytic(tmp_path):
     md = out.with_suffix(".md").read_text()
     assert "| dmls_linear (`dmls`, `search.dmls.neighbour_order=linear`) |" in md and "trials to dmls's HV" in md
     assert "Stated before the run: one-sided Mann–Whitney U" in md and "| samea | 2 |" in md
+    # paired by seed: each variant against the same seed's dmls final HV (the LS-PON target's figure)
+    pt = doc["summary"]["paired_trials_to_target"]["per_strategy"]
+    assert set(pt) == set(labels) - {"dmls"} and pt["dmls_linear"]["seeds"] == [0, 1]
+    dmls = {r["seed"]: r["hv"] for r in doc["runs"] if r["strategy"] == "dmls"}
+    for r in (r for r in doc["runs"] if r["strategy"] == "dmls_linear"):
+        hit = next((i + 1 for i, h in enumerate(r["hv"]) if h >= dmls[r["seed"]][-1] - 1e-12), None)
+        assert pt["dmls_linear"]["trials"][r["seed"]] == hit
+    assert "Paired by seed: trials to reach the same seed's dmls final HV" in md
     assert out.with_suffix(".png").stat().st_size > 1000
     front = json.loads((tmp_path / "w" / "analytic" / "dmls_s0" / "front.json").read_text())
     assert front["front"] and front["knee"] in {e["id"] for e in front["front"]}

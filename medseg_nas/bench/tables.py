@@ -89,6 +89,14 @@ def search(doc: dict) -> str:
                   "| variant | trials per seed |", "|---|---|"]
         for name, n in tt["per_strategy"].items():
             lines.append(f"| {name} | {', '.join('—' if h is None else str(h) for h in n['trials_to_target'])} |")
+    pt = s.get("paired_trials_to_target")
+    if pt:
+        lines += ["", f"Paired by seed: trials to reach the same seed's {pt['variant']} final HV, against the trials "
+                      f"{pt['variant']} needs to reach it itself (unreached = budget; ratio of the sums):", "",
+                  "| variant | trials per seed (— = not reached) | sum | target's sum | ratio |", "|---|---|---|---|---|"]
+        for name, n in pt["per_strategy"].items():
+            t = ", ".join("—" if h is None else str(h) for h in n["trials"])
+            lines.append(f"| {name} | {t} | {n['sum_trials']} | {n['sum_target_trials']} | {n['ratio']} |")
     sv = s.get("surrogate_savings")  # results written before the variants (issue 12)
     if sv:
         lines += ["", f"Trials to reach {sv['target']} ({sv['target_hv']:.4f}):", "",
