@@ -37,3 +37,34 @@ def test_other_budgets_are_ignored_and_damaged_lines_skipped(tmp_path):
         c.put(entry("g5", 0.5))  # after the killed writer's fragment, on a line of its own
     with pytest.warns(UserWarning, match="damaged line"):
         assert TrialCache(path, "b1").get("g5")["f1"] == 0.5
+
+
+def _cache_file(path, rows, budget="b1"):
+    lines = [json.dumps({"key": f"k{i}", "budget": budget, "genome": json.dumps(g), "status": "done", "f1": f1,
+                         "val_dice": vd, "seconds": 1.0}) for i, (g, f1, vd) in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cache_agreement_matches_genomes_across_caches_and_leaves_the_untrained_out(tmp_path):
+    """Two caches of one proxy (CPU and CUDA): genomes matched by content, not key or order; the
+    network that learned nothing is left out of the second τ; a file of two budgets is refused."""
+    from script_loader import load_script
+
+    ca = load_script("cache_agreement")
+    g = [{"n_f": i, "ops": ["identity"]} for i in range(5)]
+    a = _cache_file(tmp_path / "a.jsonl", [(g[0], 1.5, 0.0), (g[1], 0.3, 0.8), (g[2], 0.4, 0.7), (g[3], 0.5, 0.6),
+                                          (g[4], 0.2, 0.9)])
+    # b: the same genomes in another order, g[4] missing, g[2] and g[3] swapped in rank
+    b = _cache_file(tmp_path / "b.jsonl", [(g[3], 0.41, 0.6), (g[1], 0.31, 0.8), (g[0], 1.5, 0.0), (g[2], 0.5, 0.7)],
+                    budget="b2")
+    out = tmp_path / "r.json"
+    assert ca.main([str(a), str(b), "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["n_common"] == 4 and doc["kendall_f1_learned_only"]["n"] == 3
+    assert doc["kendall_f1"]["tau"] == pytest.approx(4 / 6, abs=1e-3)  # 6 pairs: 5 concordant, 1 discordant
+    assert doc["kendall_f1_learned_only"]["tau"] == pytest.approx(1 / 3, abs=1e-3)
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(a.read_text() + b.read_text())
+    with pytest.raises(SystemExit, match="holds 2 budgets"):
+        ca.main([str(mixed), str(b), "--out", str(tmp_path / "m.json")])
