@@ -11,6 +11,8 @@
 #   strategies  the strategy comparison of docs/studies/search_strategies.md ("Planned") on the GPU,
 #           STRATEGY_JOBS (8) worker processes filling the tracked CUDA trial cache, which starts
 #           from benchmarks/cache/ and comes back in OUT/cache/ (copy it over the tracked one).
+#           STRATEGY_BUDGET=30 runs the 30-trial plan instead (its own record and stated tests; the
+#           same cache: a 30-trial run's first 14 trials are the 14-trial run's, answered from it).
 # Usage: bash scripts/gpu_check.sh OUT_DIR [SECONDS_FOR_ALL] [STAGES]   (data/Task04_Hippocampus prepared)
 #   e.g. bash scripts/gpu_check.sh $OUT 540 tests,job       (the 2026-12-04 lease ran tests,bench,job)
 set -u
@@ -56,16 +58,18 @@ if want job; then
 fi
 if want strategies; then
     CACHE=search_hippocampus_4x50_cuda.jsonl
+    B=${STRATEGY_BUDGET:-14}
+    SUFFIX=$([ "$B" = 14 ] || echo "_b$B")
     mkdir -p "$OUT/cache"
     [ -f "benchmarks/cache/$CACHE" ] && cp "benchmarks/cache/$CACHE" "$OUT/cache/$CACHE"
     echo "[$SECONDS s] strategies, $(left) s left"
     timeout $(( $(left) - 15 )) python3 scripts/bench_search.py --mode train --config configs/hippocampus_cpu.yaml \
         --data-root data/Task04_Hippocampus --spacing auto --patch auto --epochs 4 --iters 50 \
         --variants samea,samea_adaptive,dmls,dmls_linear,nsga2,random --set search.nsga2.pop_size=6 \
-        --seeds 0-14 --budget 14 --device cuda --jobs "${STRATEGY_JOBS:-8}" --stop-after $(( $(left) - 200 )) \
-        --cache "$OUT/cache/$CACHE" --work-dir /tmp/bench_search_hippo --out "$OUT/search_hippocampus_4x50_cuda.json" \
-        >"$OUT/strategies.log" 2>&1
+        --seeds 0-14 --budget "$B" --device cuda --jobs "${STRATEGY_JOBS:-8}" --stop-after $(( $(left) - 200 )) \
+        --cache "$OUT/cache/$CACHE" --work-dir "/tmp/bench_search_hippo$SUFFIX" \
+        --out "$OUT/search_hippocampus_4x50_cuda$SUFFIX.json" >"$OUT/strategies$SUFFIX.log" 2>&1
     echo "[$SECONDS s] rc of strategies $?"
-    tar czf "$OUT/worker_logs.tgz" -C /tmp/bench_search_hippo $(cd /tmp/bench_search_hippo && ls worker*.log) 2>/dev/null  # 8 files come back at most
+    tar czf "$OUT/worker_logs.tgz" -C "/tmp/bench_search_hippo$SUFFIX" $(cd "/tmp/bench_search_hippo$SUFFIX" && ls worker*.log) 2>/dev/null  # 8 files come back at most
 fi
 echo "[$SECONDS s] done"
