@@ -1,5 +1,6 @@
 """The strategy benchmark's trial cache: shared by processes and sessions, first line wins."""
 
+import hashlib
 import json
 
 import pytest
@@ -40,15 +41,18 @@ def test_other_budgets_are_ignored_and_damaged_lines_skipped(tmp_path):
 
 
 def _cache_file(path, rows, budget="b1"):
-    lines = [json.dumps({"key": f"k{i}", "budget": budget, "genome": json.dumps(g), "status": "done", "f1": f1,
-                         "val_dice": vd, "seconds": 1.0}) for i, (g, f1, vd) in enumerate(rows)]
+    """A cache as bench_search writes it: each line keyed by its genome's hash (Genome.key), whatever the budget."""
+    lines = [json.dumps({"key": hashlib.sha1(json.dumps(g).encode()).hexdigest()[:12], "budget": budget,
+                         "genome": json.dumps(g), "status": "done", "f1": f1, "val_dice": vd, "seconds": 1.0})
+             for g, f1, vd in rows]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def test_cache_agreement_matches_genomes_across_caches_and_leaves_the_untrained_out(tmp_path):
-    """Two caches of one proxy (CPU and CUDA): genomes matched by content, not key or order; the
-    network that learned nothing is left out of the second τ; a file of two budgets is refused."""
+    """Two caches of one proxy (CPU and CUDA): genomes matched by their key (the genome's hash), not
+    by line order; the network that learned nothing is left out of the second τ; a file of two
+    budgets is refused."""
     from script_loader import load_script
 
     ca = load_script("cache_agreement")

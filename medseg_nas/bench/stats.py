@@ -1,5 +1,5 @@
 """The statistics the benchmarks state their claims with: Kendall tau of a proxy against test
-Dice, percentile-bootstrap intervals (one sample, and paired per case), and a learning curve's plateau."""
+Dice, bootstrapped Kendall tau tables, percentile-bootstrap intervals (one sample, and paired per case), and a learning curve's plateau."""
 
 from __future__ import annotations
 
@@ -36,6 +36,44 @@ def taus(entries: list[dict]) -> dict:
 
 RESAMPLES = 10_000
 LEVEL = 0.95
+
+
+def _tau(x, y) -> float:
+    return float(kendalltau(np.asarray(x, float), np.asarray(y, float)).statistic)
+
+
+def tau_table(rows: list[dict], target: str, keys, seed: int = 0, resamples: int = 2000, min_n: int = 4) -> dict:
+    """Kendall tau of each of `keys` against `target` over `rows`, each with a 95 % percentile
+    bootstrap over rows, and each pair's difference bootstrapped on the same resamples (one key ranks
+    the target better than another if that interval excludes 0). Fewer than `min_n` rows: no tau."""
+    rows = [r for r in rows if all(r.get(k) is not None for k in (*keys, target))]
+    n = len(rows)
+    out: dict = {"n": n, "target": target}
+    if n < min_n:
+        return out
+    y = np.array([r[target] for r in rows], float)
+    cols = {k: np.array([r[k] for r in rows], float) for k in keys}
+    rng = np.random.default_rng(seed)
+    draws = {k: [] for k in keys}
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        if len(set(idx.tolist())) < 3:
+            continue
+        for k in keys:
+            draws[k].append(_tau(cols[k][idx], y[idx]))
+    draws = {k: np.array(v) for k, v in draws.items()}
+
+    def interval(v: np.ndarray) -> list[float]:
+        v = v[~np.isnan(v)]
+        return [round(float(np.percentile(v, 2.5)), 3), round(float(np.percentile(v, 97.5)), 3)]
+
+    for k in keys:
+        out[k] = {"tau": round(_tau(cols[k], y), 3), "ci95": interval(draws[k])}
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            d = draws[a] - draws[b]
+            out[f"{a}_minus_{b}"] = {"tau": round(out[a]["tau"] - out[b]["tau"], 3), "ci95": interval(d)}
+    return out
 
 
 def bootstrap_means(values: np.ndarray, groups: list[str] | None, seed: int = 0) -> tuple[np.ndarray, dict]:

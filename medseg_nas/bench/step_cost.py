@@ -8,9 +8,7 @@ bootstrap over networks for each Kendall tau and for the difference between two 
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.stats import kendalltau
-
+from medseg_nas.bench import stats
 from medseg_nas.bench.network_cost import time_steps
 from medseg_nas.bench.peers import n_params as count_params
 from medseg_nas.deployment_cost import network_cost
@@ -34,42 +32,9 @@ def cost_row(name: str, build, train_cfg, plan, steps: int, latency_runs: int, d
             "step_s": round(step_ms / 1000, 4), "steps_timed": int(steps)}
 
 
-def _tau(x, y) -> float:
-    return float(kendalltau(np.asarray(x, float), np.asarray(y, float)).statistic)
-
-
 def tau_table(rows: list[dict], target: str = "step_s", keys=COST_KEYS, seed: int = 0) -> dict:
-    """Kendall tau of each cost against `target` over `rows`, each with a 95 % percentile bootstrap
-    over networks, and each pair's difference bootstrapped on the same resamples (one cost ranks
-    the target better than another if that interval excludes 0)."""
-    rows = [r for r in rows if all(r.get(k) is not None for k in (*keys, target))]
-    n = len(rows)
-    out: dict = {"n": n, "target": target}
-    if n < 4:
-        return out
-    y = np.array([r[target] for r in rows], float)
-    cols = {k: np.array([r[k] for r in rows], float) for k in keys}
-    rng = np.random.default_rng(seed)
-    draws = {k: [] for k in keys}
-    for _ in range(RESAMPLES):
-        idx = rng.integers(0, n, n)
-        if len(set(idx.tolist())) < 3:
-            continue
-        for k in keys:
-            draws[k].append(_tau(cols[k][idx], y[idx]))
-    draws = {k: np.array(v) for k, v in draws.items()}
-
-    def interval(v: np.ndarray) -> list[float]:
-        v = v[~np.isnan(v)]
-        return [round(float(np.percentile(v, 2.5)), 3), round(float(np.percentile(v, 97.5)), 3)]
-
-    for k in keys:
-        out[k] = {"tau": round(_tau(cols[k], y), 3), "ci95": interval(draws[k])}
-    for i, a in enumerate(keys):
-        for b in keys[i + 1:]:
-            d = draws[a] - draws[b]
-            out[f"{a}_minus_{b}"] = {"tau": round(out[a]["tau"] - out[b]["tau"], 3), "ci95": interval(d)}
-    return out
+    """Each cost's Kendall tau against the step, bootstrapped over networks (`stats.tau_table`)."""
+    return stats.tau_table(rows, target, keys, seed, RESAMPLES)
 
 
 def seconds_per_gmac(rows: list[dict]) -> dict:

@@ -22,6 +22,7 @@ class TrialCache:
         self.path, self.budget = Path(path), budget
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.entries: dict[str, dict] = {}
+        self.budgets: set[str] = set()  # every budget the file holds lines of (entries: this one's only)
         self._offset = 0
         self.refresh()
 
@@ -42,6 +43,7 @@ class TrialCache:
                 warnings.warn(f"{self.path}: skipping a damaged line near byte {self._offset} (line {n + 1} "
                               "of this read); its genome will be trained again", stacklevel=2)
                 continue
+            self.budgets.add(d.get("budget"))
             if d.get("budget") == self.budget and "key" in d:
                 self.entries.setdefault(d["key"], d)
         self._offset += end
