@@ -20,16 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg_nas.bench.stats import tau_table
-from medseg_nas.bench.trial_cache import TrialCache
-
-
-def read_cache(path: Path) -> dict[str, dict]:
-    """Finished trials by genome key; one budget per file."""
-    budgets = TrialCache(path, budget="").budgets  # no line's budget is "": this only lists them
-    if len(budgets) > 1:
-        raise SystemExit(f"{path}: holds {len(budgets)} budgets ({sorted(map(str, budgets))}); compare one proxy at a time")
-    entries = TrialCache(path, next(iter(budgets))).entries if budgets else {}
-    return {k: e for k, e in entries.items() if e.get("status") == "done" and e.get("f1") is not None}
+from medseg_nas.bench.trial_cache import finished_trials
 
 
 def tau_with_interval(a: np.ndarray, b: np.ndarray) -> dict:
@@ -66,7 +57,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     doc = {"benchmark": "cache_agreement", "cache_a": args.cache_a, "cache_b": args.cache_b,
-           **agreement(read_cache(Path(args.cache_a)), read_cache(Path(args.cache_b)))}
+           **agreement(finished_trials(Path(args.cache_a))[1], finished_trials(Path(args.cache_b))[1])}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
     k, kl = doc["kendall_f1"], doc["kendall_f1_learned_only"]

@@ -75,3 +75,14 @@ class TrialCache:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+def finished_trials(path: Path) -> tuple[str | None, dict[str, dict]]:
+    """A single-budget cache file's budget hash and its finished trials by genome key (the scripts
+    that read a whole cache: one proxy at a time, so a file of several budgets is refused)."""
+    budgets = TrialCache(path, budget="").budgets  # no line's budget is "": this only lists them
+    if len(budgets) > 1:
+        raise SystemExit(f"{path}: holds {len(budgets)} budgets ({sorted(map(str, budgets))}); read one proxy at a time")
+    budget = next(iter(budgets)) if budgets else None
+    entries = TrialCache(path, budget).entries if budget else {}
+    return budget, {k: e for k, e in entries.items() if e.get("status") == "done" and e.get("f1") is not None}

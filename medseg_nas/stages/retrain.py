@@ -122,13 +122,14 @@ def retrain_augment(cfg) -> str:
     return cfg.retrain.augment or cfg.data.augment
 
 
-def retrain_data(cfg, run_dir: Path, seed: int):
+def retrain_data(cfg, run_dir: Path | None, seed: int):
     """The retrain's datasets (trained cases, monitor slice as `val`, the run's test split) and plan:
-    the one recipe the retrain and the equal-budget peer benchmark both train with."""
+    the one recipe the retrain and the equal-budget peer benchmark both train with. Without a run
+    directory, the split the config draws (what a new run of it would save)."""
     from medseg_nas import data as mdata
 
-    run = RunDir(run_dir)
-    data = mdata.load_data(cfg.data.root, cfg.data, files=run.data_files(), build=False)
+    files = RunDir(run_dir).data_files() if run_dir is not None else None
+    data = mdata.load_data(cfg.data.root, cfg.data, files=files, build=False)
     split = data.split
     train_ids, monitor_ids, _ = monitor_split(split.train, split.val, cfg.retrain.include_val,
                                               cfg.retrain.monitor_fraction)

@@ -1,0 +1,133 @@
+"""How well does the strategy comparison's own proxy rank the genomes it trained? (issue 27, item 5)
+
+    python scripts/cache_fidelity.py benchmarks/cache/search_hippocampus_4x50_cuda.jsonl \\
+        --config configs/hippocampus_cpu.yaml --data-root data/Task04_Hippocampus --draw 20 --draw-seed 0 \\
+        --epochs 8 --iters 50 --stop-at 21:35 --out benchmarks/results/hippocampus_proxy_fidelity_cuda_draw.json
+
+Why another fidelity script: scripts/proxy_fidelity.py measured the proxy on 10 trials of one
+search run, chosen along its front, against its CPU proxy values. The comparison's trials are the
+CUDA cache's genomes, so this draws its genomes at random from that cache (the population the
+comparison's hypervolumes are made of), in an order fixed by `--draw-seed` before anything trains,
+and takes each one's proxy f1 from the cache. A run stopped by `--stop-at` (wall-clock, UTC) has
+measured a prefix of that order: still a random sample. Genomes that learned nothing in their
+trial (validation Dice 0, e.g. all-identity cells) are left out: they sit at the f1 bound and make
+easy concordant pairs.
+
+Each drawn genome is retrained with the retrain recipe of the earlier study (train + validation
+cases minus the monitor slice, the config's split, `--augment` light, `--epochs` x `--iters` steps,
+training seed `--seed`, no early stop) and scored on the test split. Reported: Kendall tau-b
+against the test Dice of -f1, of log(parameters) (the baseline a proxy must beat) and of the trial's
+validation Dice, each with a 95 % percentile bootstrap over genomes, and the paired difference
+tau(-f1) - tau(log params) on the same resamples (`stats.tau_table`). Resumable: each genome's
+result is written to `--out` as it finishes; a rerun with the same settings skips those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medseg_nas.bench.scoring import fit_and_score
+from medseg_nas.bench.stats import tau_table
+from medseg_nas.bench.throughput import WHOLE_TRIALS
+from medseg_nas.bench.trial_cache import finished_trials
+from medseg_nas.config import load_config
+from medseg_nas.jsonio import atomic_write
+from medseg_nas.space import Genome
+from medseg_nas.stages.retrain import retrain_data
+from medseg_nas.train import Trainer
+
+KEYS = ("neg_f1", "log_params", "search_val_dice")
+
+
+def draw_order(trials: dict[str, dict], seed: int) -> list[str]:
+    """The learned genomes' keys in a random order fixed by `seed` (keys sorted first, so the order
+    depends on the cache's content, not on its line order)."""
+    keys = sorted(k for k, e in trials.items() if (e.get("val_dice") or 0.0) > 0.0)
+    return [keys[i] for i in np.random.default_rng(seed).permutation(len(keys))]
+
+
+def kendall(entries: list[dict]) -> dict:
+    rows = [{"neg_f1": -e["f1"], "log_params": math.log(e["n_params"]), "search_val_dice": e["search_val_dice"],
+             "test_mean_dice": e.get("test_mean_dice")} for e in entries if e.get("test_mean_dice") is not None]
+    return tau_table(rows, "test_mean_dice", KEYS, seed=0, resamples=10_000, min_n=4)
+
+
+def past(stop_at: str | None) -> bool:
+    if not stop_at:
+        return False
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.strftime("%H:%M") >= stop_at
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cache")
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--data-root", required=True)
+    ap.add_argument("--draw", type=int, default=20, help="genomes to measure, in the drawn order")
+    ap.add_argument("--draw-seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--augment", default="light", help="the retrain's augmentation (the earlier study's: light)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed of the retrains")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--stop-at", default=None, help="HH:MM UTC: start no genome after this time")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+
+    budget, trials = finished_trials(Path(args.cache))
+    order = draw_order(trials, args.draw_seed)[: args.draw]
+    settings = {"cache": args.cache, "cache_budget": budget, "config": args.config, "draw_seed": args.draw_seed,
+                "budget": [args.epochs, args.iters], "augment": args.augment, "seed": args.seed}
+    out_path = Path(args.out)
+    doc = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    if doc and {k: doc.get(k) for k in settings} != settings:
+        raise SystemExit(f"{out_path} was measured with {({k: doc.get(k) for k in settings})}, not {settings}")
+    doc = doc or {"benchmark": "cache_fidelity", **settings, "population": len(draw_order(trials, args.draw_seed)),
+                  "torch_threads": torch.get_num_threads(), "entries": []}
+    doc["drawn"] = order
+    done = {e["key"] for e in doc["entries"]}
+
+    cfg = load_config(args.config, [*WHOLE_TRIALS, f"data.root={args.data_root}", "train.patience=0",
+                                    f"train.device={args.device}", f"retrain.augment={args.augment}"])
+    bundle, plan = retrain_data(cfg, None, args.seed)
+    print(f"{len(order)} of {doc['population']} learned genomes drawn, {len(done)} measured; "
+          f"retrain {args.epochs} x {args.iters} steps, {args.augment} augmentation", flush=True)
+    for k, key in enumerate(order, start=1):
+        if key in done:
+            continue
+        if past(args.stop_at):
+            print(f"stopped at {args.stop_at} UTC before genome {k}", flush=True)
+            break
+        trial = trials[key]
+        genome = Genome.from_dict(json.loads(trial["genome"]))
+        trainer = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, cell=cfg.space.cell)
+        t0 = time.perf_counter()
+        _, scored = fit_and_score(trainer, genome, args.seed, plan, bundle, epochs=args.epochs,
+                                  iters_per_epoch=args.iters, patience=0)
+        entry = {"key": key, "draw_index": k - 1, "genome": json.loads(trial["genome"]), "describe": genome.describe(),
+                 "f1": trial["f1"], "f2": trial["f2"], "search_val_dice": trial.get("val_dice"),
+                 **{x: y for x, y in scored.items() if x != "per_case_dice"}, "wall_s": round(time.perf_counter() - t0, 1)}
+        doc["entries"].append(entry)
+        doc["kendall"] = kendall(doc["entries"])
+        atomic_write(out_path, json.dumps(doc, indent=2, default=str))
+        print(f"[{k}/{len(order)}] {genome.describe()} f1 {trial['f1']:.4f} {entry['n_params']:>9,} params -> "
+              f"test {entry.get('test_mean_dice', float('nan')):.4f} ({entry['wall_s']:.0f} s)", flush=True)
+    doc["kendall"] = kendall(doc["entries"])
+    atomic_write(out_path, json.dumps(doc, indent=2, default=str))
+    print(json.dumps(doc["kendall"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
