@@ -72,3 +72,34 @@ def test_cache_agreement_matches_genomes_across_caches_and_leaves_the_untrained_
     mixed.write_text(a.read_text() + b.read_text())
     with pytest.raises(SystemExit, match="holds 2 budgets"):
         ca.main([str(mixed), str(b), "--out", str(tmp_path / "m.json")])
+
+
+def test_cache_fidelity_draws_learned_genomes_in_an_order_fixed_by_the_seed_not_the_file(tmp_path):
+    """The draw is a random order of the genomes that learned (validation Dice > 0), fixed by the
+    seed and the cache's content: the same file in another line order gives the same draw; log
+    params enters tau with its own sign; a rerun with other settings is refused before training."""
+    from script_loader import load_script
+
+    cf = load_script("cache_fidelity")
+    g = [{"n_f": i, "ops": ["conv3d_3"]} for i in range(12)]
+    rows = [(g[0], 1.5, 0.0)] + [(gi, 0.2 + 0.01 * i, 0.8) for i, gi in enumerate(g[1:])]
+    a = _cache_file(tmp_path / "a.jsonl", rows)
+    b = _cache_file(tmp_path / "b.jsonl", rows[::-1])
+    from medseg_nas.bench.trial_cache import finished_trials
+
+    budget, ta = finished_trials(a)
+    order = cf.draw_order(ta, 0)
+    assert budget == "b1" and len(order) == 11 and set(order) == set(ta) - {next(k for k, e in ta.items() if e["f1"] == 1.5)}
+    assert order == cf.draw_order(finished_trials(b)[1], 0)
+    assert cf.draw_order(ta, 1) != order and sorted(order) != order  # a shuffle, another one per seed
+    entries = [{"f1": 0.5 - 0.01 * i, "n_params": 1000 * (i + 1), "search_val_dice": 0.5 + 0.01 * i,
+                "test_mean_dice": 0.6 + 0.01 * i} for i in range(6)]
+    k = cf.kendall(entries)
+    assert k["n"] == 6 and k["neg_f1"]["tau"] == 1.0 and k["log_params"]["tau"] == 1.0
+    entries[0]["n_params"] = 10 ** 7  # the biggest network scores worst: size alone now misranks it
+    assert cf.kendall(entries)["log_params"]["tau"] < 1.0 and cf.kendall(entries)["neg_f1"]["tau"] == 1.0
+    out = tmp_path / "r.json"
+    out.write_text(json.dumps({"cache": str(a), "cache_budget": "b1", "config": "c.yaml", "draw_seed": 0,
+                               "budget": [8, 50], "augment": "light", "seed": 0, "entries": []}))
+    with pytest.raises(SystemExit, match="was measured with"):
+        cf.main([str(a), "--config", "c.yaml", "--data-root", "d", "--epochs", "4", "--out", str(out)])
