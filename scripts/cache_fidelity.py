@@ -62,6 +62,21 @@ def kendall(entries: list[dict]) -> dict:
     return tau_table(rows, "test_mean_dice", KEYS, seed=0, resamples=10_000, min_n=4)
 
 
+def seed_agreement(a: list[dict], b: list[dict]) -> dict:
+    """Two training seeds of the same reference: their τ is the ceiling a proxy can reach against
+    one seed; against their mean the reference is less noisy."""
+    by_key = {e["key"]: e for e in b if e.get("test_mean_dice") is not None}
+    rows = [{"ref0": e["test_mean_dice"], "ref1": by_key[e["key"]]["test_mean_dice"],
+             "ref_mean": (e["test_mean_dice"] + by_key[e["key"]]["test_mean_dice"]) / 2,
+             "neg_f1": -e["f1"], "log_params": math.log(e["n_params"]), "search_val_dice": e["search_val_dice"]}
+            for e in a if e.get("test_mean_dice") is not None and e["key"] in by_key]
+    diff = np.array([r["ref0"] - r["ref1"] for r in rows], float)
+    return {"n": len(rows), "seed_to_seed": tau_table(rows, "ref1", ("ref0",), seed=0, resamples=10_000, min_n=4),
+            "against_mean": tau_table(rows, "ref_mean", KEYS, seed=0, resamples=10_000, min_n=4),
+            "seed_sd": round(float(np.std(diff, ddof=1) / math.sqrt(2)), 4) if len(rows) > 1 else None,
+            "ref_sd_across_genomes": round(float(np.std([r["ref_mean"] for r in rows], ddof=1)), 4) if len(rows) > 1 else None}
+
+
 def past(stop_at: str | None) -> bool:
     if not stop_at:
         return False
@@ -82,8 +97,18 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="training seed of the retrains")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--stop-at", default=None, help="HH:MM UTC: start no genome after this time")
+    ap.add_argument("--with-seed", default=None,
+                    help="another training seed's record of the same draw: write their agreement into --out, train nothing")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    if args.with_seed:
+        doc = json.loads(Path(args.out).read_text())
+        other = json.loads(Path(args.with_seed).read_text())
+        doc["seed_agreement"] = {"with": args.with_seed, "seed": other.get("seed"),
+                                 **seed_agreement(doc["entries"], other["entries"])}
+        atomic_write(Path(args.out), json.dumps(doc, indent=2, default=str))
+        print(json.dumps(doc["seed_agreement"], indent=2))
+        return 0
 
     budget, trials = finished_trials(Path(args.cache))
     order = draw_order(trials, args.draw_seed)[: args.draw]

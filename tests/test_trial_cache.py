@@ -103,3 +103,26 @@ def test_cache_fidelity_draws_learned_genomes_in_an_order_fixed_by_the_seed_not_
                                "budget": [8, 50], "augment": "light", "seed": 0, "entries": []}))
     with pytest.raises(SystemExit, match="was measured with"):
         cf.main([str(a), "--config", "c.yaml", "--data-root", "d", "--epochs", "4", "--out", str(out)])
+
+
+def test_cache_fidelity_seed_agreement_matches_genomes_by_key_and_measures_the_seed_noise(tmp_path):
+    from script_loader import load_script
+
+    cf = load_script("cache_fidelity")
+    a = [{"key": f"k{i}", "f1": 0.5 - 0.01 * i, "n_params": 1000 * (i + 1), "search_val_dice": 0.5,  # constant: no τ
+          "test_mean_dice": 0.80 + 0.01 * i} for i in range(6)]
+    # seed 1: the same genomes in reverse line order, each 0.002 lower, k5 missing, k0 and k1 swapped in rank
+    b = [{**e, "test_mean_dice": e["test_mean_dice"] - 0.002} for e in a[:5]][::-1]
+    b[-1]["test_mean_dice"], b[-2]["test_mean_dice"] = b[-2]["test_mean_dice"], b[-1]["test_mean_dice"]
+    out = cf.seed_agreement(a, b)
+    assert out["n"] == 5
+    assert out["seed_to_seed"]["ref0"]["tau"] == pytest.approx(0.8)  # 10 pairs, 1 discordant
+    assert out["seed_sd"] == pytest.approx(0.005, abs=1e-4)  # diffs -0.008, +0.012, 0.002 x 3: sd 0.00707 / sqrt 2
+    assert out["against_mean"]["neg_f1"]["tau"] == 1.0  # the mean of the swapped pair keeps the order
+    assert out["against_mean"]["search_val_dice"] == {"tau": None, "ci95": None}
+    r0 = tmp_path / "s0.json"
+    r0.write_text(json.dumps({"entries": a}))
+    r1 = tmp_path / "s1.json"
+    r1.write_text(json.dumps({"seed": 1, "entries": b}))
+    assert cf.main(["cache.jsonl", "--config", "c.yaml", "--data-root", "d", "--with-seed", str(r1), "--out", str(r0)]) == 0
+    assert json.loads(r0.read_text())["seed_agreement"]["n"] == 5

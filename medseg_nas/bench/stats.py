@@ -63,16 +63,22 @@ def tau_table(rows: list[dict], target: str, keys, seed: int = 0, resamples: int
             draws[k].append(_tau(cols[k][idx], y[idx]))
     draws = {k: np.array(v) for k, v in draws.items()}
 
-    def interval(v: np.ndarray) -> list[float]:
+    def interval(v: np.ndarray) -> list[float] | None:
         v = v[~np.isnan(v)]
+        if not v.size:  # a constant column: no τ in any resample
+            return None
         return [round(float(np.percentile(v, 2.5)), 3), round(float(np.percentile(v, 97.5)), 3)]
 
+    def point(t: float) -> float | None:
+        return None if np.isnan(t) else round(float(t), 3)
+
     for k in keys:
-        out[k] = {"tau": round(_tau(cols[k], y), 3), "ci95": interval(draws[k])}
+        out[k] = {"tau": point(_tau(cols[k], y)), "ci95": interval(draws[k])}
     for i, a in enumerate(keys):
         for b in keys[i + 1:]:
             d = draws[a] - draws[b]
-            out[f"{a}_minus_{b}"] = {"tau": round(out[a]["tau"] - out[b]["tau"], 3), "ci95": interval(d)}
+            ta, tb = out[a]["tau"], out[b]["tau"]
+            out[f"{a}_minus_{b}"] = {"tau": None if ta is None or tb is None else round(ta - tb, 3), "ci95": interval(d)}
     return out
 
 
