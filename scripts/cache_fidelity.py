@@ -30,13 +30,12 @@ import datetime as dt
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from medseg_nas.bench.scoring import fit_and_score
+from medseg_nas.bench.scoring import retrain_and_score
 from medseg_nas.bench.stats import tau_table
 from medseg_nas.bench.throughput import WHOLE_TRIALS
 from medseg_nas.bench.trial_cache import finished_trials
@@ -44,7 +43,6 @@ from medseg_nas.config import load_config
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.space import Genome
 from medseg_nas.stages.retrain import retrain_data
-from medseg_nas.train import Trainer
 
 KEYS = ("neg_f1", "log_params", "search_val_dice")
 
@@ -111,14 +109,15 @@ def main(argv=None) -> int:
         return 0
 
     budget, trials = finished_trials(Path(args.cache))
-    order = draw_order(trials, args.draw_seed)[: args.draw]
+    drawable = draw_order(trials, args.draw_seed)
+    order = drawable[: args.draw]
     settings = {"cache": args.cache, "cache_budget": budget, "config": args.config, "draw_seed": args.draw_seed,
                 "budget": [args.epochs, args.iters], "augment": args.augment, "seed": args.seed}
     out_path = Path(args.out)
     doc = json.loads(out_path.read_text()) if out_path.is_file() else {}
     if doc and {k: doc.get(k) for k in settings} != settings:
         raise SystemExit(f"{out_path} was measured with {({k: doc.get(k) for k in settings})}, not {settings}")
-    doc = doc or {"benchmark": "cache_fidelity", **settings, "population": len(draw_order(trials, args.draw_seed)),
+    doc = doc or {"benchmark": "cache_fidelity", **settings, "population": len(drawable),
                   "torch_threads": torch.get_num_threads(), "entries": []}
     doc["drawn"] = order
     done = {e["key"] for e in doc["entries"]}
@@ -136,13 +135,11 @@ def main(argv=None) -> int:
             break
         trial = trials[key]
         genome = Genome.from_dict(json.loads(trial["genome"]))
-        trainer = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, cell=cfg.space.cell)
-        t0 = time.perf_counter()
-        _, scored = fit_and_score(trainer, genome, args.seed, plan, bundle, epochs=args.epochs,
-                                  iters_per_epoch=args.iters, patience=0)
+        scored = retrain_and_score(cfg, genome, args.seed, plan, bundle, args.device, epochs=args.epochs,
+                                   iters_per_epoch=args.iters, patience=0)
         entry = {"key": key, "draw_index": k - 1, "genome": json.loads(trial["genome"]), "describe": genome.describe(),
                  "f1": trial["f1"], "f2": trial["f2"], "search_val_dice": trial.get("val_dice"),
-                 **{x: y for x, y in scored.items() if x != "per_case_dice"}, "wall_s": round(time.perf_counter() - t0, 1)}
+                 **{x: y for x, y in scored.items() if x != "per_case_dice"}}
         doc["entries"].append(entry)
         doc["kendall"] = kendall(doc["entries"])
         atomic_write(out_path, json.dumps(doc, indent=2, default=str))

@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from medseg_nas.bench.scoring import fit_and_score
+from medseg_nas.bench.scoring import retrain_and_score
 from medseg_nas.bench.stats import taus
 from medseg_nas.jsonio import atomic_write
 from medseg_nas.results import TrialStatus
@@ -37,7 +36,6 @@ from medseg_nas.rundir import RunDir
 from medseg_nas.search.archive import pareto_front
 from medseg_nas.space import Genome
 from medseg_nas.stages.retrain import retrain_data
-from medseg_nas.train import Trainer
 
 def choose_trials(rows: list, n: int) -> list:
     """Up to n // 2 Pareto-front members (spread over size), the rest non-front trials spread evenly
@@ -101,14 +99,11 @@ def main(argv=None) -> int:
         if row.id in done_ids:
             continue
         genome = Genome.from_dict(row.genome)
-        trainer = Trainer(cfg.train, bundle, plan, device=args.device, progress=False, cell=cfg.space.cell)
-        t0 = time.perf_counter()
-        _, scored = fit_and_score(trainer, genome, seed, plan, bundle, epochs=epochs,
-                                  iters_per_epoch=iters, patience=cfg.retrain.patience)
+        scored = retrain_and_score(cfg, genome, seed, plan, bundle, args.device, epochs=epochs,
+                                   iters_per_epoch=iters, patience=cfg.retrain.patience)
         # val_dice: the retrain's monitor slice; search_val_dice: the search trial's validation
         entry = {"trial_id": row.id, "genome": row.genome, "describe": genome.describe(), "f1": row.f1, "f2": row.f2,
                  "search_val_dice": (row.result or {}).get("val_dice"), **scored}
-        entry["wall_s"] = round(time.perf_counter() - t0, 1)
         doc["entries"].append(entry)
         doc["kendall"] = taus(doc["entries"])
         atomic_write(out_path, json.dumps(doc, indent=2, default=str))

@@ -6,6 +6,7 @@ every peer, ablation and proxy benchmark."""
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,15 @@ def fit_and_score(trainer, spec, seed: int, plan, bundle, **budget):
     if r.status == TrialStatus.DONE:
         row.update(evaluate_test(trainer, spec, r.state_dict, plan, bundle))
     return r, row
+
+
+def retrain_and_score(cfg, genome, seed: int, plan, bundle, device: str, **budget) -> dict:
+    """A search genome retrained on the retrain's data (`stages.retrain.retrain_data`) and scored:
+    `fit_and_score`'s row plus `wall_s`, training and scoring together (the proxy-fidelity scripts)."""
+    trainer = Trainer(cfg.train, bundle, plan, device=device, progress=False, cell=cfg.space.cell)
+    t0 = time.perf_counter()
+    _, row = fit_and_score(trainer, genome, seed, plan, bundle, **budget)
+    return {**row, "wall_s": round(time.perf_counter() - t0, 1)}
 
 
 def own_model_row(run: RunDir, trainer: Trainer, spec, plan, bundle, info: dict) -> dict:
