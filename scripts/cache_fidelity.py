@@ -11,7 +11,8 @@ comparison's hypervolumes are made of), in an order fixed by `--draw-seed` befor
 and takes each one's proxy f1 from the cache. A run stopped by `--stop-at` (wall-clock, UTC) has
 measured a prefix of that order: still a random sample. Genomes that learned nothing in their
 trial (validation Dice 0, e.g. all-identity cells) are left out: they sit at the f1 bound and make
-easy concordant pairs.
+easy concordant pairs. `--exclude` leaves out the genomes earlier records measured, so a hypothesis
+those suggested is tested on genomes that did not suggest it.
 
 Each drawn genome is retrained with the retrain recipe of the earlier study (train + validation
 cases minus the monitor slice, the config's split, `--augment` light, `--epochs` x `--iters` steps,
@@ -25,7 +26,6 @@ result is written to `--out` as it finishes; a rerun with the same settings skip
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import math
@@ -47,10 +47,10 @@ from medseg_nas.stages.retrain import retrain_data
 KEYS = ("neg_f1", "log_params", "search_val_dice")
 
 
-def draw_order(trials: dict[str, dict], seed: int) -> list[str]:
-    """The learned genomes' keys in a random order fixed by `seed` (keys sorted first, so the order
-    depends on the cache's content, not on its line order)."""
-    keys = sorted(k for k, e in trials.items() if (e.get("val_dice") or 0.0) > 0.0)
+def draw_order(trials: dict[str, dict], seed: int, exclude: frozenset[str] = frozenset()) -> list[str]:
+    """The learned genomes' keys, less `exclude`, in a random order fixed by `seed` (keys sorted
+    first, so the order depends on the cache's content, not on its line order)."""
+    keys = sorted(k for k, e in trials.items() if (e.get("val_dice") or 0.0) > 0.0 and k not in exclude)
     return [keys[i] for i in np.random.default_rng(seed).permutation(len(keys))]
 
 
@@ -75,11 +75,14 @@ def seed_agreement(a: list[dict], b: list[dict]) -> dict:
             "ref_sd_across_genomes": round(float(np.std([r["ref_mean"] for r in rows], ddof=1)), 4) if len(rows) > 1 else None}
 
 
-def past(stop_at: str | None) -> bool:
+def deadline(stop_at: str | None, start: dt.datetime) -> dt.datetime | None:
+    """The first `stop_at` ("HH:MM", UTC) after `start`: a run started at 23:00 with 00:35 stops
+    the next day, not at once (a string comparison of clock times would)."""
     if not stop_at:
-        return False
-    now = dt.datetime.now(dt.timezone.utc)
-    return now.strftime("%H:%M") >= stop_at
+        return None
+    hour, minute = (int(x) for x in stop_at.split(":"))
+    at = start.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return at if at > start else at + dt.timedelta(days=1)
 
 
 def main(argv=None) -> int:
@@ -94,7 +97,9 @@ def main(argv=None) -> int:
     ap.add_argument("--augment", default="light", help="the retrain's augmentation (the earlier study's: light)")
     ap.add_argument("--seed", type=int, default=0, help="training seed of the retrains")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--stop-at", default=None, help="HH:MM UTC: start no genome after this time")
+    ap.add_argument("--stop-at", default=None, help="HH:MM UTC: start no genome after the first such time after the start")
+    ap.add_argument("--exclude", nargs="*", default=[],
+                    help="records of earlier draws: their measured genomes are left out of the population (a fresh draw)")
     ap.add_argument("--with-seed", default=None,
                     help="another training seed's record of the same draw: write their agreement into --out, train nothing")
     ap.add_argument("--out", required=True)
@@ -108,11 +113,14 @@ def main(argv=None) -> int:
         print(json.dumps(doc["seed_agreement"], indent=2))
         return 0
 
+    stop = deadline(args.stop_at, dt.datetime.now(dt.timezone.utc))
     budget, trials = finished_trials(Path(args.cache))
-    drawable = draw_order(trials, args.draw_seed)
+    excluded = frozenset(e["key"] for r in args.exclude for e in json.loads(Path(r).read_text())["entries"])
+    drawable = draw_order(trials, args.draw_seed, excluded)
     order = drawable[: args.draw]
     settings = {"cache": args.cache, "cache_budget": budget, "config": args.config, "draw_seed": args.draw_seed,
-                "budget": [args.epochs, args.iters], "augment": args.augment, "seed": args.seed}
+                "budget": [args.epochs, args.iters], "augment": args.augment, "seed": args.seed,
+                "exclude": sorted(args.exclude) or None}
     out_path = Path(args.out)
     doc = json.loads(out_path.read_text()) if out_path.is_file() else {}
     if doc and {k: doc.get(k) for k in settings} != settings:
@@ -125,13 +133,13 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, [*WHOLE_TRIALS, f"data.root={args.data_root}", "train.patience=0",
                                     f"train.device={args.device}", f"retrain.augment={args.augment}"])
     bundle, plan = retrain_data(cfg, None, args.seed)
-    print(f"{len(order)} of {doc['population']} learned genomes drawn, {len(done)} measured; "
+    print(f"{len(order)} of {doc['population']} learned genomes drawn ({len(excluded & set(trials))} excluded), {len(done)} measured; "
           f"retrain {args.epochs} x {args.iters} steps, {args.augment} augmentation", flush=True)
     for k, key in enumerate(order, start=1):
         if key in done:
             continue
-        if past(args.stop_at):
-            print(f"stopped at {args.stop_at} UTC before genome {k}", flush=True)
+        if stop is not None and dt.datetime.now(dt.timezone.utc) >= stop:
+            print(f"stopped at {stop:%Y-%m-%d %H:%M} UTC before genome {k}", flush=True)
             break
         trial = trials[key]
         genome = Genome.from_dict(json.loads(trial["genome"]))

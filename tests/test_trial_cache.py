@@ -92,6 +92,8 @@ def test_cache_fidelity_draws_learned_genomes_in_an_order_fixed_by_the_seed_not_
     assert budget == "b1" and len(order) == 11 and set(order) == set(ta) - {next(k for k, e in ta.items() if e["f1"] == 1.5)}
     assert order == cf.draw_order(finished_trials(b)[1], 0)
     assert cf.draw_order(ta, 1) != order and sorted(order) != order  # a shuffle, another one per seed
+    fresh = cf.draw_order(ta, 1, frozenset(order[:4]))
+    assert len(fresh) == 7 and not set(fresh) & set(order[:4])  # --exclude: the measured genomes are out
     entries = [{"f1": 0.5 - 0.01 * i, "n_params": 1000 * (i + 1), "search_val_dice": 0.5 + 0.01 * i,
                 "test_mean_dice": 0.6 + 0.01 * i} for i in range(6)]
     k = cf.kendall(entries)
@@ -103,6 +105,19 @@ def test_cache_fidelity_draws_learned_genomes_in_an_order_fixed_by_the_seed_not_
                                "budget": [8, 50], "augment": "light", "seed": 0, "entries": []}))
     with pytest.raises(SystemExit, match="was measured with"):
         cf.main([str(a), "--config", "c.yaml", "--data-root", "d", "--epochs", "4", "--out", str(out)])
+
+
+def test_cache_fidelity_stop_time_is_the_next_one_even_across_midnight():
+    import datetime as dt
+
+    from script_loader import load_script
+
+    cf = load_script("cache_fidelity")
+    utc = dt.timezone.utc
+    late = dt.datetime(2026, 12, 6, 23, 10, tzinfo=utc)
+    assert cf.deadline("00:35", late) == dt.datetime(2026, 12, 7, 0, 35, tzinfo=utc)
+    assert cf.deadline("23:45", late) == dt.datetime(2026, 12, 6, 23, 45, tzinfo=utc)
+    assert cf.deadline(None, late) is None
 
 
 def test_cache_fidelity_seed_agreement_matches_genomes_by_key_and_measures_the_seed_noise(tmp_path):
