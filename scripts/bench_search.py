@@ -172,6 +172,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="where trials train: cpu (default) or cuda")
     ap.add_argument("--replay-only", action="store_true",
                     help="train nothing: every trial must be in the cache (e.g. a CUDA cache read on a CPU machine)")
+    ap.add_argument("--rescore-cached", action="store_true",
+                    help="the cache's lines of the same trials under the config's own objectives (no --set objectives.*) "
+                         "answer this run's, f1 recomputed (needs objectives.dice_at=best and objectives.cost=params)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes that fill the cache, seeds split over them")
     ap.add_argument("--stop-after", type=float, default=0.0, metavar="SECONDS",
                     help="start no run after this many seconds (a run under way finishes; for a time-limited machine)")

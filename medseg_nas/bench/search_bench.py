@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg_nas.bench.throughput import WHOLE_TRIALS
-from medseg_nas.bench.trial_cache import TrialCache
+from medseg_nas.bench.trial_cache import TrialCache, rescored
 from medseg_nas.results import TrialStatus
 from medseg_nas.search import STRATEGIES
 from medseg_nas.search.surrogate import within_run_tau
@@ -132,15 +132,17 @@ class TrainProblem:
         from medseg_nas.search.objectives import reference_box
         from medseg_nas.space import SearchSpace
 
-        overrides = [
-            *WHOLE_TRIALS, *args.set, f"data.root={args.data_root}",
-            f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}", "train.patience=0",
-            f"train.seed={args.train_seed}", f"train.device={getattr(args, 'device', 'cpu')}",
-        ]
-        if args.spacing and list(args.spacing) != ["auto"]:  # "auto": the data plan's own
-            overrides.append(f"data.target_spacing=[{','.join(str(s) for s in args.spacing)}]")
-        if args.patch and list(args.patch) != ["auto"]:
-            overrides.append(f"data.patch_size=[{','.join(str(p) for p in args.patch)}]")
+        def overrides_with(sets: list[str]) -> list[str]:
+            out = [*WHOLE_TRIALS, *sets, f"data.root={args.data_root}",
+                   f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}", "train.patience=0",
+                   f"train.seed={args.train_seed}", f"train.device={getattr(args, 'device', 'cpu')}"]
+            if args.spacing and list(args.spacing) != ["auto"]:  # "auto": the data plan's own
+                out.append(f"data.target_spacing=[{','.join(str(s) for s in args.spacing)}]")
+            if args.patch and list(args.patch) != ["auto"]:
+                out.append(f"data.patch_size=[{','.join(str(p) for p in args.patch)}]")
+            return out
+
+        overrides = overrides_with(args.set)
         # --until K: a trial stops after epoch K of the --epochs schedule, as a halving rung-K trial
         # does (the proxy whose ranking scripts/proxy_budget.py measures as EPOCHSxITERS@K)
         self.until = int(getattr(args, "until", 0) or 0) or None
@@ -159,16 +161,31 @@ class TrainProblem:
         # the dataset by name, not path, so that a cache carries across checkouts and machines (the
         # split's case ids and the plan pin the content); the device is in `train`: a GPU trial is
         # another problem (AMP, other kernels) and never answers a CPU one
-        budget_key = {"root": root.resolve().name, "n_cases": len(datalist), "split": list(split.train),
-                      "plan": self.plan.to_dict(), "train": dataclasses.asdict(cfg.train),
-                      "objectives": dataclasses.asdict(cfg.objectives), "augment": cfg.data.augment}
-        if cfg.space.cell != "residual":  # keeps the hash (and caches) of runs from before space.cell
-            budget_key["cell"] = cfg.space.cell
-        if self.until is not None and self.until < cfg.train.epochs:  # keeps the hash of full-schedule runs
-            budget_key["until"] = self.until
-        self.budget_hash = hashlib.sha1(json.dumps(budget_key, sort_keys=True).encode()).hexdigest()[:12]
+        def budget_hash(c) -> str:
+            key = {"root": root.resolve().name, "n_cases": len(datalist), "split": list(split.train),
+                   "plan": self.plan.to_dict(), "train": dataclasses.asdict(c.train),
+                   "objectives": dataclasses.asdict(c.objectives), "augment": c.data.augment}
+            if c.space.cell != "residual":  # keeps the hash (and caches) of runs from before space.cell
+                key["cell"] = c.space.cell
+            if self.until is not None and self.until < c.train.epochs:  # keeps the hash of full-schedule runs
+                key["until"] = self.until
+            return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+        self.budget_hash = budget_hash(cfg)
         self.cache_path = Path(getattr(args, "cache", "") or Path(args.work_dir) / "cache.jsonl")
         self.cache = TrialCache(self.cache_path, self.budget_hash)
+        # --rescore-cached: the lines of the same trials under the config's own objectives (no --set
+        # objectives.*) answer this run's, their f1 recomputed (trial_cache.rescored)
+        self.source = None
+        if getattr(args, "rescore_cached", False):
+            source_hash = budget_hash(load_config(args.config, overrides_with(
+                [x for x in args.set if not x.split("=", 1)[0].strip().startswith("objectives.")])))
+            if source_hash != self.budget_hash:
+                if cfg.objectives.dice_at != "best" or cfg.objectives.cost != "params":
+                    raise SystemExit("--rescore-cached needs objectives.dice_at=best and objectives.cost=params: "
+                                     "a cached line stores the best epoch's Dice and the parameter count, not the "
+                                     f"history or other costs (got dice_at={cfg.objectives.dice_at}, cost={cfg.objectives.cost})")
+                self.source = TrialCache(self.cache_path, source_hash)
         self.n_trained = 0
         # --replay-only: the cache must answer every trial (a CUDA cache read on a CPU machine); a
         # miss stops the run instead of training a trial of another problem into it
@@ -181,6 +198,7 @@ class TrainProblem:
             "iters_per_epoch": cfg.train.iters_per_epoch, "until_epoch": self.until, "batch_size": cfg.train.batch_size,
             "train_seed": cfg.train.seed, "space": dataclasses.asdict(cfg.space), "budget_hash": self.budget_hash,
             "cache_entries_at_start": len(self.cache), "device": cfg.train.device,
+            "rescored_from": self.source.budget if self.source is not None else None,
         }
 
     def f2_of(self, g) -> float:
@@ -199,6 +217,10 @@ class TrainProblem:
         hit = self.cache.get(k)
         if hit is not None:
             return {**hit, "cached": True}
+        src = self.source.get(k) if self.source is not None else None
+        if src is not None:  # written under this run's budget, so a replay reads what this run saw
+            held, _ = self.cache.put(rescored(src, self.cfg.objectives, self.until or self.cfg.train.epochs, self.budget_hash))
+            return {**held, "cached": True}
         if self.replay_only:
             raise SystemExit(f"--replay-only: genome {k} {g.to_json()} is not in {self.cache_path} under budget "
                              f"{self.budget_hash}; nothing was trained. Fill the cache where its trials train "

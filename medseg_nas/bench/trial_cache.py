@@ -86,3 +86,26 @@ def finished_trials(path: Path) -> tuple[str | None, dict[str, dict]]:
     budget = next(iter(budgets)) if budgets else None
     entries = TrialCache(path, budget).entries if budget else {}
     return budget, {k: e for k, e in entries.items() if e.get("status") == "done" and e.get("f1") is not None}
+
+
+def rescored(line: dict, obj_cfg, epochs_budget: int, budget: str) -> dict:
+    """A line trained under other objectives, as a line of `budget` (the same training under `obj_cfg`).
+
+    Why this is exact: training does not read the objectives, and with `objectives.dice_at: best`
+    f1 needs only what a line stores (the best epoch's training and validation Dice, e_max, the
+    parameter count). `last5` needs the per-epoch history, which lines do not store, and other costs
+    than parameters need measurements they do not hold: both are refused."""
+    from medseg_nas.results import TrialResult
+    from medseg_nas.search.objectives import compute_objectives
+
+    if obj_cfg.dice_at != "best" or getattr(obj_cfg, "cost", "params") != "params":
+        raise ValueError("a cached line can be rescored only under objectives.dice_at=best and objectives.cost=params "
+                         f"(got dice_at={obj_cfg.dice_at!r}, cost={getattr(obj_cfg, 'cost', 'params')!r})")
+    out = {k: v for k, v in line.items() if k not in ("f1", "f2")}
+    out.update(budget=budget, rescored_from=line.get("budget"))
+    if line.get("status") == "done":
+        r = TrialResult(train_dice=float(line["train_dice"]), val_dice=float(line["val_dice"]), e_max=int(line["e_max"]),
+                        epochs_run=int(line.get("epochs_run") or 0), epochs_budget=int(epochs_budget),
+                        n_params=int(line["n_params"]))
+        out["f1"], out["f2"] = compute_objectives(r, obj_cfg)
+    return out
