@@ -27,6 +27,9 @@ Modes
   `--device cuda` trains on a GPU (another problem: its lines never answer CPU trials).
   `--replay-only` trains nothing: a run whose trial the cache does not hold stops with an error, so
   a CUDA cache can be replayed (`--device cuda --replay-only`) on a machine without a GPU.
+  `--rescore-from CACHE` reuses another objective's trials: CACHE's lines of the same training under
+  the config's own objectives answer this run (`--set objectives.dice_at=best ...`), their f1
+  recomputed from the stored best-epoch Dice and written to this run's cache (trial_cache.rescored).
   `--jobs K` (a many-core or GPU machine) splits the seeds over K worker processes that fill the
   shared cache at once, then replays every run from the cache in this process for the record, so
   the record is the same as a serial run's that got the same answers.
@@ -172,8 +175,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="where trials train: cpu (default) or cuda")
     ap.add_argument("--replay-only", action="store_true",
                     help="train nothing: every trial must be in the cache (e.g. a CUDA cache read on a CPU machine)")
-    ap.add_argument("--rescore-cached", action="store_true",
-                    help="the cache's lines of the same trials under the config's own objectives (no --set objectives.*) "
+    ap.add_argument("--rescore-from", default="", metavar="CACHE",
+                    help="a cache of the same trials under the config's own objectives (no --set objectives.*): its lines "
                          "answer this run's, f1 recomputed (needs objectives.dice_at=best and objectives.cost=params)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes that fill the cache, seeds split over them")
     ap.add_argument("--stop-after", type=float, default=0.0, metavar="SECONDS",

@@ -13,6 +13,9 @@
 #           from benchmarks/cache/ and comes back in OUT/cache/ (copy it over the tracked one).
 #           STRATEGY_BUDGET=30 runs the 30-trial plan instead (its own record and stated tests; the
 #           same cache: a 30-trial run's first 14 trials are the 14-trial run's, answered from it).
+#           STRATEGY_PROXY=best: f1 = 1 - the trial's best-epoch validation Dice (dice_at best,
+#           alpha = beta = 0) in its own cache (..._cuda_best.jsonl), the authors'-f1 cache's trials
+#           answering it rescored (bench_search --rescore-from); its own records (suffix _best).
 # Usage: bash scripts/gpu_check.sh OUT_DIR [SECONDS_FOR_ALL] [STAGES]   (data/Task04_Hippocampus prepared)
 #   e.g. bash scripts/gpu_check.sh $OUT 540 tests,job       (the 2026-12-04 lease ran tests,bench,job)
 set -u
@@ -60,12 +63,18 @@ if want strategies; then
     CACHE=search_hippocampus_4x50_cuda.jsonl
     B=${STRATEGY_BUDGET:-14}
     SUFFIX=$([ "$B" = 14 ] || echo "_b$B")
+    PROXY=()
+    if [ "${STRATEGY_PROXY:-authors}" = best ]; then
+        PROXY=(--set objectives.dice_at=best --set objectives.alpha=0 --set objectives.beta=0
+               --rescore-from "benchmarks/cache/$CACHE")
+        CACHE=search_hippocampus_4x50_cuda_best.jsonl SUFFIX="${SUFFIX}_best"
+    fi
     mkdir -p "$OUT/cache"
     [ -f "benchmarks/cache/$CACHE" ] && cp "benchmarks/cache/$CACHE" "$OUT/cache/$CACHE"
     echo "[$SECONDS s] strategies, $(left) s left"
     timeout $(( $(left) - 15 )) python3 scripts/bench_search.py --mode train --config configs/hippocampus_cpu.yaml \
         --data-root data/Task04_Hippocampus --spacing auto --patch auto --epochs 4 --iters 50 \
-        --variants samea,samea_adaptive,dmls,dmls_linear,nsga2,random --set search.nsga2.pop_size=6 \
+        --variants samea,samea_adaptive,dmls,dmls_linear,nsga2,random --set search.nsga2.pop_size=6 "${PROXY[@]}" \
         --seeds 0-14 --budget "$B" --device cuda --jobs "${STRATEGY_JOBS:-8}" --stop-after $(( $(left) - 200 )) \
         --cache "$OUT/cache/$CACHE" --work-dir "/tmp/bench_search_hippo$SUFFIX" \
         --out "$OUT/search_hippocampus_4x50_cuda$SUFFIX.json" >"$OUT/strategies$SUFFIX.log" 2>&1

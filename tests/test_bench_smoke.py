@@ -182,9 +182,9 @@ def test_bench_search_workers_fill_one_cache_and_the_replay_matches_a_serial_run
 
 
 def test_bench_search_rescores_cached_trials_under_best_epoch_objectives_without_training(tmp_path, synthetic_root):
-    """--rescore-cached: the cache's trials under the config's objectives answer a run under other
-    (dice_at best) objectives, f1 recomputed from the stored best-epoch Dice, written under the new
-    budget; without it the new objectives are a new problem; last5 cannot be rescored."""
+    """--rescore-from: another cache's trials under the config's objectives answer a run under other
+    (dice_at best) objectives, f1 recomputed from the stored best-epoch Dice, written to the run's
+    own cache; without it the new objectives are a new problem; last5 cannot be rescored."""
     bs = _load("bench_search")
     cache = tmp_path / "trials.jsonl"
     argv = ["--mode", "train", "--variants", "random", "--seeds", "0", "--budget", "2",
@@ -192,15 +192,18 @@ def test_bench_search_rescores_cached_trials_under_best_epoch_objectives_without
             "--epochs", "2", "--iters", "1", "--set", "data.val_fraction=0.34", "--set", "data.test_fraction=0.17",
             "--cache", str(cache)]
     assert bs.main(argv + ["--work-dir", str(tmp_path / "a"), "--out", str(tmp_path / "a.json")]) == 0
-    source = [json.loads(x) for x in cache.read_text().splitlines()]
+    source_text = cache.read_text()
+    source = [json.loads(x) for x in source_text.splitlines()]
+    argv[-1] = str(tmp_path / "best.jsonl")
     best = argv + ["--set", "objectives.dice_at=best", "--set", "objectives.alpha=0.5", "--set", "objectives.beta=0.25",
                    "--replay-only"]
     with pytest.raises(SystemExit, match="--replay-only: genome .* is not in"):  # another problem without it
         bs.main(best + ["--work-dir", str(tmp_path / "b"), "--out", str(tmp_path / "b.json")])
-    assert bs.main(best + ["--rescore-cached", "--work-dir", str(tmp_path / "c"), "--out", str(tmp_path / "c.json")]) == 0
+    assert bs.main(best + ["--rescore-from", str(cache), "--work-dir", str(tmp_path / "c"), "--out", str(tmp_path / "c.json")]) == 0
     doc = json.loads((tmp_path / "c.json").read_text())
     assert doc["trained_this_invocation"] == 0 and doc["problem"]["rescored_from"] == source[0]["budget"]
-    lines = [json.loads(x) for x in cache.read_text().splitlines()]
+    assert cache.read_text() == source_text  # the source cache is only read
+    lines = [json.loads(x) for x in (tmp_path / "best.jsonl").read_text().splitlines()]
     new = {e["key"]: e for e in lines if e["budget"] == doc["problem"]["budget_hash"]}
     done = [e for e in source if e["status"] == "done"]
     assert done and {e["key"] for e in source} == set(new)
@@ -209,7 +212,7 @@ def test_bench_search_rescores_cached_trials_under_best_epoch_objectives_without
         assert new[e["key"]]["f1"] == pytest.approx(want) and new[e["key"]]["f2"] == pytest.approx(e["f2"])
         assert new[e["key"]]["rescored_from"] == e["budget"]
     with pytest.raises(SystemExit, match="needs objectives.dice_at=best"):
-        bs.main(argv + ["--set", "objectives.alpha=0", "--rescore-cached", "--work-dir", str(tmp_path / "d"),
+        bs.main(argv + ["--set", "objectives.alpha=0", "--rescore-from", str(cache), "--work-dir", str(tmp_path / "d"),
                         "--out", str(tmp_path / "d.json")])
 
 

@@ -174,18 +174,20 @@ class TrainProblem:
         self.budget_hash = budget_hash(cfg)
         self.cache_path = Path(getattr(args, "cache", "") or Path(args.work_dir) / "cache.jsonl")
         self.cache = TrialCache(self.cache_path, self.budget_hash)
-        # --rescore-cached: the lines of the same trials under the config's own objectives (no --set
-        # objectives.*) answer this run's, their f1 recomputed (trial_cache.rescored)
+        # --rescore-from FILE: that cache's lines of the same trials under the config's own objectives
+        # (no --set objectives.*) answer this run's, f1 recomputed (trial_cache.rescored); each cache
+        # file keeps one budget
         self.source = None
-        if getattr(args, "rescore_cached", False):
+        if getattr(args, "rescore_from", ""):
             source_hash = budget_hash(load_config(args.config, overrides_with(
                 [x for x in args.set if not x.split("=", 1)[0].strip().startswith("objectives.")])))
-            if source_hash != self.budget_hash:
-                if cfg.objectives.dice_at != "best" or cfg.objectives.cost != "params":
-                    raise SystemExit("--rescore-cached needs objectives.dice_at=best and objectives.cost=params: "
-                                     "a cached line stores the best epoch's Dice and the parameter count, not the "
-                                     f"history or other costs (got dice_at={cfg.objectives.dice_at}, cost={cfg.objectives.cost})")
-                self.source = TrialCache(self.cache_path, source_hash)
+            if source_hash == self.budget_hash:
+                raise SystemExit("--rescore-from: this run's objectives are the config's own; use that file as --cache")
+            if cfg.objectives.dice_at != "best" or cfg.objectives.cost != "params":
+                raise SystemExit("--rescore-from needs objectives.dice_at=best and objectives.cost=params: a cached "
+                                 "line stores the best epoch's Dice and the parameter count, not the history or "
+                                 f"other costs (got dice_at={cfg.objectives.dice_at}, cost={cfg.objectives.cost})")
+            self.source = TrialCache(Path(args.rescore_from), source_hash)
         self.n_trained = 0
         # --replay-only: the cache must answer every trial (a CUDA cache read on a CPU machine); a
         # miss stops the run instead of training a trial of another problem into it
