@@ -211,7 +211,7 @@ def test_bench_search_rescores_cached_trials_under_best_epoch_objectives_without
         want = 0.5 * (1 - e["train_dice"]) + (1 - e["val_dice"]) + 0.25 * (2 - e["e_max"]) / 2
         assert new[e["key"]]["f1"] == pytest.approx(want) and new[e["key"]]["f2"] == pytest.approx(e["f2"])
         assert new[e["key"]]["rescored_from"] == e["budget"]
-    with pytest.raises(SystemExit, match="needs objectives.dice_at=best"):
+    with pytest.raises(SystemExit, match="only under objectives.dice_at=best"):
         bs.main(argv + ["--set", "objectives.alpha=0", "--rescore-from", str(cache), "--work-dir", str(tmp_path / "d"),
                         "--out", str(tmp_path / "d.json")])
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg_nas.bench.throughput import WHOLE_TRIALS
-from medseg_nas.bench.trial_cache import TrialCache, rescored
+from medseg_nas.bench.trial_cache import TrialCache, rescore_refusal, rescored
 from medseg_nas.results import TrialStatus
 from medseg_nas.search import STRATEGIES
 from medseg_nas.search.surrogate import within_run_tau
@@ -183,10 +183,8 @@ class TrainProblem:
                 [x for x in args.set if not x.split("=", 1)[0].strip().startswith("objectives.")])))
             if source_hash == self.budget_hash:
                 raise SystemExit("--rescore-from: this run's objectives are the config's own; use that file as --cache")
-            if cfg.objectives.dice_at != "best" or cfg.objectives.cost != "params":
-                raise SystemExit("--rescore-from needs objectives.dice_at=best and objectives.cost=params: a cached "
-                                 "line stores the best epoch's Dice and the parameter count, not the history or "
-                                 f"other costs (got dice_at={cfg.objectives.dice_at}, cost={cfg.objectives.cost})")
+            if (why := rescore_refusal(cfg.objectives)) is not None:  # before any trial, not at the first rescore
+                raise SystemExit(f"--rescore-from: {why}")
             self.source = TrialCache(Path(args.rescore_from), source_hash)
         self.n_trained = 0
         # --replay-only: the cache must answer every trial (a CUDA cache read on a CPU machine); a

@@ -88,19 +88,27 @@ def finished_trials(path: Path) -> tuple[str | None, dict[str, dict]]:
     return budget, {k: e for k, e in entries.items() if e.get("status") == "done" and e.get("f1") is not None}
 
 
+def rescore_refusal(obj_cfg) -> str | None:
+    """Why lines cannot be rescored under `obj_cfg`, or None: `last5` needs the per-epoch history,
+    which lines do not store, and costs other than parameters need measurements they do not hold."""
+    cost = getattr(obj_cfg, "cost", "params")
+    if obj_cfg.dice_at == "best" and cost == "params":
+        return None
+    return ("a cached line can be rescored only under objectives.dice_at=best and objectives.cost=params: it stores "
+            f"the best epoch's Dice and the parameter count (got dice_at={obj_cfg.dice_at}, cost={cost})")
+
+
 def rescored(line: dict, obj_cfg, epochs_budget: int, budget: str) -> dict:
     """A line trained under other objectives, as a line of `budget` (the same training under `obj_cfg`).
 
     Why this is exact: training does not read the objectives, and with `objectives.dice_at: best`
     f1 needs only what a line stores (the best epoch's training and validation Dice, e_max, the
-    parameter count). `last5` needs the per-epoch history, which lines do not store, and other costs
-    than parameters need measurements they do not hold: both are refused."""
+    parameter count); other objectives are refused (`rescore_refusal`)."""
     from medseg_nas.results import TrialResult
     from medseg_nas.search.objectives import compute_objectives
 
-    if obj_cfg.dice_at != "best" or getattr(obj_cfg, "cost", "params") != "params":
-        raise ValueError("a cached line can be rescored only under objectives.dice_at=best and objectives.cost=params "
-                         f"(got dice_at={obj_cfg.dice_at!r}, cost={getattr(obj_cfg, 'cost', 'params')!r})")
+    if (why := rescore_refusal(obj_cfg)) is not None:
+        raise ValueError(why)
     out = {k: v for k, v in line.items() if k not in ("f1", "f2")}
     out.update(budget=budget, rescored_from=line.get("budget"))
     if line.get("status") == "done":
