@@ -111,9 +111,7 @@ def rescored(line: dict, obj_cfg, epochs_budget: int, budget: str) -> dict:
         raise ValueError(why)
     out = {k: v for k, v in line.items() if k not in ("f1", "f2")}
     out.update(budget=budget, rescored_from=line.get("budget"))
-    if line.get("status") == "done":
-        r = TrialResult(train_dice=float(line["train_dice"]), val_dice=float(line["val_dice"]), e_max=int(line["e_max"]),
-                        epochs_run=int(line.get("epochs_run") or 0), epochs_budget=int(epochs_budget),
-                        n_params=int(line["n_params"]))
+    r = TrialResult.from_dict({**line, "epochs_budget": int(epochs_budget)})  # the line's fields are TrialResult's
+    if r.ok:
         out["f1"], out["f2"] = compute_objectives(r, obj_cfg)
     return out
