@@ -85,6 +85,44 @@ def deadline(stop_at: str | None, start: dt.datetime) -> dt.datetime | None:
     return at if at > start else at + dt.timedelta(days=1)
 
 
+def blind_note(n_done: int, n_drawn: int) -> dict:
+    """What a blind record holds in place of its τ until every drawn genome is measured: a test
+    that runs over several sessions is read once, at its stated size, not at each session's end."""
+    return {"blind": f"{n_done} of {n_drawn} drawn genomes measured; no τ until all are"}
+
+
+def complete(doc: dict) -> bool:
+    return {e["key"] for e in doc["entries"]} >= set(doc.get("drawn") or [])
+
+
+def open_record(path: Path, settings: dict, population: int, order: list[str]) -> dict:
+    """The seed's record so far, or a new one; a record measured with other settings is refused."""
+    doc = json.loads(path.read_text()) if path.is_file() else {}
+    if doc and {k: doc.get(k) for k in settings} != settings:
+        raise SystemExit(f"{path} was measured with {({k: doc.get(k) for k in settings})}, not {settings}")
+    doc = doc or {"benchmark": "cache_fidelity", **settings, "population": population,
+                  "torch_threads": torch.get_num_threads(), "entries": []}
+    doc["drawn"] = order
+    return doc
+
+
+def summarise(doc: dict, blind: bool) -> dict:
+    return blind_note(len(doc["entries"]), len(doc["drawn"])) if blind and not complete(doc) else kendall(doc["entries"])
+
+
+def with_seed(out: Path, other_path: Path) -> int:
+    doc, other = json.loads(out.read_text()), json.loads(other_path.read_text())
+    for path, d in ((out, doc), (other_path, other)):
+        if d.get("blind") and not complete(d):
+            raise SystemExit(f"{path} is a blind record with {len(d['entries'])} of {len(d['drawn'])} drawn genomes "
+                             "measured: its seeds are compared when both are complete")
+    doc["seed_agreement"] = {"with": str(other_path), "seed": other.get("seed"),
+                             **seed_agreement(doc["entries"], other["entries"])}
+    atomic_write(out, json.dumps(doc, indent=2, default=str))
+    print(json.dumps(doc["seed_agreement"], indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cache")
@@ -95,23 +133,24 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--augment", default="light", help="the retrain's augmentation (the earlier study's: light)")
-    ap.add_argument("--seed", type=int, default=0, help="training seed of the retrains")
+    ap.add_argument("--seed", type=int, nargs="+", default=[0],
+                    help="training seeds of the retrains; with several, each genome is retrained at every seed "
+                         "before the next starts (a stopped run leaves the seeds on the same prefix) and --out "
+                         "holds {seed}")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--stop-at", default=None, help="HH:MM UTC: start no genome after the first such time after the start")
     ap.add_argument("--exclude", nargs="*", default=[],
                     help="records of earlier draws: their measured genomes are left out of the population (a fresh draw)")
+    ap.add_argument("--blind", action="store_true",
+                    help="write and print no τ and no test Dice until every drawn genome is measured")
     ap.add_argument("--with-seed", default=None,
                     help="another training seed's record of the same draw: write their agreement into --out, train nothing")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if args.with_seed:
-        doc = json.loads(Path(args.out).read_text())
-        other = json.loads(Path(args.with_seed).read_text())
-        doc["seed_agreement"] = {"with": args.with_seed, "seed": other.get("seed"),
-                                 **seed_agreement(doc["entries"], other["entries"])}
-        atomic_write(Path(args.out), json.dumps(doc, indent=2, default=str))
-        print(json.dumps(doc["seed_agreement"], indent=2))
-        return 0
+        return with_seed(Path(args.out), Path(args.with_seed))
+    if len(args.seed) > 1 and "{seed}" not in args.out:
+        raise SystemExit(f"--out {args.out} must hold {{seed}}: {len(args.seed)} seeds write one record each")
 
     stop = deadline(args.stop_at, dt.datetime.now(dt.timezone.utc))
     budget, trials = finished_trials(Path(args.cache))
@@ -119,43 +158,46 @@ def main(argv=None) -> int:
     drawable = draw_order(trials, args.draw_seed, excluded)
     order = drawable[: args.draw]
     settings = {"cache": args.cache, "cache_budget": budget, "config": args.config, "draw_seed": args.draw_seed,
-                "budget": [args.epochs, args.iters], "augment": args.augment, "seed": args.seed,
-                "exclude": sorted(args.exclude) or None}
-    out_path = Path(args.out)
-    doc = json.loads(out_path.read_text()) if out_path.is_file() else {}
-    if doc and {k: doc.get(k) for k in settings} != settings:
-        raise SystemExit(f"{out_path} was measured with {({k: doc.get(k) for k in settings})}, not {settings}")
-    doc = doc or {"benchmark": "cache_fidelity", **settings, "population": len(drawable),
-                  "torch_threads": torch.get_num_threads(), "entries": []}
-    doc["drawn"] = order
-    done = {e["key"] for e in doc["entries"]}
+                "budget": [args.epochs, args.iters], "augment": args.augment,
+                "exclude": sorted(args.exclude) or None, "blind": args.blind or None}
+    paths = {seed: Path(args.out.replace("{seed}", str(seed))) for seed in args.seed}
+    docs = {seed: open_record(path, {**settings, "seed": seed}, len(drawable), order) for seed, path in paths.items()}
 
     cfg = load_config(args.config, [*WHOLE_TRIALS, f"data.root={args.data_root}", "train.patience=0",
                                     f"train.device={args.device}", f"retrain.augment={args.augment}"])
-    bundle, plan = retrain_data(cfg, None, args.seed)
-    print(f"{len(order)} of {doc['population']} learned genomes drawn ({len(excluded & set(trials))} excluded), {len(done)} measured; "
-          f"retrain {args.epochs} x {args.iters} steps, {args.augment} augmentation", flush=True)
+    data = {seed: retrain_data(cfg, None, seed) for seed in args.seed}
+    print(f"{len(order)} of {len(drawable)} learned genomes drawn ({len(excluded & set(trials))} excluded), "
+          + ", ".join(f"seed {s}: {len(d['entries'])} measured" for s, d in docs.items())
+          + f"; retrain {args.epochs} x {args.iters} steps, {args.augment} augmentation", flush=True)
     for k, key in enumerate(order, start=1):
-        if key in done:
-            continue
-        if stop is not None and dt.datetime.now(dt.timezone.utc) >= stop:
-            print(f"stopped at {stop:%Y-%m-%d %H:%M} UTC before genome {k}", flush=True)
-            break
-        trial = trials[key]
-        genome = Genome.from_dict(json.loads(trial["genome"]))
-        scored = retrain_and_score(cfg, genome, args.seed, plan, bundle, args.device, epochs=args.epochs,
-                                   iters_per_epoch=args.iters, patience=0)
-        entry = {"key": key, "draw_index": k - 1, "genome": json.loads(trial["genome"]), "describe": genome.describe(),
-                 "f1": trial["f1"], "f2": trial["f2"], "search_val_dice": trial.get("val_dice"),
-                 **{x: y for x, y in scored.items() if x != "per_case_dice"}}
-        doc["entries"].append(entry)
-        doc["kendall"] = kendall(doc["entries"])
-        atomic_write(out_path, json.dumps(doc, indent=2, default=str))
-        print(f"[{k}/{len(order)}] {genome.describe()} f1 {trial['f1']:.4f} {entry['n_params']:>9,} params -> "
-              f"test {entry.get('test_mean_dice', float('nan')):.4f} ({entry['wall_s']:.0f} s)", flush=True)
-    doc["kendall"] = kendall(doc["entries"])
-    atomic_write(out_path, json.dumps(doc, indent=2, default=str))
-    print(json.dumps(doc["kendall"], indent=2))
+        for seed, doc in docs.items():
+            if key in {e["key"] for e in doc["entries"]}:
+                continue
+            if stop is not None and dt.datetime.now(dt.timezone.utc) >= stop:
+                print(f"stopped at {stop:%Y-%m-%d %H:%M} UTC before genome {k}, seed {seed}", flush=True)
+                return finish(docs, paths, args.blind)
+            trial = trials[key]
+            genome = Genome.from_dict(json.loads(trial["genome"]))
+            bundle, plan = data[seed]
+            scored = retrain_and_score(cfg, genome, seed, plan, bundle, args.device, epochs=args.epochs,
+                                       iters_per_epoch=args.iters, patience=0)
+            entry = {"key": key, "draw_index": k - 1, "genome": json.loads(trial["genome"]),
+                     "describe": genome.describe(), "f1": trial["f1"], "f2": trial["f2"],
+                     "search_val_dice": trial.get("val_dice"), **{x: y for x, y in scored.items() if x != "per_case_dice"}}
+            doc["entries"].append(entry)
+            doc["kendall"] = summarise(doc, args.blind)
+            atomic_write(paths[seed], json.dumps(doc, indent=2, default=str))
+            outcome = "" if args.blind else f" -> test {entry.get('test_mean_dice', float('nan')):.4f}"
+            print(f"[{k}/{len(order)}] seed {seed} {genome.describe()} f1 {trial['f1']:.4f} {entry['n_params']:>9,} "
+                  f"params{outcome} ({entry['wall_s']:.0f} s)", flush=True)
+    return finish(docs, paths, args.blind)
+
+
+def finish(docs: dict, paths: dict, blind: bool) -> int:
+    for seed, doc in docs.items():
+        doc["kendall"] = summarise(doc, blind)
+        atomic_write(paths[seed], json.dumps(doc, indent=2, default=str))
+        print(f"seed {seed}:", json.dumps(doc["kendall"], indent=2))
     return 0
 
 

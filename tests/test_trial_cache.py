@@ -141,3 +141,60 @@ def test_cache_fidelity_seed_agreement_matches_genomes_by_key_and_measures_the_s
     r1.write_text(json.dumps({"seed": 1, "entries": b}))
     assert cf.main(["cache.jsonl", "--config", "c.yaml", "--data-root", "d", "--with-seed", str(r1), "--out", str(r0)]) == 0
     assert json.loads(r0.read_text())["seed_agreement"]["n"] == 5
+
+
+def test_cache_fidelity_two_seeds_blind_keep_one_prefix_through_a_kill_and_show_no_tau_until_complete(
+        tmp_path, monkeypatch, capsys):
+    """A test stated at its size and run over sessions: each genome is retrained at both seeds before
+    the next (a killed run leaves the seeds on the same prefix), a rerun trains only what is missing,
+    and a blind record shows no τ and no test Dice, nor compares its seeds, until every drawn genome is in."""
+    import numpy as np
+
+    from medseg_nas.space import Genome
+    from script_loader import load_script
+
+    cf = load_script("cache_fidelity")
+    rng = np.random.default_rng(0)
+    genomes = list({g.key(): g for g in (Genome.random(rng) for _ in range(8))}.values())[:6]
+    cache = tmp_path / "c.jsonl"
+    cache.write_text("".join(json.dumps({"key": g.key(), "budget": "b1", "genome": g.to_json(), "status": "done",
+                                         "f1": 0.5 - 0.01 * i, "f2": 10.0, "val_dice": 0.5 + 0.01 * i}) + "\n"
+                             for i, g in enumerate(genomes)))
+    calls = []
+
+    def fake_retrain(cfg, genome, seed, plan, bundle, device, **budget):
+        calls.append((genome.key(), seed))
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # the session's hard cut, mid-genome
+        return {"n_params": 1000 * (1 + len(calls)), "test_mean_dice": 0.7 + 0.01 * len(calls) + 0.001 * seed,
+                "wall_s": 1.0}
+
+    monkeypatch.setattr(cf, "retrain_and_score", fake_retrain)
+    monkeypatch.setattr(cf, "retrain_data", lambda cfg, run_dir, seed: ("bundle", "plan"))
+    monkeypatch.setattr(cf, "load_config", lambda path, overrides: None)
+    args = [str(cache), "--config", "c.yaml", "--data-root", "d", "--draw", "5", "--draw-seed", "3", "--blind",
+            "--seed", "0", "1", "--out", str(tmp_path / "s{seed}.json")]
+    with pytest.raises(SystemExit, match="must hold"):
+        cf.main([*args[:-1], str(tmp_path / "s.json")])
+    with pytest.raises(KeyboardInterrupt):
+        cf.main(args)
+    order = cf.draw_order(cf.finished_trials(cache)[1], 3)[:5]
+    assert calls == [(order[0], 0), (order[0], 1), (order[1], 0), (order[1], 1)]  # genome by genome, both seeds
+    s0, s1 = (json.loads((tmp_path / f"s{s}.json").read_text()) for s in (0, 1))
+    assert [e["key"] for e in s0["entries"]] == order[:2] and [e["key"] for e in s1["entries"]] == order[:1]
+    assert "blind" in s0["kendall"] and "tau" not in json.dumps(s0["kendall"])
+    with pytest.raises(SystemExit, match="s0.json is a blind record with 2 of 5"):
+        cf.main(["c", "--config", "c", "--data-root", "d", "--with-seed", str(tmp_path / "s1.json"),
+                 "--out", str(tmp_path / "s0.json")])
+    capsys.readouterr()
+    assert cf.main(args) == 0
+    assert calls[4:] == [(order[1], 1)] + [(key, s) for key in order[2:] for s in (0, 1)]  # nothing trained twice
+    printed = capsys.readouterr().out
+    assert "params (1 s)" in printed and "-> test" not in printed  # blind: no test Dice per genome
+    s0 = json.loads((tmp_path / "s0.json").read_text())
+    assert [e["key"] for e in s0["entries"]] == order and s0["kendall"]["n"] == 5 and "neg_f1" in s0["kendall"]
+    assert cf.main(["c", "--config", "c", "--data-root", "d", "--with-seed", str(tmp_path / "s1.json"),
+                    "--out", str(tmp_path / "s0.json")]) == 0
+    assert json.loads((tmp_path / "s0.json").read_text())["seed_agreement"]["n"] == 5
+    with pytest.raises(SystemExit, match="was measured with"):  # the same records, not blind: other settings
+        cf.main([a for a in args if a != "--blind"])
