@@ -21,6 +21,11 @@ against the test Dice of -f1, of log(parameters) (the baseline a proxy must beat
 validation Dice, each with a 95 % percentile bootstrap over genomes, and the paired difference
 tau(-f1) - tau(log params) on the same resamples (`stats.tau_table`). Resumable: each genome's
 result is written to `--out` as it finishes; a rerun with the same settings skips those.
+
+A test too large for one session (`--seed 0 1 --blind`): each genome is retrained at every seed
+before the next starts, one record per seed (`--out` holds `{seed}`), so the records a session
+leaves cover the same prefix; and a blind record holds no tau, prints no test Dice and refuses
+`--with-seed` until every drawn genome is in, so the test is read once, at the size it was stated at.
 """
 
 from __future__ import annotations
