@@ -90,12 +90,6 @@ def deadline(stop_at: str | None, start: dt.datetime) -> dt.datetime | None:
     return at if at > start else at + dt.timedelta(days=1)
 
 
-def blind_note(n_done: int, n_drawn: int) -> dict:
-    """What a blind record holds in place of its τ until every drawn genome is measured: a test
-    that runs over several sessions is read once, at its stated size, not at each session's end."""
-    return {"blind": f"{n_done} of {n_drawn} drawn genomes measured; no τ until all are"}
-
-
 def complete(doc: dict) -> bool:
     return {e["key"] for e in doc["entries"]} >= set(doc.get("drawn") or [])
 
@@ -112,7 +106,11 @@ def open_record(path: Path, settings: dict, population: int, order: list[str]) -
 
 
 def summarise(doc: dict, blind: bool) -> dict:
-    return blind_note(len(doc["entries"]), len(doc["drawn"])) if blind and not complete(doc) else kendall(doc["entries"])
+    """The record's τ table; a blind record holds a count in its place until every drawn genome is
+    measured: a test that runs over several sessions is read once, at its stated size."""
+    if blind and not complete(doc):
+        return {"blind": f"{len(doc['entries'])} of {len(doc['drawn'])} drawn genomes measured; no τ until all are"}
+    return kendall(doc["entries"])
 
 
 def with_seed(out: Path, other_path: Path) -> int:
@@ -174,19 +172,21 @@ def main(argv=None) -> int:
     print(f"{len(order)} of {len(drawable)} learned genomes drawn ({len(excluded & set(trials))} excluded), "
           + ", ".join(f"seed {s}: {len(d['entries'])} measured" for s, d in docs.items())
           + f"; retrain {args.epochs} x {args.iters} steps, {args.augment} augmentation", flush=True)
+    done = {seed: {e["key"] for e in doc["entries"]} for seed, doc in docs.items()}
     for k, key in enumerate(order, start=1):
+        trial = trials[key]
+        spec = json.loads(trial["genome"])
+        genome = Genome.from_dict(spec)
         for seed, doc in docs.items():
-            if key in {e["key"] for e in doc["entries"]}:
+            if key in done[seed]:
                 continue
             if stop is not None and dt.datetime.now(dt.timezone.utc) >= stop:
                 print(f"stopped at {stop:%Y-%m-%d %H:%M} UTC before genome {k}, seed {seed}", flush=True)
                 return finish(docs, paths, args.blind)
-            trial = trials[key]
-            genome = Genome.from_dict(json.loads(trial["genome"]))
             bundle, plan = data[seed]
             scored = retrain_and_score(cfg, genome, seed, plan, bundle, args.device, epochs=args.epochs,
                                        iters_per_epoch=args.iters, patience=0)
-            entry = {"key": key, "draw_index": k - 1, "genome": json.loads(trial["genome"]),
+            entry = {"key": key, "draw_index": k - 1, "genome": spec,
                      "describe": genome.describe(), "f1": trial["f1"], "f2": trial["f2"],
                      "search_val_dice": trial.get("val_dice"), **{x: y for x, y in scored.items() if x != "per_case_dice"}}
             doc["entries"].append(entry)
