@@ -26,6 +26,8 @@ A test too large for one session (`--seed 0 1 --blind`): each genome is retraine
 before the next starts, one record per seed (`--out` holds `{seed}`), so the records a session
 leaves cover the same prefix; and a blind record holds no tau, prints no test Dice and refuses
 `--with-seed` until every drawn genome is in, so the test is read once, at the size it was stated at.
+`--with-seed` also reads each retrain's own monitor Dice at one seed against the other seed's test
+Dice (`cross_seed`): whether a trial as long as the reference would rank above size.
 """
 
 from __future__ import annotations
@@ -77,7 +79,19 @@ def seed_agreement(a: list[dict], b: list[dict]) -> dict:
     return {"n": len(rows), "seed_to_seed": tau_table(rows, "ref1", ("ref0",), seed=0, resamples=10_000, min_n=4),
             "against_mean": tau_table(rows, "ref_mean", KEYS, seed=0, resamples=10_000, min_n=4),
             "seed_sd": round(float(np.std(diff, ddof=1) / math.sqrt(2)), 4) if len(rows) > 1 else None,
-            "ref_sd_across_genomes": round(float(np.std([r["ref_mean"] for r in rows], ddof=1)), 4) if len(rows) > 1 else None}
+            "ref_sd_across_genomes": round(float(np.std([r["ref_mean"] for r in rows], ddof=1)), 4) if len(rows) > 1 else None,
+            "cross_seed": {"seed0_val_to_seed1_test": cross_seed(a, b), "seed1_val_to_seed0_test": cross_seed(b, a)}}
+
+
+def cross_seed(trial: list[dict], reference: list[dict]) -> dict:
+    """Would a longer trial rank? Each retrain's own best-epoch monitor Dice at one seed, read as a
+    trial, against the test Dice of the other seed's retrain (an independent run, as the search's
+    trial and the final retrain are), with log(parameters) as the control on the same resamples."""
+    by_key = {e["key"]: e for e in reference if e.get("test_mean_dice") is not None}
+    rows = [{"target": by_key[e["key"]]["test_mean_dice"], "log_params": math.log(e["n_params"]),
+             "retrain_val_dice": e.get("val_dice")}
+            for e in trial if e.get("test_mean_dice") is not None and e["key"] in by_key]
+    return tau_table(rows, "target", ("log_params", "retrain_val_dice"), seed=0, resamples=10_000, min_n=4)
 
 
 def deadline(stop_at: str | None, start: dt.datetime) -> dt.datetime | None:

@@ -135,12 +135,31 @@ def test_cache_fidelity_seed_agreement_matches_genomes_by_key_and_measures_the_s
     assert out["seed_sd"] == pytest.approx(0.005, abs=1e-4)  # diffs -0.008, +0.012, 0.002 x 3: sd 0.00707 / sqrt 2
     assert out["against_mean"]["neg_f1"]["tau"] == pytest.approx(9 / 90 ** 0.5, abs=1e-3)  # the swapped pair ties in the mean (tau-b)
     assert out["against_mean"]["search_val_dice"] == {"tau": None, "ci95": None}
+    assert out["cross_seed"]["seed0_val_to_seed1_test"]["n"] == 0  # no monitor Dice in these entries: no rows
     r0 = tmp_path / "s0.json"
     r0.write_text(json.dumps({"entries": a}))
     r1 = tmp_path / "s1.json"
     r1.write_text(json.dumps({"seed": 1, "entries": b}))
     assert cf.main(["cache.jsonl", "--config", "c.yaml", "--data-root", "d", "--with-seed", str(r1), "--out", str(r0)]) == 0
     assert json.loads(r0.read_text())["seed_agreement"]["n"] == 5
+
+
+def test_cache_fidelity_cross_seed_reads_one_seeds_monitor_dice_against_the_other_seeds_test_dice():
+    from script_loader import load_script
+
+    cf = load_script("cache_fidelity")
+    # seed 0's monitor Dice orders seed 1's test Dice exactly, and seed 0's own test Dice the reverse way;
+    # size orders seed 1 the reverse way: a reading against the wrong seed, or of size, gives -1
+    a = [{"key": f"k{i}", "n_params": 1000 * (6 - i), "val_dice": 0.6 + 0.01 * i, "test_mean_dice": 0.9 - 0.01 * i,
+          "f1": 0.3, "search_val_dice": 0.5} for i in range(6)]
+    b = [{"key": f"k{i}", "n_params": 1000 * (6 - i), "val_dice": 0.5, "test_mean_dice": 0.7 + 0.01 * i}
+         for i in range(6)]
+    out = cf.cross_seed(a, b)
+    assert out["n"] == 6 and out["retrain_val_dice"]["tau"] == 1.0 and out["log_params"]["tau"] == -1.0
+    assert out["log_params_minus_retrain_val_dice"]["tau"] == -2.0
+    assert out["log_params_minus_retrain_val_dice"]["ci95"][1] < 0
+    assert cf.cross_seed(b, a)["retrain_val_dice"] == {"tau": None, "ci95": None}  # a constant monitor Dice ranks nothing
+    assert cf.seed_agreement(a, b)["cross_seed"]["seed0_val_to_seed1_test"]["retrain_val_dice"]["tau"] == 1.0
 
 
 def test_cache_fidelity_two_seeds_blind_keep_one_prefix_through_a_kill_and_show_no_tau_until_complete(
