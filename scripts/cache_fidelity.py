@@ -67,14 +67,19 @@ def kendall(entries: list[dict]) -> dict:
     return tau_table(rows, "test_mean_dice", KEYS, seed=0, resamples=10_000, min_n=4)
 
 
+def paired(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
+    """The same genome's entries at two seeds, in `a`'s order (the bootstrap resamples rows by
+    position), each with a test Dice: a retrain that failed at either seed leaves its genome out."""
+    by_key = {e["key"]: e for e in b if e.get("test_mean_dice") is not None}
+    return [(e, by_key[e["key"]]) for e in a if e.get("test_mean_dice") is not None and e["key"] in by_key]
+
+
 def seed_agreement(a: list[dict], b: list[dict]) -> dict:
     """Two training seeds of the same reference: their τ is the ceiling a proxy can reach against
     one seed; against their mean the reference is less noisy."""
-    by_key = {e["key"]: e for e in b if e.get("test_mean_dice") is not None}
-    rows = [{"ref0": e["test_mean_dice"], "ref1": by_key[e["key"]]["test_mean_dice"],
-             "ref_mean": (e["test_mean_dice"] + by_key[e["key"]]["test_mean_dice"]) / 2,
+    rows = [{"ref0": e["test_mean_dice"], "ref1": o["test_mean_dice"], "ref_mean": (e["test_mean_dice"] + o["test_mean_dice"]) / 2,
              "neg_f1": -e["f1"], "log_params": math.log(e["n_params"]), "search_val_dice": e["search_val_dice"]}
-            for e in a if e.get("test_mean_dice") is not None and e["key"] in by_key]
+            for e, o in paired(a, b)]
     diff = np.array([r["ref0"] - r["ref1"] for r in rows], float)
     return {"n": len(rows), "seed_to_seed": tau_table(rows, "ref1", ("ref0",), seed=0, resamples=10_000, min_n=4),
             "against_mean": tau_table(rows, "ref_mean", KEYS, seed=0, resamples=10_000, min_n=4),
@@ -87,10 +92,8 @@ def cross_seed(trial: list[dict], reference: list[dict]) -> dict:
     """Would a longer trial rank? Each retrain's own best-epoch monitor Dice at one seed, read as a
     trial, against the test Dice of the other seed's retrain (an independent run, as the search's
     trial and the final retrain are), with log(parameters) as the control on the same resamples."""
-    by_key = {e["key"]: e for e in reference if e.get("test_mean_dice") is not None}
-    rows = [{"target": by_key[e["key"]]["test_mean_dice"], "log_params": math.log(e["n_params"]),
-             "retrain_val_dice": e.get("val_dice")}
-            for e in trial if e.get("test_mean_dice") is not None and e["key"] in by_key]
+    rows = [{"target": o["test_mean_dice"], "log_params": math.log(e["n_params"]), "retrain_val_dice": e.get("val_dice")}
+            for e, o in paired(trial, reference)]
     return tau_table(rows, "target", ("log_params", "retrain_val_dice"), seed=0, resamples=10_000, min_n=4)
 
 
