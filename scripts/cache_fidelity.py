@@ -28,6 +28,7 @@ leaves cover the same prefix; and a blind record holds no tau, prints no test Di
 `--with-seed` until every drawn genome is in, so the test is read once, at the size it was stated at.
 `--with-seed` also reads each retrain's own monitor Dice at one seed against the other seed's test
 Dice (`cross_seed`): whether a trial as long as the reference would rank above size.
+`--mean-with` ranks against the mean test Dice of any number of seeds (`seed_mean`).
 """
 
 from __future__ import annotations
@@ -67,11 +68,14 @@ def kendall(entries: list[dict]) -> dict:
     return tau_table(rows, "test_mean_dice", KEYS, seed=0, resamples=10_000, min_n=4)
 
 
-def paired(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
-    """The same genome's entries at two seeds, in `a`'s order (the bootstrap resamples rows by
-    position), each with a test Dice: a retrain that failed at either seed leaves its genome out."""
-    by_key = {e["key"]: e for e in b if e.get("test_mean_dice") is not None}
-    return [(e, by_key[e["key"]]) for e in a if e.get("test_mean_dice") is not None and e["key"] in by_key]
+def paired(*records: list[dict]) -> list[tuple[dict, ...]]:
+    """The same genome's entries at several seeds, in the first record's order (the bootstrap
+    resamples rows by position), each with a test Dice: a retrain that failed at any seed leaves
+    its genome out."""
+    first, *others = records
+    by_key = [{e["key"]: e for e in r if e.get("test_mean_dice") is not None} for r in others]
+    return [(e, *(b[e["key"]] for b in by_key)) for e in first
+            if e.get("test_mean_dice") is not None and all(e["key"] in b for b in by_key)]
 
 
 def seed_agreement(a: list[dict], b: list[dict]) -> dict:
@@ -95,6 +99,20 @@ def cross_seed(trial: list[dict], reference: list[dict]) -> dict:
     rows = [{"target": o["test_mean_dice"], "log_params": math.log(e["n_params"]), "retrain_val_dice": e.get("val_dice")}
             for e, o in paired(trial, reference)]
     return tau_table(rows, "target", ("log_params", "retrain_val_dice"), seed=0, resamples=10_000, min_n=4)
+
+
+def seed_mean(*records: list[dict]) -> dict:
+    """Every seed's mean test Dice as the reference: less noisy than any one seed, but no test once
+    some of its seeds have been read. `seed_sd` pools each genome's spread over its seeds (ddof 1);
+    the mean's own noise is that over the square root of the seed count."""
+    groups = paired(*records)
+    rows = [{"ref_mean": float(np.mean([g["test_mean_dice"] for g in group])), "neg_f1": -group[0]["f1"],
+             "log_params": math.log(group[0]["n_params"]), "search_val_dice": group[0]["search_val_dice"]}
+            for group in groups]
+    spread = [float(np.var([g["test_mean_dice"] for g in group], ddof=1)) for group in groups]
+    return {"n": len(rows), "seeds": len(records), "against_mean": tau_table(rows, "ref_mean", KEYS, seed=0, resamples=10_000, min_n=4),
+            "seed_sd": round(math.sqrt(float(np.mean(spread))), 4) if spread and len(records) > 1 else None,
+            "ref_sd_across_genomes": round(float(np.std([r["ref_mean"] for r in rows], ddof=1)), 4) if len(rows) > 1 else None}
 
 
 def deadline(stop_at: str | None, start: dt.datetime) -> dt.datetime | None:
@@ -130,16 +148,31 @@ def summarise(doc: dict, blind: bool) -> dict:
     return kendall(doc["entries"])
 
 
-def with_seed(out: Path, other_path: Path) -> int:
-    doc, other = json.loads(out.read_text()), json.loads(other_path.read_text())
-    for path, d in ((out, doc), (other_path, other)):
+def complete_records(*paths: Path) -> list[dict]:
+    """The records, each refused while it is blind and incomplete: seeds are compared once each is in."""
+    docs = [json.loads(path.read_text()) for path in paths]
+    for path, d in zip(paths, docs):
         if d.get("blind") and not complete(d):
             raise SystemExit(f"{path} is a blind record with {len(d['entries'])} of {len(d['drawn'])} drawn genomes "
-                             "measured: its seeds are compared when both are complete")
+                             "measured: its seeds are compared once every record is complete")
+    return docs
+
+
+def with_seed(out: Path, other_path: Path) -> int:
+    doc, other = complete_records(out, other_path)
     doc["seed_agreement"] = {"with": str(other_path), "seed": other.get("seed"),
                              **seed_agreement(doc["entries"], other["entries"])}
     atomic_write(out, json.dumps(doc, indent=2, default=str))
     print(json.dumps(doc["seed_agreement"], indent=2))
+    return 0
+
+
+def mean_with(out: Path, other_paths: list[Path]) -> int:
+    doc, *others = complete_records(out, *other_paths)
+    doc["seed_mean"] = {"with": [str(p) for p in other_paths], "with_seeds": [o.get("seed") for o in others],
+                        **seed_mean(doc["entries"], *(o["entries"] for o in others))}
+    atomic_write(out, json.dumps(doc, indent=2, default=str))
+    print(json.dumps(doc["seed_mean"], indent=2))
     return 0
 
 
@@ -165,10 +198,15 @@ def main(argv=None) -> int:
                     help="write and print no τ and no test Dice until every drawn genome is measured")
     ap.add_argument("--with-seed", default=None,
                     help="another training seed's record of the same draw: write their agreement into --out, train nothing")
+    ap.add_argument("--mean-with", nargs="+", default=None,
+                    help="other training seeds' records of the same draw: write τ against every seed's mean test "
+                         "Dice into --out (seed_mean), train nothing")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if args.with_seed:
         return with_seed(Path(args.out), Path(args.with_seed))
+    if args.mean_with:
+        return mean_with(Path(args.out), [Path(p) for p in args.mean_with])
     if len(args.seed) > 1 and "{seed}" not in args.out:
         raise SystemExit(f"--out {args.out} must hold {{seed}}: {len(args.seed)} seeds write one record each")
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import statistics
 
 import pytest
 
@@ -217,3 +218,37 @@ def test_cache_fidelity_two_seeds_blind_keep_one_prefix_through_a_kill_and_show_
     assert json.loads((tmp_path / "s0.json").read_text())["seed_agreement"]["n"] == 5
     with pytest.raises(SystemExit, match="was measured with"):  # the same records, not blind: other settings
         cf.main([a for a in args if a != "--blind"])
+
+
+def test_cache_fidelity_seed_mean_ranks_against_every_seeds_mean_and_pools_the_seed_spread(tmp_path):
+    from script_loader import load_script
+
+    cf = load_script("cache_fidelity")
+    # three seeds; -f1 orders the three-seed mean exactly, but seed 0 alone, or seed 0 with either other
+    # seed, the reverse way: a mean that leaves a seed out does not give tau 1
+    a = [{"key": f"k{i}", "f1": 0.5 - 0.01 * i, "n_params": 1000 * (6 - i), "search_val_dice": 0.5,
+          "test_mean_dice": 0.80 - 0.02 * i} for i in range(6)]
+    b = [{**e, "test_mean_dice": 0.70 + 0.01 * i} for i, e in enumerate(a)][::-1]  # other line order
+    c = [{**e, "test_mean_dice": 0.70 + 0.015 * i} for i, e in enumerate(a) if i != 5]  # k5 failed here
+    c.append({**a[5], "test_mean_dice": None})
+    out = cf.seed_mean(a, b, c)
+    assert out["n"] == 5 and out["seeds"] == 3
+    assert out["against_mean"]["neg_f1"]["tau"] == 1.0 and out["against_mean"]["log_params"]["tau"] == -1.0
+    assert out["against_mean"]["search_val_dice"] == {"tau": None, "ci95": None}
+    spread = [[0.80 - 0.02 * i, 0.70 + 0.01 * i, 0.70 + 0.015 * i] for i in range(5)]
+    assert out["seed_sd"] == pytest.approx(sum(statistics.variance(v) for v in spread) ** 0.5 / 5 ** 0.5, abs=1e-4)
+    assert cf.seed_mean(a, b)["against_mean"]["neg_f1"]["tau"] == -1.0
+    assert [g[0]["key"] for g in cf.paired(a, b, c)] == [f"k{i}" for i in range(5)]  # the first record's order
+    assert cf.seed_mean(a, b)["against_mean"] == cf.seed_agreement(a, b)["against_mean"]  # two seeds: the same reading
+    paths = []
+    for seed, entries in enumerate((a, b, c)):
+        paths.append(tmp_path / f"s{seed}.json")
+        paths[-1].write_text(json.dumps({"seed": seed, "blind": True, "drawn": [e["key"] for e in a], "entries": entries}))
+    args = ["cache.jsonl", "--config", "c.yaml", "--data-root", "d", "--mean-with", str(paths[1]), str(paths[2]),
+            "--out", str(paths[0])]
+    assert cf.main(args) == 0
+    written = json.loads(paths[0].read_text())["seed_mean"]
+    assert written["with_seeds"] == [1, 2] and written["against_mean"]["neg_f1"]["tau"] == 1.0
+    paths[2].write_text(json.dumps({"seed": 2, "blind": True, "drawn": [e["key"] for e in a], "entries": c[:3]}))
+    with pytest.raises(SystemExit, match="s2.json is a blind record with 3 of 6"):
+        cf.main(args)
