@@ -81,14 +81,13 @@ def paired(*records: list[dict]) -> list[tuple[dict, ...]]:
 def seed_agreement(a: list[dict], b: list[dict]) -> dict:
     """Two training seeds of the same reference: their τ is the ceiling a proxy can reach against
     one seed; against their mean (`seed_mean`) the reference is less noisy. `seed_sd` here is that
-    of the seed-to-seed difference over √2, so a seed's constant offset does not count as noise."""
+    of the seed-to-seed difference over √2 (`seed_mean`'s residual sd at two seeds), so a seed's
+    constant offset does not count as noise."""
     rows = [{"ref0": e["test_mean_dice"], "ref1": o["test_mean_dice"]} for e, o in paired(a, b)]
-    diff = np.array([r["ref0"] - r["ref1"] for r in rows], float)
     mean = seed_mean(a, b)
     return {"n": len(rows), "seed_to_seed": tau_table(rows, "ref1", ("ref0",), seed=0, resamples=10_000, min_n=4),
             "against_mean": mean["against_mean"],
-            "seed_sd": round(float(np.std(diff, ddof=1) / math.sqrt(2)), 4) if len(rows) > 1 else None,
-            "ref_sd_across_genomes": mean["ref_sd_across_genomes"],
+            "seed_sd": mean["seed_sd"], "ref_sd_across_genomes": mean["ref_sd_across_genomes"],
             "cross_seed": {"seed0_val_to_seed1_test": cross_seed(a, b), "seed1_val_to_seed0_test": cross_seed(b, a)}}
 
 
@@ -103,16 +102,25 @@ def cross_seed(trial: list[dict], reference: list[dict]) -> dict:
 
 def seed_mean(*records: list[dict]) -> dict:
     """Every seed's mean test Dice as the reference: less noisy than any one seed, but no test once
-    some of its seeds have been read. `seed_sd` pools each genome's spread over its seeds (ddof 1);
-    the mean's own noise is that over the square root of the seed count."""
+    some of its seeds have been read. `seed_sd` is the residual sd of a genome + seed fit,
+    SS/((n-1)(k-1)): a seed's constant offset is not noise (for two seeds it is sd(difference)/√2,
+    `seed_agreement`'s); the mean's own noise is that over the square root of the seed count."""
     groups = paired(*records)
     rows = [{"ref_mean": float(np.mean([g["test_mean_dice"] for g in group])), "neg_f1": -group[0]["f1"],
              "log_params": math.log(group[0]["n_params"]), "search_val_dice": group[0]["search_val_dice"]}
             for group in groups]
-    spread = [float(np.var([g["test_mean_dice"] for g in group], ddof=1)) for group in groups]
+    dice = np.array([[g["test_mean_dice"] for g in group] for group in groups], float).reshape(len(groups), len(records))
     return {"n": len(rows), "seeds": len(records), "against_mean": tau_table(rows, "ref_mean", KEYS, seed=0, resamples=10_000, min_n=4),
-            "seed_sd": round(math.sqrt(float(np.mean(spread))), 4) if spread and len(records) > 1 else None,
+            "seed_sd": residual_sd(dice) if len(rows) > 1 and len(records) > 1 else None,
             "ref_sd_across_genomes": round(float(np.std([r["ref_mean"] for r in rows], ddof=1)), 4) if len(rows) > 1 else None}
+
+
+def residual_sd(x: np.ndarray) -> float:
+    """Seed noise left after each genome's mean and each seed's offset are taken out (two-way
+    additive fit without interaction, genomes in rows, seeds in columns)."""
+    resid = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+    n, k = x.shape
+    return round(math.sqrt(float((resid ** 2).sum()) / ((n - 1) * (k - 1))), 4)
 
 
 def deadline(stop_at: str | None, start: dt.datetime) -> dt.datetime | None:
@@ -196,9 +204,10 @@ def main(argv=None) -> int:
                     help="records of earlier draws: their measured genomes are left out of the population (a fresh draw)")
     ap.add_argument("--blind", action="store_true",
                     help="write and print no τ and no test Dice until every drawn genome is measured")
-    ap.add_argument("--with-seed", default=None,
+    read_only = ap.add_mutually_exclusive_group()
+    read_only.add_argument("--with-seed", default=None,
                     help="another training seed's record of the same draw: write their agreement into --out, train nothing")
-    ap.add_argument("--mean-with", nargs="+", default=None,
+    read_only.add_argument("--mean-with", nargs="+", default=None,
                     help="other training seeds' records of the same draw: write τ against every seed's mean test "
                          "Dice into --out (seed_mean), train nothing")
     ap.add_argument("--out", required=True)

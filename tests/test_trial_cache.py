@@ -235,8 +235,17 @@ def test_cache_fidelity_seed_mean_ranks_against_every_seeds_mean_and_pools_the_s
     assert out["n"] == 5 and out["seeds"] == 3
     assert out["against_mean"]["neg_f1"]["tau"] == 1.0 and out["against_mean"]["log_params"]["tau"] == -1.0
     assert out["against_mean"]["search_val_dice"] == {"tau": None, "ci95": None}
-    spread = [[0.80 - 0.02 * i, 0.70 + 0.01 * i, 0.70 + 0.015 * i] for i in range(5)]
-    assert out["seed_sd"] == pytest.approx(sum(statistics.variance(v) for v in spread) ** 0.5 / 5 ** 0.5, abs=1e-4)
+    # every seed is a straight line in i, so a genome + seed fit leaves a residual only from the slopes:
+    # seed 0 falls by 0.02 a step where the mean of the three rises by 0.00167
+    dice = [[0.80 - 0.02 * i, 0.70 + 0.01 * i, 0.70 + 0.015 * i] for i in range(5)]
+    resid = [[x - statistics.mean(row) - statistics.mean(col) + statistics.mean(sum(dice, []))
+              for x, col in zip(row, zip(*dice))] for row in dice]
+    assert out["seed_sd"] == pytest.approx((sum(r * r for r in sum(resid, [])) / (4 * 2)) ** 0.5, abs=1e-4)
+    shifted = [{**e, "test_mean_dice": e["test_mean_dice"] + 0.1} for e in b]  # a seed's constant offset is not noise
+    assert cf.seed_mean(a, shifted, c)["seed_sd"] == out["seed_sd"]
+    two = [0.10 - 0.03 * i for i in range(6)]  # seeds 0 and 1 share all six genomes
+    assert cf.seed_agreement(a, b)["seed_sd"] == pytest.approx(statistics.stdev(two) / 2 ** 0.5, abs=1e-4)
+    assert cf.seed_mean(a, b)["seed_sd"] == cf.seed_agreement(a, b)["seed_sd"]
     assert cf.seed_mean(a, b)["against_mean"]["neg_f1"]["tau"] == -1.0
     assert [g[0]["key"] for g in cf.paired(a, b, c)] == [f"k{i}" for i in range(5)]  # the first record's order
     assert cf.seed_mean(a, b)["against_mean"] == cf.seed_agreement(a, b)["against_mean"]  # two seeds: the same reading
@@ -249,6 +258,9 @@ def test_cache_fidelity_seed_mean_ranks_against_every_seeds_mean_and_pools_the_s
     assert cf.main(args) == 0
     written = json.loads(paths[0].read_text())["seed_mean"]
     assert written["with_seeds"] == [1, 2] and written["against_mean"]["neg_f1"]["tau"] == 1.0
+    with pytest.raises(SystemExit) as both:  # --with-seed would otherwise win silently
+        cf.main([*args[:-2], "--with-seed", str(paths[1]), *args[-2:]])
+    assert both.value.code == 2
     paths[2].write_text(json.dumps({"seed": 2, "blind": True, "drawn": [e["key"] for e in a], "entries": c[:3]}))
     with pytest.raises(SystemExit, match="s2.json is a blind record with 3 of 6"):
         cf.main(args)
