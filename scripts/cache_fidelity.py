@@ -85,7 +85,7 @@ def seed_agreement(a: list[dict], b: list[dict]) -> dict:
     constant offset does not count as noise."""
     rows = [{"ref0": e["test_mean_dice"], "ref1": o["test_mean_dice"]} for e, o in paired(a, b)]
     mean = seed_mean(a, b)
-    return {"n": len(rows), "seed_to_seed": tau_table(rows, "ref1", ("ref0",), seed=0, resamples=10_000, min_n=4),
+    return {"n": mean["n"], "seed_to_seed": tau_table(rows, "ref1", ("ref0",), seed=0, resamples=10_000, min_n=4),
             "against_mean": mean["against_mean"],
             "seed_sd": mean["seed_sd"], "ref_sd_across_genomes": mean["ref_sd_across_genomes"],
             "cross_seed": {"seed0_val_to_seed1_test": cross_seed(a, b), "seed1_val_to_seed0_test": cross_seed(b, a)}}
@@ -106,13 +106,13 @@ def seed_mean(*records: list[dict]) -> dict:
     SS/((n-1)(k-1)): a seed's constant offset is not noise (for two seeds it is sd(difference)/√2,
     `seed_agreement`'s); the mean's own noise is that over the square root of the seed count."""
     groups = paired(*records)
-    rows = [{"ref_mean": float(np.mean([g["test_mean_dice"] for g in group])), "neg_f1": -group[0]["f1"],
-             "log_params": math.log(group[0]["n_params"]), "search_val_dice": group[0]["search_val_dice"]}
-            for group in groups]
     dice = np.array([[g["test_mean_dice"] for g in group] for group in groups], float).reshape(len(groups), len(records))
+    ref_mean = dice.mean(axis=1)
+    rows = [{"ref_mean": float(m), "neg_f1": -group[0]["f1"], "log_params": math.log(group[0]["n_params"]),
+             "search_val_dice": group[0]["search_val_dice"]} for m, group in zip(ref_mean, groups)]
     return {"n": len(rows), "seeds": len(records), "against_mean": tau_table(rows, "ref_mean", KEYS, seed=0, resamples=10_000, min_n=4),
             "seed_sd": residual_sd(dice) if len(rows) > 1 and len(records) > 1 else None,
-            "ref_sd_across_genomes": round(float(np.std([r["ref_mean"] for r in rows], ddof=1)), 4) if len(rows) > 1 else None}
+            "ref_sd_across_genomes": round(float(np.std(ref_mean, ddof=1)), 4) if len(rows) > 1 else None}
 
 
 def residual_sd(x: np.ndarray) -> float:

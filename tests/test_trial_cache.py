@@ -220,7 +220,7 @@ def test_cache_fidelity_two_seeds_blind_keep_one_prefix_through_a_kill_and_show_
         cf.main([a for a in args if a != "--blind"])
 
 
-def test_cache_fidelity_seed_mean_ranks_against_every_seeds_mean_and_pools_the_seed_spread(tmp_path):
+def test_cache_fidelity_seed_mean_ranks_against_every_seeds_mean_and_takes_seed_offsets_out_of_its_sd(tmp_path):
     from script_loader import load_script
 
     cf = load_script("cache_fidelity")
