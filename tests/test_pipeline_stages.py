@@ -324,3 +324,19 @@ def test_retrain_seconds_reach_the_trainer_as_a_wall_clock_budget(monkeypatch, t
     cfg = config_from_dict({"retrain": {"epochs": 7, "iters_per_epoch": 3, "patience": 0, "seconds": seconds}})
     assert rt.default_fit(cfg, tmp_path, GENOMES[0], 0, "cpu", False) == ("result", "plan")
     assert calls == [{"seed": 0, "epochs": 7, "iters_per_epoch": 3, "patience": 0, "seconds": expected}]
+
+
+def test_a_retrain_off_its_trials_seed_says_so(run):
+    """The pick trained at seed 0: a retrain at seed 0 is silent about seeds, one at seed 3 names both
+    seeds in its log and retrain.json keeps the trial's seed beside its own."""
+    from medseg_nas.stages.retrain import retrain
+
+    _, run_dir = run
+    lines: list[str] = []
+    info = retrain(run_dir, "best", fit_fn=stub_fit, force=True, log=lines.append)
+    assert info["seed"] == info["trial_seed"] == 0 and not any("train.seed" in s for s in lines)
+    lines.clear()
+    info = retrain(run_dir, "best", overrides=["train.seed=3"], fit_fn=stub_fit, force=True, log=lines.append)
+    assert (info["seed"], info["trial_seed"]) == (3, 0)
+    notes = [s for s in lines if "note: train.seed is 3" in s]
+    assert len(notes) == 1 and "trained at seed 0" in notes[0] and "train.seed=0" in notes[0]

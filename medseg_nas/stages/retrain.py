@@ -17,6 +17,10 @@ stay held out for `evaluate`.
 
 Writes best/model.pt (medseg_nas.model_io format), best/genome.json, best/history.json (the
 TrialResult without weights) and best/retrain.json (what was picked and why).
+
+The retrain starts from `train.seed`, the seed the trials trained with, and says so when an
+override moves it off the picked trial's: the trial's ranking was measured to carry to a retrain
+at its own seed only (`seed_note`).
 """
 
 from __future__ import annotations
@@ -155,6 +159,16 @@ def default_fit(cfg, run_dir: Path, genome: Genome, seed: int, device: str | Non
     return result, plan
 
 
+def seed_note(trial_id: int, trial_seed: int, seed: int) -> str:
+    """Why a retrain off its trial's seed is worth a line: 90 trials' validation Dice ranked a 400-step
+    retrain from the same initial weights above parameter count (τ 0.555 vs 0.263), but retrains from
+    other weights no better than it (seeds 1 and 2; docs/studies/search_strategies.md, "Result of the
+    own-seed test"). Not an error: seed studies retrain at other seeds on purpose."""
+    return (f"  note: train.seed is {seed}, but trial {trial_id} trained at seed {trial_seed}; the search ranked its "
+            f"networks from seed {trial_seed}'s initial weights, and that ranking was measured not to carry to other "
+            f"seeds (set train.seed={trial_seed} to retrain the start it judged)")
+
+
 def retrain(
     run_dir: str | Path,
     pick: str | None = None,
@@ -195,6 +209,8 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         f"{f' (at most {cfg.retrain.seconds_budget:.0f} s)' if cfg.retrain.seconds_budget else ''}, patience {cfg.retrain.patience}, "
         f"augment {retrain_augment(cfg)}, {len(trained)} training cases ({'train+val' if cfg.retrain.include_val else 'train'}), curve on {len(monitor)} "
         f"{'held-out' if held_out else 'TRAINING'} case(s)")
+    if row.seed is not None and int(row.seed) != seed:
+        log(seed_note(row.id, int(row.seed), seed))
     t0 = time.time()
     result, plan = (fit_fn or default_fit)(cfg, run_dir, genome, seed, device, progress)
     if not result.ok:
@@ -216,6 +232,7 @@ def _retrain(run_dir: Path, pick, overrides, force, device, progress, fit_fn, lo
         "search_costs": {"macs": row.macs, "act_mem_mb": row.act_mem_mb, "latency_ms": row.latency_ms},
         "n_params": result.n_params or trial_params(row),
         "seed": seed,
+        "trial_seed": row.seed,  # the seed the picked trial trained at (seed_note when they differ)
         "include_val": cfg.retrain.include_val,
         "monitor_fraction": cfg.retrain.monitor_fraction,
         "augment": retrain_augment(cfg),
