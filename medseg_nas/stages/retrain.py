@@ -165,8 +165,8 @@ def seed_note(trial_id: int, trial_seed: int, seed: int) -> str:
     other weights no better than it (seeds 1 and 2; docs/studies/search_strategies.md, "Result of the
     own-seed test"). Not an error: seed studies retrain at other seeds on purpose."""
     return (f"  note: train.seed is {seed}, but trial {trial_id} trained at seed {trial_seed}; the search ranked its "
-            f"networks from seed {trial_seed}'s initial weights, and that ranking was measured not to carry to other "
-            f"seeds (set train.seed={trial_seed} to retrain the start it judged)")
+            f"networks from seed {trial_seed}'s initial weights, and at 400-step retrains that ranking was measured not "
+            f"to carry to other seeds (set train.seed={trial_seed} to retrain the start it judged)")
 
 
 def retrain(
