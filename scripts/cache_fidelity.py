@@ -55,10 +55,12 @@ from medseg_nas.stages.retrain import retrain_data
 KEYS = ("neg_f1", "log_params", "search_val_dice")
 
 
-def draw_order(trials: dict[str, dict], seed: int, exclude: frozenset[str] = frozenset()) -> list[str]:
+def draw_order(trials: dict[str, dict], seed: int, exclude: frozenset[str] = frozenset(), max_params: int = 0) -> list[str]:
     """The learned genomes' keys, less `exclude`, in a random order fixed by `seed` (keys sorted
-    first, so the order depends on the cache's content, not on its line order)."""
-    keys = sorted(k for k, e in trials.items() if (e.get("val_dice") or 0.0) > 0.0 and k not in exclude)
+    first, so the order depends on the cache's content, not on its line order). `max_params` (0:
+    none) keeps only what a retrain capped by `retrain.max_params` could pick."""
+    keys = sorted(k for k, e in trials.items() if (e.get("val_dice") or 0.0) > 0.0 and k not in exclude
+                  and (not max_params or int(e["n_params"]) <= max_params))
     return [keys[i] for i in np.random.default_rng(seed).permutation(len(keys))]
 
 
@@ -194,6 +196,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--augment", default="light", help="the retrain's augmentation (the earlier study's: light)")
+    ap.add_argument("--max-params", type=int, default=0,
+                    help="draw only genomes with at most this many parameters (a config's retrain.max_params; 0: all)")
     ap.add_argument("--seed", type=int, nargs="+", default=[0],
                     help="training seeds of the retrains; with several, each genome is retrained at every seed "
                          "before the next starts (a stopped run leaves the seeds on the same prefix) and --out "
@@ -222,11 +226,13 @@ def main(argv=None) -> int:
     stop = deadline(args.stop_at, dt.datetime.now(dt.timezone.utc))
     budget, trials = finished_trials(Path(args.cache))
     excluded = frozenset(e["key"] for r in args.exclude for e in json.loads(Path(r).read_text())["entries"])
-    drawable = draw_order(trials, args.draw_seed, excluded)
+    drawable = draw_order(trials, args.draw_seed, excluded, args.max_params)
     order = drawable[: args.draw]
     settings = {"cache": args.cache, "cache_budget": budget, "config": args.config, "draw_seed": args.draw_seed,
                 "budget": [args.epochs, args.iters], "augment": args.augment,
                 "exclude": sorted(args.exclude) or None, "blind": args.blind or None}
+    if args.max_params:  # absent otherwise, so the records made before the option still resume
+        settings["max_params"] = args.max_params
     paths = {seed: Path(args.out.replace("{seed}", str(seed))) for seed in args.seed}
     docs = {seed: open_record(path, {**settings, "seed": seed}, len(drawable), order) for seed, path in paths.items()}
 

@@ -108,6 +108,24 @@ def test_cache_fidelity_draws_learned_genomes_in_an_order_fixed_by_the_seed_not_
         cf.main([str(a), "--config", "c.yaml", "--data-root", "d", "--epochs", "4", "--out", str(out)])
 
 
+def test_cache_fidelity_max_params_draws_only_what_a_capped_retrain_could_pick(tmp_path):
+    """`--max-params`: the draw keeps the learned genomes at or under the cap, in an order fixed by
+    the seed, and `--exclude` still takes the measured ones out."""
+    from script_loader import load_script
+
+    from medseg_nas.bench.trial_cache import finished_trials
+
+    cf = load_script("cache_fidelity")
+    path = _cache_file(tmp_path / "a.jsonl", [({"n_f": i, "ops": ["conv3d_3"]}, 0.3, 0.8) for i in range(10)])
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**line, "n_params": 1000 * (i + 1)}) + "\n" for i, line in enumerate(lines)))
+    _, trials = finished_trials(path)
+    capped = cf.draw_order(trials, 0, max_params=5000)
+    assert sorted(trials[k]["n_params"] for k in capped) == [1000, 2000, 3000, 4000, 5000]
+    assert capped == cf.draw_order(trials, 0, max_params=5000) and len(cf.draw_order(trials, 0)) == 10
+    assert set(cf.draw_order(trials, 0, frozenset(capped[:2]), max_params=5000)) == set(capped[2:])
+
+
 def test_cache_fidelity_stop_time_is_the_next_one_even_across_midnight():
     import datetime as dt
 
