@@ -41,11 +41,13 @@ def test_other_budgets_are_ignored_and_damaged_lines_skipped(tmp_path):
         assert TrialCache(path, "b1").get("g5")["f1"] == 0.5
 
 
-def _cache_file(path, rows, budget="b1"):
-    """A cache as bench_search writes it: each line keyed by its genome's hash (Genome.key), whatever the budget."""
+def _cache_file(path, rows, budget="b1", n_params=None):
+    """A cache as bench_search writes it: each line keyed by its genome's hash (Genome.key), whatever the
+    budget; `n_params`, one count per row, adds the parameter counts."""
     lines = [json.dumps({"key": hashlib.sha1(json.dumps(g).encode()).hexdigest()[:12], "budget": budget,
-                         "genome": json.dumps(g), "status": "done", "f1": f1, "val_dice": vd, "seconds": 1.0})
-             for g, f1, vd in rows]
+                         "genome": json.dumps(g), "status": "done", "f1": f1, "val_dice": vd, "seconds": 1.0,
+                         **({"n_params": n_params[i]} if n_params else {})})
+             for i, (g, f1, vd) in enumerate(rows)]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -116,9 +118,8 @@ def test_cache_fidelity_max_params_draws_only_what_a_capped_retrain_could_pick(t
     from medseg_nas.bench.trial_cache import finished_trials
 
     cf = load_script("cache_fidelity")
-    path = _cache_file(tmp_path / "a.jsonl", [({"n_f": i, "ops": ["conv3d_3"]}, 0.3, 0.8) for i in range(10)])
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    path.write_text("".join(json.dumps({**line, "n_params": 1000 * (i + 1)}) + "\n" for i, line in enumerate(lines)))
+    path = _cache_file(tmp_path / "a.jsonl", [({"n_f": i, "ops": ["conv3d_3"]}, 0.3, 0.8) for i in range(10)],
+                       n_params=[1000 * (i + 1) for i in range(10)])
     _, trials = finished_trials(path)
     capped = cf.draw_order(trials, 0, max_params=5000)
     assert sorted(trials[k]["n_params"] for k in capped) == [1000, 2000, 3000, 4000, 5000]
